@@ -1,0 +1,2 @@
+export { Module } from './module.js';
+export * from './layers.js';

@@ -1,0 +1,139 @@
+// The layers CNNs are made of. Initialization follows PyTorch's defaults (Kaiming-uniform weights with
+// a = sqrt(5), uniform bias in +-1/sqrt(fan_in)), drawn from the seeded generator given at construction.
+
+import * as ops from '../autograd/index.js';
+import type { Random } from '../tensor/random.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Module } from './module.js';
+
+function kaimingUniform(rng: Random, shape: number[], fanIn: number): Tensor {
+  const bound = 1 / Math.sqrt(fanIn); // gain sqrt(2/(1+5)) * sqrt(3/fanIn)
+  return rng.uniformTensor(shape, -bound, bound);
+}
+
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, rng: Random, opts: { bias?: boolean } = {}) {
+    super();
+    this.weight = this.addParameter('weight', kaimingUniform(rng, [outFeatures, inFeatures], inFeatures));
+    this.bias = opts.bias === false ? null : this.addParameter('bias', kaimingUniform(rng, [outFeatures], inFeatures));
+  }
+  forward(x: Tensor): Tensor {
+    return ops.linear(x, this.weight, this.bias);
+  }
+  describe(): string {
+    return `Linear(${this.inFeatures}, ${this.outFeatures}${this.bias ? '' : ', no bias'})`;
+  }
+}
+
+export interface Conv2dConfig extends ops.Conv2dOptions {
+  bias?: boolean;
+}
+
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly kernel: [number, number];
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernel: number | [number, number],
+    rng: Random,
+    readonly config: Conv2dConfig = {},
+  ) {
+    super();
+    this.kernel = typeof kernel === 'number' ? [kernel, kernel] : kernel;
+    const groups = config.groups ?? 1;
+    const fanIn = (inChannels / groups) * this.kernel[0] * this.kernel[1];
+    this.weight = this.addParameter('weight', kaimingUniform(rng, [outChannels, inChannels / groups, ...this.kernel], fanIn));
+    this.bias = config.bias === false ? null : this.addParameter('bias', kaimingUniform(rng, [outChannels], fanIn));
+  }
+  forward(x: Tensor): Tensor {
+    return ops.conv2d(x, this.weight, this.bias, this.config);
+  }
+  describe(): string {
+    const c = this.config;
+    const extras = [
+      c.stride && c.stride !== 1 ? `stride ${c.stride}` : '',
+      c.padding ? `pad ${c.padding}` : '',
+      c.dilation && c.dilation !== 1 ? `dilation ${c.dilation}` : '',
+      c.groups && c.groups !== 1 ? `groups ${c.groups}` : '',
+      this.bias ? '' : 'no bias',
+    ].filter(Boolean);
+    return `Conv2d(${this.inChannels}, ${this.outChannels}, ${this.kernel.join('x')}${extras.length ? ', ' + extras.join(', ') : ''})`;
+  }
+}
+
+/** Batch normalization over the channel axis of [N, C, H, W] or [N, C]. */
+export class BatchNorm extends Module {
+  readonly gamma: Tensor;
+  readonly beta: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  constructor(readonly channels: number, readonly opts: { momentum?: number; eps?: number } = {}) {
+    super();
+    this.gamma = this.addParameter('weight', Tensor.ones([channels]));
+    this.beta = this.addParameter('bias', Tensor.zeros([channels]));
+    this.runningMean = this.addBuffer('running_mean', Tensor.zeros([channels]));
+    this.runningVar = this.addBuffer('running_var', Tensor.ones([channels]));
+  }
+  forward(x: Tensor): Tensor {
+    return ops.batchNorm(x, this, { training: this.training, momentum: this.opts.momentum, eps: this.opts.eps });
+  }
+  describe(): string {
+    return `BatchNorm(${this.channels})`;
+  }
+}
+
+/** A parameter-free layer given by a function. */
+export class Lambda extends Module {
+  constructor(private readonly label: string, private readonly fn: (x: Tensor, training: boolean) => Tensor) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.fn(x, this.training);
+  }
+  describe(): string {
+    return this.label;
+  }
+}
+
+export const ReLU = () => new Lambda('ReLU', ops.relu);
+export const ReLU6 = () => new Lambda('ReLU6', ops.relu6);
+export const Hardtanh = () => new Lambda('Hardtanh', ops.hardtanh);
+export const Flatten = () => new Lambda('Flatten', (x) => ops.flatten(x));
+export const GlobalAvgPool2d = () => new Lambda('GlobalAvgPool2d', (x) => ops.flatten(ops.globalAvgPool2d(x)));
+export const MaxPool2d = (o: ops.Pool2dOptions) => new Lambda(`MaxPool2d(${o.kernel})`, (x) => ops.maxPool2d(x, o));
+export const AvgPool2d = (o: ops.Pool2dOptions) => new Lambda(`AvgPool2d(${o.kernel})`, (x) => ops.avgPool2d(x, o));
+
+/** Dropout with a fresh mask each call, drawn from the seeded generator. */
+export class Dropout extends Module {
+  constructor(readonly p: number, private readonly rng: Random) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return ops.dropout(x, this.p, this.training, this.training ? this.rng.nextUint32() : 0);
+  }
+  describe(): string {
+    return `Dropout(${this.p})`;
+  }
+}
+
+/** Layers applied in order; children are named "0", "1", ... */
+export class Sequential extends Module {
+  readonly layers: Module[];
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((m, i) => this.addChild(String(i), m));
+  }
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const m of this.layers) h = m.forward(h);
+    return h;
+  }
+  describe(): string {
+    return `Sequential(${this.layers.length})`;
+  }
+}
