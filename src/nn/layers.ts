@@ -109,7 +109,7 @@ export const AvgPool2d = (o: ops.Pool2dOptions) => new Lambda(`AvgPool2d(${o.ker
 
 /** Dropout with a fresh mask each call, drawn from the seeded generator. */
 export class Dropout extends Module {
-  constructor(readonly p: number, private readonly rng: Random) {
+  constructor(readonly p: number, public rng: Random) {
     super();
   }
   forward(x: Tensor): Tensor {

@@ -18,6 +18,18 @@ export class Random {
     }
   }
 
+  /** The generator's state, to checkpoint and later resume the same sequence. */
+  getState(): number[] {
+    return [...this.s];
+  }
+
+  setState(state: readonly number[]): void {
+    if (state.length !== 4 || state.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff)) {
+      throw new RangeError('lowbit: a Random state is 4 unsigned 32-bit integers');
+    }
+    this.s.set(state);
+  }
+
   /** Next 32-bit unsigned integer. */
   nextUint32(): number {
     const s = this.s;
