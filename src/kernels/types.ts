@@ -140,4 +140,6 @@ export interface Kernels {
 
   /** mask[i] = (uniform(seed, i) >= p) ? 1/(1-p) : 0, a counter-based generator: same seed, same mask. */
   dropoutMask(mask: Ptr, n: number, p: number, seed: number): void;
+  /** dst[i] = lo + (hi - lo) * uniform(seed, i), the same generator as dropoutMask (stochastic rounding). */
+  randomUniform(dst: Ptr, n: number, lo: number, hi: number, seed: number): void;
 }

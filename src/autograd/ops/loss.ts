@@ -69,3 +69,10 @@ export function dropout(x: Tensor, p: number, training: boolean, seed: number): 
     return [dx];
   });
 }
+
+/** Uniform random values in [lo, hi) from the counter-based generator keyed by `seed` (no gradient). */
+export function randomUniform(shape: readonly number[], lo: number, hi: number, seed: number): Tensor {
+  const t = Tensor.empty(shape);
+  engine.kernels.randomUniform(t.ptr, t.size, lo, hi, seed >>> 0);
+  return t;
+}

@@ -187,3 +187,8 @@ export function dropoutMask(mem: EngineMemory, mask: Ptr, n: number, p: number, 
   const keep = 1 / (1 - p);
   for (let i = 0; i < n; i++) f[o + i] = uniformAt(seed, i) >= p ? keep : 0;
 }
+
+export function randomUniform(mem: EngineMemory, dst: Ptr, n: number, lo: number, hi: number, seed: number): void {
+  const f = mem.f32, o = dst >> 2;
+  for (let i = 0; i < n; i++) f[o + i] = lo + (hi - lo) * uniformAt(seed, i);
+}

@@ -32,5 +32,6 @@ export function createRefKernels(mem: EngineMemory): Kernels {
     channelAffine: (x, s, t, y, n, c, hw) => red.channelAffine(mem, x, s, t, y, n, c, hw),
     nllLoss: (lp, l, loss, r, c) => red.nllLoss(mem, lp, l, loss, r, c),
     dropoutMask: (m, n, p, seed) => ew.dropoutMask(mem, m, n, p, seed),
+    randomUniform: (d, n, lo, hi, seed) => ew.randomUniform(mem, d, n, lo, hi, seed),
   };
 }
