@@ -16,6 +16,37 @@ function positiveInt(name: string) {
   };
 }
 
+function nonNegativeInt(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer >= 0, got "${v}"`);
+    return n;
+  };
+}
+
+function positiveNumber(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a number > 0, got "${v}"`);
+    return n;
+  };
+}
+
+function nonNegativeNumber(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0, got "${v}"`);
+    return n;
+  };
+}
+
+function choice(name: string, values: string[]) {
+  return (v: string) => {
+    if (!values.includes(v)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}, got "${v}"`);
+    return v;
+  };
+}
+
 function intList(v: string): number[] {
   const list = v.split(',').map((s) => Number(s.trim()));
   if (list.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError(`expected a comma-separated list of positive integers, got "${v}"`);
@@ -30,6 +61,45 @@ export function buildProgram(): Command {
     .option('--verbose', 'print stack traces of errors')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+
+  program
+    .command('train')
+    .description('train a zoo model on a dataset; checkpoints every epoch (<out>.ckpt), --resume continues after a kill')
+    .requiredOption('--model <name>', 'zoo architecture: mlp, lenet5, vgg-small, resnet20, mobilenet-mini')
+    .requiredOption('--dataset <name|path>', 'mnist, fashion-mnist, cifar10, or a folder / .tar.gz of images')
+    .option('--epochs <n>', 'epochs (default: 10 for gray images, 30 for color)', positiveInt('--epochs'))
+    .option('--seed <n>', 'seed of the initialization, shuffling and augmentation', nonNegativeInt('--seed'), 0)
+    .option('--out <file>', 'where to write the trained model (default: <model>-<dataset>.lowbit)')
+    .option('--batch-size <n>', 'mini-batch size', positiveInt('--batch-size'))
+    .option('--optimizer <name>', 'sgd, adam or adamax', choice('--optimizer', ['sgd', 'adam', 'adamax']))
+    .option('--lr <x>', 'base learning rate', positiveNumber('--lr'))
+    .option('--momentum <x>', 'SGD momentum', nonNegativeNumber('--momentum'))
+    .option('--weight-decay <x>', 'L2 weight decay', nonNegativeNumber('--weight-decay'))
+    .option('--schedule <name>', 'constant, step or cosine', choice('--schedule', ['constant', 'step', 'cosine']))
+    .option('--warmup <epochs>', 'epochs of linear learning-rate warm-up', nonNegativeNumber('--warmup'))
+    .option('--width <n>', 'width knob of the architecture', positiveInt('--width'))
+    .option('--no-augment', 'no random crop/flip (on by default for color images)')
+    .option('--resume', 'continue from <out>.ckpt if it exists')
+    .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
+    .action(async (o) => {
+      const { runTrain } = await import('./train.js');
+      await init({ threads: o.threads });
+      await runTrain(o, process.argv.slice(2), (s) => console.error(s));
+    });
+
+  program
+    .command('eval')
+    .description('top-1 accuracy of a model on the test split of a dataset')
+    .requiredOption('--model <file|zoo:name>', 'a .lowbit model file or committed weights (zoo:lenet5-mnist)')
+    .requiredOption('--dataset <name|path>', 'mnist, fashion-mnist, cifar10, or a folder / .tar.gz of images')
+    .option('--json', 'print {accuracy, samples, ms_per_image} as JSON')
+    .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
+    .action(async (o: { model: string; dataset: string; json?: boolean; threads: number }) => {
+      const { runEval } = await import('./train.js');
+      await init({ threads: o.threads });
+      const r = await runEval(o);
+      console.log(o.json ? JSON.stringify(r) : `accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.samples} test images, ${r.ms_per_image.toFixed(3)} ms/image`);
+    });
 
   const bench = program.command('bench').description('measure speed against peers (onnxruntime-node, onnxruntime-web, tfjs-wasm) in the same run');
   bench
