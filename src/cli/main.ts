@@ -101,6 +101,15 @@ export function buildProgram(): Command {
       console.log(o.json ? JSON.stringify(r) : `accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.samples} test images, ${r.ms_per_image.toFixed(3)} ms/image`);
     });
 
+  program
+    .command('quantizers')
+    .description('every datatype lowbit implements, with its spec string, paper, bit widths and value set')
+    .option('--json', 'print the table as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { quantizersTable } = await import('../quant/cli-table.js');
+      console.log(quantizersTable(!!o.json));
+    });
+
   const bench = program.command('bench').description('measure speed against peers (onnxruntime-node, onnxruntime-web, tfjs-wasm) in the same run');
   bench
     .command('kernels')
