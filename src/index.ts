@@ -7,3 +7,4 @@ export * from './autograd/index.js';
 export * as nn from './nn/index.js';
 export { Random } from './tensor/random.js';
 export * as optim from './train/optim.js';
+export * as data from './data/index.js';

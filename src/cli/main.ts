@@ -78,7 +78,10 @@ export function buildProgram(): Command {
     .option('--schedule <name>', 'constant, step or cosine', choice('--schedule', ['constant', 'step', 'cosine']))
     .option('--warmup <epochs>', 'epochs of linear learning-rate warm-up', nonNegativeNumber('--warmup'))
     .option('--width <n>', 'width knob of the architecture', positiveInt('--width'))
-    .option('--no-augment', 'no random crop/flip (on by default for color images)')
+    // Both forms, so that the default stays undefined (a lone --no-augment would default to true, and gray
+    // digits would be flipped and cropped): the recipe decides (on for color images, off for gray).
+    .option('--augment', 'random crop/flip (default: on for color images, off for gray)')
+    .option('--no-augment', 'no random crop/flip')
     .option('--resume', 'continue from <out>.ckpt if it exists')
     .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
     .action(async (o) => {
