@@ -4,7 +4,7 @@
 import { engine } from '../../tensor/engine.js';
 import { Tensor, formatShape } from '../../tensor/tensor.js';
 import type { ConvGeometry } from '../../kernels/types.js';
-import { record } from '../graph.js';
+import { record, tracksGrad } from '../graph.js';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -63,8 +63,13 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   k.conv2d(g, x.ptr, weight.ptr, bias ? bias.ptr : 0, y.ptr);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('conv2d', y, inputs, (dy) => {
-    const dx = Tensor.empty(x.shape), dw = Tensor.empty(weight.shape);
-    k.conv2dBackwardInput(g, dy.ptr, weight.ptr, dx.ptr);
+    // The first layer's input (the image) needs no gradient: skip the most expensive half there.
+    let dx: Tensor | null = null;
+    if (tracksGrad(x)) {
+      dx = Tensor.empty(x.shape);
+      k.conv2dBackwardInput(g, dy.ptr, weight.ptr, dx.ptr);
+    }
+    const dw = Tensor.empty(weight.shape);
     k.conv2dBackwardWeight(g, x.ptr, dy.ptr, dw.ptr);
     if (!bias) return [dx, dw];
     const db = Tensor.empty([g.outC]);

@@ -3,7 +3,7 @@
 import { engine } from '../../tensor/engine.js';
 import { Tensor, formatShape } from '../../tensor/tensor.js';
 import type { Ptr } from '../../kernels/memory.js';
-import { record } from '../graph.js';
+import { record, tracksGrad } from '../graph.js';
 import { sumToShape } from './broadcast.js';
 
 /** c = op(a) op(b) on pointers (dense row-major operands), handling the empty cases. */
@@ -58,8 +58,12 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('linear', y, inputs, (g) => {
-    const dx = Tensor.empty(x.shape), dw = Tensor.empty(weight.shape);
-    gemmInto(dx.ptr, g.ptr, weight.ptr, false, false, n, inF, outF); // dX = dY W
+    let dx: Tensor | null = null;
+    if (tracksGrad(x)) {
+      dx = Tensor.empty(x.shape);
+      gemmInto(dx.ptr, g.ptr, weight.ptr, false, false, n, inF, outF); // dX = dY W
+    }
+    const dw = Tensor.empty(weight.shape);
     gemmInto(dw.ptr, g.ptr, x.ptr, true, false, outF, inF, n); // dW = dY^T X
     return bias ? [dx, dw, sumToShape(g, bias.shape)] : [dx, dw];
   });
