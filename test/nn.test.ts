@@ -1,10 +1,18 @@
 // Layers, the seeded generator, optimizers, and a small CNN that must learn a real (synthetic) task
 // end to end through every piece of the engine.
 
-import { describe, it } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as lb from '../src/index.js';
-import { Tensor, nn, optim, Random } from '../src/index.js';
+import { init, shutdown, Tensor, nn, optim, Random } from '../src/index.js';
+
+// Training-sized work runs on the WebAssembly kernels (the reference kernels are checked in autograd.test.ts).
+before(async () => {
+  await init({ threads: 2 });
+});
+after(async () => {
+  await shutdown();
+});
 
 describe('Random', () => {
   it('same seed, same sequence; different seed, different sequence', () => {

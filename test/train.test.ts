@@ -1,15 +1,23 @@
 // The trainer: schedules, checkpoint every epoch, and a resumed run that ends bit-identical to an
 // uninterrupted one.
 
-import { describe, it } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Tensor, Random } from '../src/index.js';
+import { init, shutdown, Tensor, Random } from '../src/index.js';
 import { buildModel } from '../src/zoo/index.js';
 import { train, type TrainConfig, type TrainData, type Batch } from '../src/train/trainer.js';
 import { learningRate } from '../src/train/schedule.js';
+
+// Training-sized work runs on the WebAssembly kernels (the reference kernels are checked in autograd.test.ts).
+before(async () => {
+  await init({ threads: 2 });
+});
+after(async () => {
+  await shutdown();
+});
 
 /** A deterministic synthetic MNIST-shaped task: the class is which quadrant holds a bright square. */
 function quadrantData(count: number, seed: number): TrainData {
@@ -40,7 +48,7 @@ function quadrantData(count: number, seed: number): TrainData {
 
 const config: TrainConfig = {
   epochs: 3, batchSize: 32, optimizer: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-4,
-  schedule: 'cosine', warmupEpochs: 1, seed: 5,
+  schedule: 'cosine', warmupEpochs: 0.5, seed: 5,
 };
 
 describe('schedules', () => {
@@ -59,7 +67,7 @@ describe('trainer', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lowbit-train-'));
     const info = { name: 'lenet5', config: {} };
     try {
-      const data = quadrantData(384, 11);
+      const data = quadrantData(768, 11);
       const a = buildModel('lenet5', {}, 1).model;
       const history = train(a, config, data, { modelInfo: info, checkpointPath: join(dir, 'a.lowbit'), progress: false, log: () => {} });
       assert.equal(history.length, 3);

@@ -26,7 +26,7 @@ export function maxPool2d(mem: EngineMemory, g: PoolGeometry, x: Ptr, y: Ptr, ar
         }
         const o = p * outPlane + oy * g.outW + ox;
         f[(y >> 2) + o] = bestAt < 0 ? 0 : best;
-        iv[(argmax >> 2) + o] = bestAt;
+        if (argmax) iv[(argmax >> 2) + o] = bestAt; // 0: indices not wanted (never write at address 0)
       }
 }
 

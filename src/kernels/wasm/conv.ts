@@ -1,0 +1,382 @@
+// Orchestration of the convolution jobs (the loops are in assembly/conv.ts and assembly/winograd.ts):
+// buffer sizes, the padded phase-split input, the choice of path, and the geometry of the input gradient
+// as a forward convolution with flipped weights. Paths, in order of preference:
+//   Winograd F(2x2,3x3) / F(3x3,2x2)   3x3, stride 1, undilated, groups 1, >= 8 channels in and out
+//   depthwise SIMD loops               one input and one output channel per group
+//   implicit im2col, row tiles         tiles of 8 pixels along an output row (rows filling >= 85% of them)
+//   implicit im2col, pixel panels      tiles of 8 consecutive pixels gathered into packed panels (narrow rows)
+//   GEMM + col2im                      input gradient with stride > 1
+
+import type { Ptr } from '../memory.js';
+import type { ConvGeometry } from '../types.js';
+import { ConvArg, Job } from './abi.js';
+import type { WasmBackend } from './backend.js';
+
+/** Multiply-adds per unit of a split convolution (~50 us on one thread). */
+const GRAIN_MACS = 1 << 20;
+/** Floats per unit of the preparation jobs (padding, packing). */
+const GRAIN_FLOATS = 1 << 16;
+/** Winograd only from this many input and output channels (below, the transforms dominate). */
+const WINOGRAD_MIN_CHANNELS = 8;
+/** Floats of per-thread scratch for one Winograd block (V and M), sized for the L2 cache. */
+const WINOGRAD_BLOCK_FLOATS = 1 << 17;
+/** Floats of the transformed tiles (V and D) held at once by the Winograd weight gradient. */
+const WINOGRAD_WGRAD_CHUNK_FLOATS = 1 << 18;
+
+interface Padded {
+  Hp: number;
+  Wq: number;
+  bytes: number;
+}
+
+function checkGeometry(g: ConvGeometry, op: string): void {
+  const ints = [g.n, g.inC, g.inH, g.inW, g.outC, g.kH, g.kW, g.strideH, g.strideW, g.dilationH, g.dilationW, g.groups, g.outH, g.outW];
+  if (ints.some((v) => !Number.isInteger(v) || v < 0) || g.groups < 1 || g.strideH < 1 || g.strideW < 1 || g.dilationH < 1 || g.dilationW < 1)
+    throw new RangeError(`lowbit: ${op}: invalid geometry ${JSON.stringify(g)}`);
+  if (g.inC % g.groups !== 0 || g.outC % g.groups !== 0)
+    throw new RangeError(`lowbit: ${op}: channels ${g.inC} -> ${g.outC} not divisible by groups ${g.groups}`);
+}
+
+/**
+ * The input gradient of a convolution as a stride-1 forward convolution over a (srcH x srcW) dy (or dy with
+ * zeros inserted between its samples) with the flipped, transposed weights: "full" padding.
+ */
+function flippedGeometry(g: ConvGeometry, srcH: number, srcW: number): ConvGeometry {
+  const padTop = g.dilationH * (g.kH - 1) - g.padTop;
+  const padLeft = g.dilationW * (g.kW - 1) - g.padLeft;
+  return {
+    n: g.n, inC: g.outC, inH: srcH, inW: srcW, outC: g.inC, kH: g.kH, kW: g.kW, strideH: 1, strideW: 1,
+    padTop, padLeft, padBottom: g.inH - srcH - padTop + g.dilationH * (g.kH - 1),
+    padRight: g.inW - srcW - padLeft + g.dilationW * (g.kW - 1),
+    dilationH: g.dilationH, dilationW: g.dilationW, groups: g.groups, outH: g.inH, outW: g.inW,
+  };
+}
+
+export class ConvRunner {
+  private readonly cmr: number;
+  private readonly cnr: number;
+  private readonly wmr: number;
+  private readonly wnr: number;
+
+  /** Use Winograd F(2x2, 3x3) where it applies (tests turn it off to check the direct path too). */
+  winograd = true;
+
+  constructor(private readonly be: WasmBackend) {
+    this.cmr = be.ex.tiling(5);
+    this.cnr = be.ex.tiling(6);
+    this.wmr = be.ex.tiling(7);
+    this.wnr = be.ex.tiling(8);
+  }
+
+  /**
+   * Size of the padded, phase-split input (see assembly/conv.ts); `minRows`/`minCols` enlarge it with
+   * zeros (the Winograd tiles read whole 4 x 4 tiles past the last output).
+   */
+  private padded(g: ConvGeometry, minRows = 0, minCols = 0): Padded {
+    const sW = g.strideW;
+    const rowsNeeded = (g.outH - 1) * g.strideH + (g.kH - 1) * g.dilationH + 1;
+    const Hp = Math.max(1, g.inH + g.padTop + g.padBottom, rowsNeeded, minRows);
+    const colsNeeded = g.outW + Math.floor(((g.kW - 1) * g.dilationW) / sW);
+    const Wq = Math.max(1, Math.ceil((g.inW + g.padLeft + g.padRight) / sW), colsNeeded, minCols);
+    // slack: tiles read up to CNR columns past a row's last output
+    const bytes = (g.n * g.inC * sW * Hp * Wq + 2 * (this.cnr + 8)) * 4;
+    return { Hp, Wq, bytes };
+  }
+
+  private writeGeometry(g: ConvGeometry, p: Padded): void {
+    const be = this.be;
+    be.args(g.n, g.inC, g.inH, g.inW, g.outC, g.kH, g.kW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW,
+      g.groups, g.outH, g.outW, p.Hp, p.Wq);
+  }
+
+  private macs(g: ConvGeometry): number {
+    return g.n * g.outC * g.outH * g.outW * (g.inC / g.groups) * g.kH * g.kW;
+  }
+
+  private isDepthwise(g: ConvGeometry): boolean {
+    return g.inC === g.groups && g.outC === g.groups;
+  }
+
+  /**
+   * Rows of outW pixels leave more than 15% of the 8-pixel tiles empty: use panels of 8 consecutive pixels
+   * of the flattened plane (gathered per tap) instead, if the panel fits the scratch buffer.
+   */
+  private narrow(g: ConvGeometry, K: number): boolean {
+    const used = g.outW / (Math.ceil(g.outW / this.cnr) * this.cnr);
+    return used < 0.85 && g.outH * g.outW >= this.cnr && 1024 + K * (4 + 4 * this.cnr) <= this.be.ex.scratchBytes();
+  }
+
+  /** Winograd F(2x2, 3x3) pays off for 3x3 stride-1 undilated convolutions with enough channels. */
+  private winogradApplies(g: ConvGeometry): boolean {
+    return this.winograd && g.kH === 3 && g.kW === 3 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 &&
+      g.dilationW === 1 && g.groups === 1 && g.inC >= WINOGRAD_MIN_CHANNELS && g.outC >= WINOGRAD_MIN_CHANNELS &&
+      g.outH >= 2 && g.outW >= 2;
+  }
+
+  /** dW by Winograd F(3x3, 2x2): 16 GEMMs over the tiles (assembly/winograd.ts), chunk by chunk. */
+  private winogradWeightGradient(g: ConvGeometry, x: Ptr, dy: Ptr, dw: Ptr): void {
+    const be = this.be, mem = be.mem;
+    const TH = be.ex.winogradTiles(g.outH, g.outW, 0), TW4 = be.ex.winogradTiles(g.outH, g.outW, 1);
+    const p = this.padded(g, 2 * TH + 2, 2 * TW4 + 4);
+    const tiles = g.n * TH * TW4;
+    const tc = Math.min(tiles, Math.max(64, Math.floor(WINOGRAD_WGRAD_CHUNK_FLOATS / (16 * (g.inC + g.outC)) / 4) * 4));
+    const allocs: Ptr[] = [];
+    const alloc = (bytes: number) => { const a = mem.alloc(bytes); allocs.push(a); return a; };
+    try {
+      const xpad = alloc(p.bytes);
+      const plane = (which: number) => be.ex.winogradWgradSizes(g.inC, g.outC, tc, which);
+      const V = alloc(16 * plane(0) * 4), D = alloc(16 * plane(1) * 4), M = alloc(16 * plane(2) * 4);
+      // D's padding columns (output channels past outC) and M start at zero
+      mem.f32.fill(0, D >> 2, (D >> 2) + 16 * plane(1));
+      mem.f32.fill(0, M >> 2, (M >> 2) + 16 * plane(2));
+      this.writeGeometry(g, p);
+      be.setArg(ConvArg.X, x);
+      be.setArg(ConvArg.XPad, xpad);
+      be.setArg(ConvArg.Offs, 0);
+      be.setArg(ConvArg.WPack, 0);
+      be.run(Job.ConvPrep, Math.min(g.n * g.inC, be.units(g.n * g.inC * p.Hp * p.Wq, GRAIN_FLOATS)));
+      be.setArg(ConvArg.X, dy);
+      be.setArg(ConvArg.Aux, V);
+      be.setArg(ConvArg.Aux2, D);
+      be.setArg(ConvArg.Blocks, tc);
+      be.setArg(ConvArg.WPack, M);
+      const chunkMacs = 16 * g.inC * g.outC * tc;
+      for (let first = 0; first < tiles; first += tc) {
+        be.setArg(ConvArg.MR, first);
+        be.run(Job.WinogradWgradTransform, Math.min(tc / 4, be.units(16 * (g.inC + g.outC) * tc, GRAIN_FLOATS)));
+        be.run(Job.WinogradWgradGemm, be.units(chunkMacs, GRAIN_MACS, 16));
+      }
+      be.setArg(ConvArg.W, dw);
+      be.run(Job.WinogradWgradOutput, Math.min(g.outC, be.units(g.outC * g.inC * 16, GRAIN_FLOATS)));
+    } finally {
+      for (const a of allocs) mem.free(a);
+    }
+  }
+
+  /** y = conv(x, w) + bias by Winograd F(2x2, 3x3) (assembly/winograd.ts). */
+  private winogradForward(g: ConvGeometry, x: Ptr, w: Ptr, bias: Ptr, y: Ptr, flippedWeights: boolean): void {
+    const be = this.be, mem = be.mem;
+    const TH = be.ex.winogradTiles(g.outH, g.outW, 0), TW4 = be.ex.winogradTiles(g.outH, g.outW, 1);
+    const p = this.padded(g, 2 * TH + 2, 2 * TW4 + 4);
+    const panels = Math.ceil(g.outC / 4);
+    // tiles per block: V (16 x TB x inC) and M (16 x outC4 x TB) stay within ~512 KiB (L2)
+    const tb = Math.max(8, Math.min(256, Math.floor(WINOGRAD_BLOCK_FLOATS / (16 * (g.inC + panels * 4)) / 8) * 8));
+    const xi = (rows: number, cols: number) => be.ex.winogradTiles(rows, cols, 2);
+    const scratchFloats = 16 * (xi(tb, g.inC) + xi(panels * 4, tb));
+    if (scratchFloats * 4 > be.ex.scratchBytes()) throw new Error('lowbit: internal: Winograd block exceeds the scratch buffer');
+    const tiles = g.n * TH * TW4;
+    const blocks = Math.ceil(tiles / tb);
+    const xpad = mem.alloc(p.bytes);
+    const U = mem.alloc(16 * panels * 4 * g.inC * 4);
+    try {
+      this.writeGeometry(g, p);
+      be.setArg(ConvArg.X, x);
+      be.setArg(ConvArg.XPad, xpad);
+      be.setArg(ConvArg.W, w);
+      be.setArg(ConvArg.WPack, U);
+      be.setArg(ConvArg.Offs, 0);
+      be.setArg(ConvArg.Bias, bias);
+      be.setArg(ConvArg.Y, y);
+      be.setArg(ConvArg.Aux, tb);
+      be.setArg(ConvArg.Aux2, flippedWeights ? 1 : 0);
+      be.setArg(ConvArg.Blocks, blocks);
+      be.run(Job.WinogradPrep, Math.min(Math.max(g.n * g.inC, panels), be.units(g.n * g.inC * p.Hp * p.Wq, GRAIN_FLOATS)));
+      be.run(Job.Winograd, Math.min(blocks, be.units(this.macs(g) / 2.25, GRAIN_MACS)));
+    } finally {
+      mem.free(xpad);
+      mem.free(U);
+    }
+  }
+
+  forward(g: ConvGeometry, x: Ptr, w: Ptr, bias: Ptr, y: Ptr, flippedWeights = false): void {
+    checkGeometry(g, 'conv2d');
+    const be = this.be, mem = be.mem;
+    if (g.n * g.outC * g.outH * g.outW === 0) return;
+    const K = (g.inC / g.groups) * g.kH * g.kW;
+    if (K === 0) {
+      // no taps: the output is the bias
+      for (let b = 0; b < g.n; b++)
+        for (let c = 0; c < g.outC; c++) {
+          const v = bias ? mem.f32[(bias >> 2) + c] : 0;
+          const start = (y >> 2) + (b * g.outC + c) * g.outH * g.outW;
+          mem.f32.fill(v, start, start + g.outH * g.outW);
+        }
+      return;
+    }
+    if (this.winogradApplies(g)) {
+      this.winogradForward(g, x, w, bias, y, flippedWeights);
+      return;
+    }
+    const p = this.padded(g);
+    const depthwise = this.isDepthwise(g) && !flippedWeights;
+    const coutG = g.outC / g.groups;
+    // 4-row tiles, or 3-row ones when they leave fewer rows empty (6 channels: 2 full tiles, not 1.5)
+    const mr = Math.ceil(coutG / 3) * 3 < Math.ceil(coutG / this.cmr) * this.cmr ? 3 : this.cmr;
+    const panels = Math.ceil(coutG / mr);
+    const xpad = mem.alloc(p.bytes);
+    const offs = mem.alloc(K * 4);
+    const wpack = depthwise ? 0 : mem.alloc(g.groups * panels * K * mr * 4);
+    try {
+      this.writeGeometry(g, p);
+      be.setArg(ConvArg.X, x);
+      be.setArg(ConvArg.XPad, xpad);
+      be.setArg(ConvArg.W, w);
+      be.setArg(ConvArg.WPack, wpack);
+      be.setArg(ConvArg.Offs, offs);
+      be.setArg(ConvArg.Bias, bias);
+      be.setArg(ConvArg.Y, y);
+      be.setArg(ConvArg.Aux, flippedWeights ? 1 : 0);
+      be.setArg(ConvArg.MR, mr);
+      // prep units split the input planes (and the weight panels); compute units split output rows (planes)
+      be.run(Job.ConvPrep, Math.min(g.n * g.inC, be.units(g.n * g.inC * p.Hp * p.Wq * g.strideW, GRAIN_FLOATS)));
+      if (depthwise) {
+        be.run(Job.DepthwiseForward, Math.min(g.n * g.inC, be.units(this.macs(g), GRAIN_MACS)));
+      } else if (this.narrow(g, K)) {
+        // narrow rows: tiles of 8 consecutive pixels of the flattened plane, gathered into panels
+        const units = g.n * g.groups * Math.ceil((g.outH * g.outW) / this.cnr);
+        be.run(Job.ConvPanels, Math.min(units, be.units(this.macs(g), GRAIN_MACS)));
+      } else {
+        be.run(Job.ConvForward, Math.min(g.n * g.outH, be.units(this.macs(g), GRAIN_MACS)));
+      }
+    } finally {
+      mem.free(xpad);
+      mem.free(offs);
+      if (wpack) mem.free(wpack);
+    }
+  }
+
+  backwardInput(g: ConvGeometry, dy: Ptr, w: Ptr, dx: Ptr): void {
+    checkGeometry(g, 'conv2dBackwardInput');
+    const be = this.be, mem = be.mem;
+    const dxLen = g.n * g.inC * g.inH * g.inW;
+    if (dxLen === 0) return;
+    const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
+    const kk = g.kH * g.kW;
+    if (g.outH * g.outW === 0 || coutG * kk === 0) {
+      mem.f32.fill(0, dx >> 2, (dx >> 2) + dxLen);
+      return;
+    }
+    if (g.strideH === 1 && g.strideW === 1) {
+      const g2 = flippedGeometry(g, g.outH, g.outW);
+      if (!this.isDepthwise(g)) {
+        this.forward(g2, dy, w, 0, dx, true); // the weights are flipped while they are packed
+        return;
+      }
+      const wf = mem.alloc(g.inC * coutG * kk * 4);
+      try {
+        be.args(w, wf, g.inC, cinG, coutG, g.kH, g.kW);
+        be.run(Job.FlipWeights, 1);
+        this.forward(g2, dy, wf, 0, dx);
+      } finally {
+        mem.free(wf);
+      }
+      return;
+    }
+    {
+      // stride > 1: with zeros inserted between the samples of dy (u), dx is again a stride-1 convolution of
+      // u with the flipped weights. It multiplies sH*sW times more (mostly zeros), which only pays when
+      // that convolution runs by Winograd (2.25x fewer multiplies and a faster kernel than GEMM + col2im).
+      const uh = (g.outH - 1) * g.strideH + 1, uw = (g.outW - 1) * g.strideW + 1;
+      const g2 = flippedGeometry(g, uh, uw);
+      if (!this.isDepthwise(g) && this.winogradApplies(g2) && g.strideH * g.strideW <= 4) {
+        const planes = g.n * g.outC;
+        const u = mem.alloc(planes * uh * uw * 4);
+        try {
+          be.args(u, planes * uh * uw, 0);
+          be.run(Job.Fill, be.units(planes * uh * uw, 1 << 17));
+          const arr = new Array<number>(19).fill(0);
+          arr[0] = 3;
+          arr.splice(1, 3, planes, g.outH, g.outW);
+          arr.splice(7, 3, g.outH * g.outW, g.outW, 1);
+          arr.splice(13, 3, uh * uw, g.strideH * uw, g.strideW);
+          be.ints(arr);
+          be.args(4, dy, u, planes * g.outH);
+          be.run(Job.Copy, Math.min(planes * g.outH, be.units(planes * g.outH * g.outW, GRAIN_FLOATS)));
+          this.forward(g2, u, w, 0, dx, true);
+        } finally {
+          mem.free(u);
+        }
+        return;
+      }
+    }
+    if (this.isDepthwise(g)) {
+      const p = this.padded(g);
+      this.writeGeometry(g, p);
+      be.setArg(ConvArg.X, dx);
+      be.setArg(ConvArg.W, w);
+      be.setArg(ConvArg.Y, dy);
+      be.run(Job.DepthwiseBackwardInput, Math.min(g.n * g.inC, be.units(this.macs(g), GRAIN_MACS / 4)));
+      return;
+    }
+    // dcol = W_g^T dy_g (GEMM), dx += col2im(dcol), per image and group
+    const K = cinG * kk, P = g.outH * g.outW;
+    const dcol = mem.alloc(K * P * 4);
+    try {
+      be.args(dx, dxLen, 0);
+      be.run(Job.Fill, be.units(dxLen, 1 << 17));
+      for (let b = 0; b < g.n; b++)
+        for (let gi = 0; gi < g.groups; gi++) {
+          be.args(1, 0, K, P, coutG, w + gi * coutG * K * 4, K, dy + (b * g.outC + gi * coutG) * P * 4, P, dcol, P, 0);
+          be.run(Job.Gemm, K * P * coutG >= GRAIN_MACS ? be.nt : 1);
+          const p = this.padded(g);
+          this.writeGeometry(g, p);
+          be.setArg(ConvArg.Aux, dcol);
+          be.setArg(ConvArg.X, dx + (b * g.inC + gi * cinG) * g.inH * g.inW * 4);
+          be.setArg(ConvArg.Aux2, cinG);
+          be.run(Job.Col2im, Math.min(cinG, be.units(K * P, GRAIN_FLOATS)));
+        }
+    } finally {
+      mem.free(dcol);
+    }
+  }
+
+  backwardWeight(g: ConvGeometry, x: Ptr, dy: Ptr, dw: Ptr): void {
+    checkGeometry(g, 'conv2dBackwardWeight');
+    const be = this.be, mem = be.mem;
+    const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
+    const K = cinG * g.kH * g.kW;
+    const dwLen = g.outC * K;
+    if (dwLen === 0) return;
+    if (g.n * g.outH * g.outW === 0) {
+      mem.f32.fill(0, dw >> 2, (dw >> 2) + dwLen);
+      return;
+    }
+    if (this.winogradApplies(g)) {
+      this.winogradWeightGradient(g, x, dy, dw);
+      return;
+    }
+    const p = this.padded(g);
+    const prepUnits = Math.min(g.n * g.inC, be.units(g.n * g.inC * p.Hp * p.Wq * g.strideW, GRAIN_FLOATS));
+    const xpad = mem.alloc(p.bytes);
+    const offs = mem.alloc(K * 4);
+    const allocs = [xpad, offs];
+    try {
+      this.writeGeometry(g, p);
+      be.setArg(ConvArg.X, x);
+      be.setArg(ConvArg.XPad, xpad);
+      be.setArg(ConvArg.Offs, offs);
+      be.setArg(ConvArg.W, dw);
+      be.setArg(ConvArg.Y, dy);
+      if (this.isDepthwise(g)) {
+        be.setArg(ConvArg.WPack, 0);
+        be.run(Job.ConvPrep, prepUnits);
+        be.run(Job.DepthwiseWgrad, Math.min(g.inC, be.units(this.macs(g), GRAIN_MACS)));
+        return;
+      }
+      const P = g.outH * g.outW;
+      const S = Math.ceil(coutG / this.wnr);
+      const Kpad = Math.ceil(K / this.wmr) * this.wmr;
+      const dyT = mem.alloc(g.n * g.groups * S * P * this.wnr * 4);
+      allocs.push(dyT);
+      const dwT = mem.alloc(g.groups * Kpad * S * this.wnr * 4);
+      allocs.push(dwT);
+      be.setArg(ConvArg.Aux, dyT);
+      be.setArg(ConvArg.Aux2, dwT);
+      be.run(Job.WgradPrep, prepUnits);
+      const panels = g.groups * Math.ceil(K / this.wmr);
+      be.run(Job.Wgrad, Math.min(panels, be.units(this.macs(g), GRAIN_MACS)));
+    } finally {
+      for (const a of allocs) mem.free(a);
+    }
+  }
+}
