@@ -19,15 +19,9 @@ import { performance } from 'node:perf_hooks';
 import { EngineMemory, type Ptr } from '../src/kernels/memory.js';
 import type { ConvGeometry } from '../src/kernels/types.js';
 import { createWasmKernels, type WasmKernels } from '../src/kernels/wasm/index.js';
+import type { BenchRow } from './peers.js';
 
-export interface BenchRow {
-  name: string;
-  impl: string;
-  threads: number;
-  ms: number;
-  gops: number;
-  note?: string;
-}
+export type { BenchRow };
 
 export interface LowbitBenchOptions {
   warmup: number;

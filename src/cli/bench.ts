@@ -14,6 +14,23 @@ export interface BenchOptions {
   warmup: number;
   threads: number[];
   peers: boolean;
+  /** Repeat lowbit-then-peers this many times and report the median of the rounds' medians. */
+  rounds: number;
+}
+
+/** One row per (name, impl, threads): the median over rounds, so that a noisy phase does not decide. */
+function medianOfRounds(rows: BenchRow[]): BenchRow[] {
+  const groups = new Map<string, BenchRow[]>();
+  for (const r of rows) {
+    const key = `${r.name}|${r.impl}|${r.threads}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const finite = g.filter((r) => Number.isFinite(r.ms)).sort((a, b) => a.ms - b.ms);
+    if (!finite.length) return g[0];
+    const mid = finite[Math.floor((finite.length - 1) / 2)];
+    return { ...mid, note: [mid.note, g.length > 1 ? `median of ${finite.length} rounds: ${finite.map((r) => r.ms.toFixed(2)).join('/')} ms` : ''].filter(Boolean).join('; ') };
+  });
 }
 
 function find(rows: BenchRow[], name: string, impl: string, threads: number): BenchRow | undefined {
@@ -39,12 +56,16 @@ export async function runBenchKernels(opts: BenchOptions, log: (s: string) => vo
     throw new UsageError(`--threads must be a comma-separated list of integers from 1 to 16, got ${opts.threads.join(',')}`);
   }
   log(`lowbit kernels: ${KERNEL_CASES.map((c) => c.name).join(', ')}; threads ${opts.threads.join(',')}; ${opts.warmup} warm-up + ${opts.runs} timed runs each (medians)`);
-  const rows: BenchRow[] = [];
-  rows.push(...(await benchLowbitKernels({ warmup: opts.warmup, runs: opts.runs, threads: opts.threads })));
-  if (opts.peers) {
-    log('peers: onnxruntime-node, onnxruntime-web, tfjs-wasm (same process, same shapes)');
-    rows.push(...(await measurePeers(KERNEL_CASES, { warmup: opts.warmup, runs: opts.runs, threads: opts.threads })));
+  const all: BenchRow[] = [];
+  for (let round = 1; round <= opts.rounds; round++) {
+    log(`round ${round}/${opts.rounds}: lowbit`);
+    all.push(...(await benchLowbitKernels({ warmup: opts.warmup, runs: opts.runs, threads: opts.threads })));
+    if (opts.peers) {
+      log(`round ${round}/${opts.rounds}: peers onnxruntime-node, onnxruntime-web, tfjs-wasm (same process, same shapes)`);
+      all.push(...(await measurePeers(KERNEL_CASES, { warmup: opts.warmup, runs: opts.runs, threads: opts.threads })));
+    }
   }
+  const rows = medianOfRounds(all);
   const order = KERNEL_CASES.map((c) => c.name);
   rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name) || a.impl.localeCompare(b.impl) || a.threads - b.threads);
 
