@@ -3,8 +3,15 @@
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
+import v8 from 'node:v8';
 import { LowbitError } from '../errors.js';
 import { init, shutdown } from '../tensor/backend.js';
+import { CALIBRATION_METHODS } from '../quant/observers.js';
+
+// Relaxed SIMD (fused multiply-add) speeds up the GEMM and convolution kernels by about a third; Node 20
+// ships it behind a V8 flag. The kernels use it only after a self-test against plain SIMD passes, so the
+// CLI turns the flag on before any WebAssembly is compiled, unless told not to.
+if (!process.argv.includes('--no-relaxed-simd')) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -53,12 +60,21 @@ function intList(v: string): number[] {
   return list;
 }
 
+/** --specs a,b,c (repeatable: each use adds its list; a spec with commas, w=..,a=.., is given alone). */
+function specList(v: string, previous: string[] | undefined): string[] {
+  const single = /[=;]/.test(v);
+  const list = single ? [v.trim()] : v.split(',').map((s) => s.trim());
+  if (list.some((s) => s === '')) throw new InvalidArgumentError(`--specs: empty spec in "${v}"`);
+  return [...(previous ?? []), ...list];
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name('lowbit')
     .description('Quantize CNNs to low-bit datatypes, compare the techniques, run them with integer and bitwise WebAssembly kernels.')
     .version(pkg.version)
     .option('--verbose', 'print stack traces of errors')
+    .option('--no-relaxed-simd', 'plain WebAssembly SIMD only (no fused multiply-add)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
@@ -113,6 +129,55 @@ export function buildProgram(): Command {
       console.log(quantizersTable(!!o.json));
     });
 
+  program
+    .command('quantize')
+    .description('quantize a float model to a datatype: post-training with calibration, or quantization-aware training (--qat); writes a .lowbit file')
+    .requiredOption('--model <file|zoo:name>', 'the float model: a .lowbit file or committed weights (zoo:lenet5-mnist)')
+    .requiredOption('--spec <spec>', 'the datatype in the spec language: int8, int8:per-channel, w=twn,a=int8, bnn;conv1=fp32, ... (see `lowbit quantizers`)')
+    .requiredOption('--out <file>', 'where to write the quantized model (.lowbit)')
+    .option('--calib <dataset>', 'PTQ: dataset whose training images calibrate the activation ranges (default: the model\'s dataset)')
+    .option('--calib-samples <n>', 'number of calibration images', positiveInt('--calib-samples'), 512)
+    .option('--method <name>', `calibration observer: ${CALIBRATION_METHODS.join(', ')} (PTQ default minmax; QAT: minmax for 8 bits and more, mse below)`, choice('--method', [...CALIBRATION_METHODS]))
+    .option('--percentile <p>', 'percentile of |x| kept by --method percentile', positiveNumber('--percentile'))
+    .option('--no-bias-correction', 'PTQ: do not correct the output bias that quantized weights cause')
+    .option('--qat', 'quantization-aware training instead of post-training quantization')
+    .option('--epochs <n>', 'QAT epochs (default 3 fine-tuning, 5 from scratch)', positiveInt('--epochs'))
+    .option('--dataset <name|path>', 'QAT: the dataset to train on (default: the model\'s dataset)')
+    .option('--from-scratch', 'QAT: train from a random initialization (the default for fixed:*:stochastic, as Gupta et al.)')
+    .option('--first-last <policy>', 'first and last layers: auto (the papers\' conventions: bnn, xnor, dorefa, ttq keep them fp32), fp32, or quantize', choice('--first-last', ['auto', 'fp32', 'quantize']), 'auto')
+    .option('--seed <n>', 'seed of the calibration subset, QAT shuffling and stochastic quantizers', nonNegativeInt('--seed'), 0)
+    .option('--no-eval', 'do not evaluate the quantized model on the test split')
+    .option('--json', 'print the result as JSON')
+    .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
+    .action(async (o) => {
+      const { runQuantize } = await import('./quantize.js');
+      await init({ threads: o.threads });
+      const r = await runQuantize(o, process.argv.slice(2), (s) => console.error(s));
+      console.log(o.json ? JSON.stringify(r) : `${r.out}: ${r.effective_spec} (${r.mode.toUpperCase()})${r.accuracy === null ? '' : `, accuracy ${(100 * r.accuracy).toFixed(2)}% (float ${(100 * r.float_accuracy!).toFixed(2)}%)`}, ${r.bytes} bytes packed, ${r.compression}x`);
+    });
+
+  program
+    .command('compare')
+    .description('compare every datatype of the survey on a model: accuracy, size, BOPs, energy, MAC area, latency; writes DIR/results.json and DIR/report.html')
+    .requiredOption('--model <file|zoo:name>', 'the float model: a .lowbit file or committed weights (zoo:lenet5-mnist)')
+    .requiredOption('--dataset <name|path>', 'mnist, fashion-mnist, cifar10, or a folder / .tar.gz of images')
+    .requiredOption('--out <dir>', 'directory for results.json and report.html')
+    .option('--specs <list>', 'comma-separated specs (default: every family of the survey); a spec with commas (w=...,a=...) goes in its own --specs', specList)
+    .option('--quick', 'a subset of the data and one short epoch per training technique (under 2 minutes for LeNet-5 on MNIST)')
+    .option('--seed <n>', 'seed of the data subsets, training and stochastic quantizers', nonNegativeInt('--seed'), 0)
+    .option('--resume', 'keep the finished rows of DIR/results.json and run the others')
+    .option('--epochs <n>', 'QAT fine-tuning epochs (default 3; --quick 1)', positiveInt('--epochs'))
+    .option('--scratch-epochs <n>', 'epochs of the techniques trained from scratch (default 5; --quick 1)', positiveInt('--scratch-epochs'))
+    .option('--calib-samples <n>', 'PTQ calibration images (default 1024; --quick 256)', positiveInt('--calib-samples'))
+    .option('--method <name>', `PTQ calibration observer: ${CALIBRATION_METHODS.join(', ')}`, choice('--method', [...CALIBRATION_METHODS]))
+    .option('--first-last <policy>', 'first and last layers: auto (the papers\' conventions), fp32, or quantize', choice('--first-last', ['auto', 'fp32', 'quantize']), 'auto')
+    .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
+    .action(async (o) => {
+      const { runCompareCli } = await import('./compare.js');
+      await init({ threads: o.threads });
+      await runCompareCli(o, process.argv.slice(2), (s) => console.error(s), (s) => console.log(s));
+    });
+
   const bench = program.command('bench').description('measure speed against peers (onnxruntime-node, onnxruntime-web, tfjs-wasm) in the same run');
   bench
     .command('kernels')
@@ -121,8 +186,9 @@ export function buildProgram(): Command {
     .option('--runs <n>', 'timed runs per case (the median is reported)', positiveInt('--runs'), 15)
     .option('--warmup <n>', 'untimed runs before timing', positiveInt('--warmup'), 5)
     .option('--threads <list>', 'lowbit and peer thread counts to measure', intList, [1, 2])
+    .option('--rounds <n>', 'repeat lowbit-then-peers n times and report medians over rounds (the machine may be noisy)', positiveInt('--rounds'), 3)
     .option('--no-peers', 'measure lowbit only')
-    .action(async (o: { json?: string; runs: number; warmup: number; threads: number[]; peers: boolean }) => {
+    .action(async (o: { json?: string; runs: number; warmup: number; threads: number[]; peers: boolean; rounds: number }) => {
       const { runBenchKernels } = await import('./bench.js');
       await init({ threads: Math.max(...o.threads) });
       await runBenchKernels(o, (s) => console.log(s));

@@ -7,8 +7,10 @@ import { loadDataset, batches, CIFAR_AUGMENT, type Dataset } from '../data/index
 import { LowbitError, UsageError } from '../errors.js';
 import { getBackend } from '../tensor/backend.js';
 import { evaluate, train, type TrainConfig, type TrainData } from '../train/trainer.js';
-import { buildModel, loadModel, saveModel, zooEntry, type ModelConfig } from '../zoo/index.js';
+import { buildModel, saveModel, zooEntry, type ModelConfig } from '../zoo/index.js';
 import type { Module } from '../nn/index.js';
+import { loadAnyModel } from '../quant/load.js';
+import { disposeQuantized, type QuantizedModel } from '../quant/quantized.js';
 
 export interface TrainCliOptions {
   model: string;
@@ -101,8 +103,10 @@ export interface EvalResult {
 
 export async function runEval(o: { model: string; dataset: string }): Promise<EvalResult> {
   let model: Module, metadata: Record<string, unknown>, config: ModelConfig;
+  let quantized: QuantizedModel | null = null;
   if (o.model.startsWith('zoo:') || o.model.endsWith('.lowbit') || existsSync(o.model)) {
-    ({ model, metadata, config } = loadModel(o.model));
+    // A quantized model file (lowbit quantize) evaluates with its fake quantizers installed.
+    ({ model, metadata, config, quantized } = loadAnyModel(o.model));
   } else {
     throw new UsageError(`--model ${o.model}: give a .lowbit file or zoo:<name> (e.g. zoo:lenet5-mnist)`);
   }
@@ -112,6 +116,7 @@ export async function runEval(o: { model: string; dataset: string }): Promise<Ev
   }
   const pre = metadata.preprocess as { mean: number[]; std: number[] } | undefined;
   const r = evaluate(model, batches(ds.test, { batchSize: 500, normalize: pre ?? ds.stats }));
-  model.dispose();
+  if (quantized) disposeQuantized(quantized);
+  else model.dispose();
   return { accuracy: r.accuracy, samples: r.samples, ms_per_image: r.msPerImage };
 }

@@ -11,16 +11,38 @@ function kaimingUniform(rng: Random, shape: number[], fanIn: number): Tensor {
   return rng.uniformTensor(shape, -bound, bound);
 }
 
+/**
+ * Fake-quantization hooks of a conv or linear layer (installed by src/quant for PTQ and QAT; null = float):
+ * y = output(op(input(x), weight(W), b), x). Removing them restores the float layer.
+ */
+export interface LayerQuantHooks {
+  weight?: (w: Tensor) => Tensor;
+  input?: (x: Tensor) => Tensor;
+  /** Gets the layer's output and its original (unquantized) input. */
+  output?: (y: Tensor, x: Tensor) => Tensor;
+}
+
+function withHooks(q: LayerQuantHooks | null, x: Tensor, w: Tensor, op: (x: Tensor, w: Tensor) => Tensor): Tensor {
+  if (!q) return op(x, w);
+  const y = op(q.input ? q.input(x) : x, q.weight ? q.weight(w) : w);
+  return q.output ? q.output(y, x) : y;
+}
+
 export class Linear extends Module {
   readonly weight: Tensor;
-  readonly bias: Tensor | null;
+  bias: Tensor | null;
+  quant: LayerQuantHooks | null = null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, rng: Random, opts: { bias?: boolean } = {}) {
     super();
     this.weight = this.addParameter('weight', kaimingUniform(rng, [outFeatures, inFeatures], inFeatures));
     this.bias = opts.bias === false ? null : this.addParameter('bias', kaimingUniform(rng, [outFeatures], inFeatures));
   }
+  /** Give the layer a zero bias if it has none (batch-norm folding and bias correction need one). */
+  ensureBias(): Tensor {
+    return (this.bias ??= this.addParameter('bias', Tensor.zeros([this.outFeatures])));
+  }
   forward(x: Tensor): Tensor {
-    return ops.linear(x, this.weight, this.bias);
+    return withHooks(this.quant, x, this.weight, (xi, w) => ops.linear(xi, w, this.bias));
   }
   describe(): string {
     return `Linear(${this.inFeatures}, ${this.outFeatures}${this.bias ? '' : ', no bias'})`;
@@ -33,8 +55,9 @@ export interface Conv2dConfig extends ops.Conv2dOptions {
 
 export class Conv2d extends Module {
   readonly weight: Tensor;
-  readonly bias: Tensor | null;
+  bias: Tensor | null;
   readonly kernel: [number, number];
+  quant: LayerQuantHooks | null = null;
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
@@ -49,8 +72,12 @@ export class Conv2d extends Module {
     this.weight = this.addParameter('weight', kaimingUniform(rng, [outChannels, inChannels / groups, ...this.kernel], fanIn));
     this.bias = config.bias === false ? null : this.addParameter('bias', kaimingUniform(rng, [outChannels], fanIn));
   }
+  /** Give the layer a zero bias if it has none (batch-norm folding and bias correction need one). */
+  ensureBias(): Tensor {
+    return (this.bias ??= this.addParameter('bias', Tensor.zeros([this.outChannels])));
+  }
   forward(x: Tensor): Tensor {
-    return ops.conv2d(x, this.weight, this.bias, this.config);
+    return withHooks(this.quant, x, this.weight, (xi, w) => ops.conv2d(xi, w, this.bias, this.config));
   }
   describe(): string {
     const c = this.config;

@@ -65,6 +65,13 @@ export interface TrainOptions {
   progress?: boolean;
   /** Stop after this many epochs in this call (tests use it to simulate an interruption). */
   stopAfterEpochs?: number;
+  /**
+   * Tensors trained beside the model's parameters (quantization-aware training: TTQ's scales, k-means
+   * codebooks). They are not in checkpoints: do not combine them with checkpointPath.
+   */
+  extraParameters?: Tensor[];
+  /** Called after every optimizer step (QAT: latent-weight clipping, stochastic rounding of stored weights). */
+  afterStep?: () => void;
 }
 
 export function makeOptimizer(c: TrainConfig, params: Tensor[]): Optimizer {
@@ -115,7 +122,10 @@ function saveCheckpoint(path: string, model: Module, opt: Optimizer, rng: Random
 /** Train `model` in place. Returns the per-epoch history (including epochs done before a resume). */
 export function train(model: Module, config: TrainConfig, data: TrainData, opts: TrainOptions): EpochStats[] {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  const opt = makeOptimizer(config, model.parameters());
+  if (opts.extraParameters?.length && opts.checkpointPath) {
+    throw new LowbitError('train: extraParameters are not saved in checkpoints; train them without checkpointPath');
+  }
+  const opt = makeOptimizer(config, [...model.parameters(), ...(opts.extraParameters ?? [])]);
   // Dropout masks come from this generator, whose state the checkpoint keeps.
   const rng = new Random(config.seed ^ 0x6c6f7762);
   for (const [, m] of model.namedModules()) if (m instanceof Dropout) m.rng = rng;
@@ -176,6 +186,7 @@ export function train(model: Module, config: TrainConfig, data: TrainData, opts:
       });
       opt.step();
       opt.zeroGrad();
+      opts.afterStep?.();
       seen += y.size;
       step++;
       x.dispose();
@@ -194,5 +205,7 @@ export function train(model: Module, config: TrainConfig, data: TrainData, opts:
     log(`epoch ${stats.epoch}/${config.epochs}: loss ${stats.loss.toFixed(4)}, train acc ${(100 * stats.trainAccuracy).toFixed(2)}%, test acc ${(100 * stats.testAccuracy).toFixed(2)}%, ${stats.imagesPerSecond.toFixed(0)} img/s, ${seconds.toFixed(1)} s`);
     if (opts.checkpointPath) saveCheckpoint(opts.checkpointPath, model, opt, rng, epoch + 1, config, history, opts.modelInfo);
   }
+  // The optimizer's state (momentum, Adam's moments) lives in kept tensors: free it, or every call leaks it.
+  for (const t of opt.state().values()) t.dispose();
   return history;
 }

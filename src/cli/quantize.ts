@@ -1,0 +1,113 @@
+// `lowbit quantize`: a float model in, a quantized .lowbit model out, by post-training quantization
+// (calibration on a dataset) or quantization-aware training (--qat), then its accuracy on the test split.
+
+import { loadDataset, batches, type Dataset } from '../data/index.js';
+import { LowbitError, UsageError } from '../errors.js';
+import { evaluate } from '../train/trainer.js';
+import { loadModel } from '../zoo/index.js';
+import { isQuantizedModelFile } from '../quant/load.js';
+import { parseSpec } from '../quant/spec.js';
+import { quantizePostTraining } from '../quant/ptq.js';
+import { quantizeAwareTraining } from '../quant/qat.js';
+import { needsTraining, trainsFromScratch, type FirstLastPolicy } from '../quant/conventions.js';
+import { checkClasses, costOf, subsetSplit } from '../quant/compare.js';
+import { disposeQuantized, type QuantizedModel } from '../quant/quantized.js';
+import { saveQuantizedModel } from '../quant/load.js';
+import type { CalibrationMethod } from '../quant/observers.js';
+
+export interface QuantizeCliOptions {
+  model: string;
+  spec: string;
+  calib?: string;
+  calibSamples: number;
+  method?: CalibrationMethod;
+  percentile?: number;
+  qat?: boolean;
+  epochs?: number;
+  dataset?: string;
+  fromScratch?: boolean;
+  firstLast: FirstLastPolicy;
+  biasCorrection: boolean;
+  seed: number;
+  out: string;
+  eval: boolean;
+}
+
+export interface QuantizeResult {
+  spec: string;
+  effective_spec: string;
+  mode: 'ptq' | 'qat';
+  accuracy: number | null;
+  float_accuracy: number | null;
+  bytes: number;
+  compression: number;
+  out: string;
+}
+
+export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s: string) => void): Promise<QuantizeResult> {
+  if (!(o.model.startsWith('zoo:') || o.model.endsWith('.lowbit'))) {
+    throw new UsageError(`--model ${o.model}: give a .lowbit file or zoo:<name> (e.g. zoo:lenet5-mnist)`);
+  }
+  if (!o.out.endsWith('.lowbit')) throw new UsageError(`--out ${o.out}: the quantized model is a .lowbit file; name it <name>.lowbit`);
+  const spec = parseSpec(o.spec);
+  if (o.fromScratch && !o.qat) throw new UsageError('--from-scratch trains the model: use it with --qat');
+  if (o.epochs !== undefined && !o.qat) throw new UsageError('--epochs is the number of QAT epochs: use it with --qat');
+  if (!o.model.startsWith('zoo:') && isQuantizedModelFile(o.model)) {
+    throw new UsageError(`--model ${o.model} is already quantized; give the float model it was made from`);
+  }
+  const source = loadModel(o.model);
+  let q: QuantizedModel | null = null;
+  try {
+    const trained = source.metadata.dataset as string | undefined;
+    const dataName = o.qat ? o.dataset ?? o.calib ?? trained : o.calib ?? o.dataset ?? trained;
+    if (!dataName) {
+      throw new UsageError(o.qat ? '--qat needs --dataset <name|path> to train on' : 'PTQ needs --calib <dataset> for the calibration samples (e.g. --calib mnist)');
+    }
+    const ds: Dataset = await loadDataset(dataName);
+    checkClasses(source, ds);
+    const pre = source.metadata.preprocess as { mean: number[]; std: number[] } | undefined;
+    const normalize = pre ? { mean: pre.mean, std: pre.std } : ds.stats;
+    const calibSplit = subsetSplit(ds.train, o.calibSamples, o.seed + 3);
+    const calibration = batches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize });
+    if (!o.qat && needsTraining(spec)) {
+      log(`note: ${spec.text} has fewer than 8 bits or is a training technique; post-training quantization may lose accuracy (add --qat to fine-tune)`);
+    }
+    const started = Date.now();
+    if (o.qat) {
+      const fromScratch = o.fromScratch ?? trainsFromScratch(spec);
+      q = quantizeAwareTraining(source, {
+        spec, epochs: o.epochs ?? (fromScratch ? 5 : 3), fromScratch, seed: o.seed, calibration, firstLast: o.firstLast, log,
+        progress: !!process.stderr.isTTY, method: o.method,
+        data: {
+          trainCount: ds.train.count,
+          trainBatches: (epoch) => batches(ds.train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, normalize }),
+          testBatches: () => batches(subsetSplit(ds.test, 1000, o.seed + 4), { batchSize: 500, normalize }),
+        },
+      });
+    } else {
+      q = quantizePostTraining(source, {
+        spec, calibration, method: o.method ?? 'minmax', percentile: o.percentile, biasCorrection: o.biasCorrection, firstLast: o.firstLast, seed: o.seed, log,
+      });
+    }
+    let accuracy: number | null = null, floatAccuracy: number | null = null;
+    if (o.eval) {
+      if (ds.test.count === 0) throw new LowbitError(`${dataName} has no test split to evaluate on; pass --no-eval`);
+      const test = () => batches(ds.test, { batchSize: 500, normalize });
+      floatAccuracy = evaluate(source.model, test()).accuracy;
+      accuracy = evaluate(q.model, test()).accuracy;
+      log(`test accuracy: ${(100 * accuracy).toFixed(2)}% quantized, ${(100 * floatAccuracy).toFixed(2)}% float (${ds.test.count} images of ${ds.name})`);
+    }
+    const cost = costOf(source, q.info, q);
+    saveQuantizedModel(o.out, q, {
+      quantizedBy: { command: `lowbit ${argv.join(' ')}`, dataset: ds.name, seconds: (Date.now() - started) / 1000, testAccuracy: accuracy, floatTestAccuracy: floatAccuracy },
+    });
+    log(`saved ${o.out}: ${q.effective.text}, ${q.mode.toUpperCase()}, packed ${cost.bytes} bytes (${cost.compression.toFixed(1)}x smaller than fp32)`);
+    return {
+      spec: spec.text, effective_spec: q.effective.text, mode: q.mode, accuracy, float_accuracy: floatAccuracy,
+      bytes: cost.bytes, compression: +cost.compression.toFixed(2), out: o.out,
+    };
+  } finally {
+    if (q) disposeQuantized(q);
+    source.model.dispose();
+  }
+}

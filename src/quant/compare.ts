@@ -1,0 +1,320 @@
+// `lowbit compare`: the survey's comparison on the user's own model and data. Every spec is one row: FP32,
+// PTQ for datatypes of 8 bits and more, QAT fine-tuning below (from scratch where the paper trains from
+// scratch), each with top-1 accuracy, delta vs FP32, bits, packed size, compression, BOPs, estimated energy
+// per image and MAC area (cost.ts) and the measured latency of the simulated model.
+//
+// Rows are independent: a row that fails is recorded with its error and the others go on. After every row
+// DIR/results.json (and the report, written by the caller's onWrite) are replaced atomically, so an
+// interrupted run leaves the finished rows on disk, and `resume` skips them.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus, hostname, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { BatchNorm } from '../nn/index.js';
+import { batches as splitBatches, type Dataset, type Split, type ChannelStats } from '../data/index.js';
+import { LowbitError, UsageError } from '../errors.js';
+import { writeFileAtomic } from '../formats/atomic.js';
+import { Random } from '../tensor/random.js';
+import { Tensor } from '../tensor/tensor.js';
+import { tidy } from '../tensor/engine.js';
+import * as ops from '../autograd/index.js';
+import { getBackend } from '../tensor/backend.js';
+import { evaluate, type TrainData } from '../train/trainer.js';
+import { effectiveSpec, needsTraining, trainsFromScratch, type FirstLastPolicy } from './conventions.js';
+import { modelCost, macCost, classify, type CostReport, type LayerCostInput } from './cost.js';
+import { traceModel, type LayerInfo } from './graph.js';
+import { quantizePostTraining } from './ptq.js';
+import { quantizeAwareTraining } from './qat.js';
+import { disposeQuantized, checkInputShape, type ModelSource, type QuantizedModel } from './quantized.js';
+import { parseSpec, type LayerScheme } from './spec.js';
+import type { CalibrationMethod } from './observers.js';
+import { TwnQuantizer, TtqQuantizer } from './ternary.js';
+
+/** Every family of the quantizers issue, as the issue lists them. */
+export const DEFAULT_SPECS: readonly string[] = [
+  'fp32', 'int8', 'int8:per-channel', 'int4', 'dfp:8', 'fixed:16.8:stochastic', 'minifloat:e4m3', 'pow2:4', 'log2:4', 'inq:5',
+  'kmeans:16', 'binary', 'binary:stochastic', 'bwn', 'xnor', 'bnn', 'twn', 'ttq', 'dorefa:w2a2', 'dorefa:w1a2',
+];
+
+export interface CompareRow {
+  spec: string;
+  accuracy: number | null;
+  delta: number | null;
+  weight_bits: number | null;
+  act_bits: number | null;
+  bytes: number | null;
+  compression: number | null;
+  bops: number | null;
+  energy_uj: number | null;
+  latency_ms: number | null;
+  seconds: number;
+  error?: string;
+}
+
+export interface CompareResults {
+  model: string;
+  dataset: string;
+  command: string;
+  seed: number;
+  seconds: number;
+  machine: Record<string, unknown>;
+  rows: CompareRow[];
+}
+
+export interface CompareSettings {
+  /** Test images evaluated (all unless quick). */
+  testSamples: number;
+  /** Training images of QAT (all unless quick). */
+  trainSamples: number;
+  calibSamples: number;
+  /** Fine-tuning epochs (QAT from the float model). */
+  epochs: number;
+  /** Epochs of training from scratch (Gupta's fixed point). */
+  scratchEpochs: number;
+  method: CalibrationMethod;
+  firstLast: FirstLastPolicy;
+}
+
+/** --quick: a subset of the data and one short epoch, for tests and a first look (under 2 minutes on LeNet-5/MNIST). */
+export function compareSettings(quick: boolean, overrides: Partial<CompareSettings> = {}): CompareSettings {
+  const base: CompareSettings = quick
+    ? { testSamples: 1000, trainSamples: 4096, calibSamples: 256, epochs: 1, scratchEpochs: 1, method: 'minmax', firstLast: 'auto' }
+    : { testSamples: Infinity, trainSamples: Infinity, calibSamples: 1024, epochs: 3, scratchEpochs: 5, method: 'minmax', firstLast: 'auto' };
+  const merged = { ...base };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
+  return merged;
+}
+
+/** How a row is produced and what it means, for the table and the report (computed from the spec alone). */
+export interface RowDescription {
+  how: 'float' | 'PTQ' | 'QAT' | 'QAT from scratch';
+  weightBits: number;
+  actBits: number;
+  note: string;
+  macArea: number;
+  macKind: string;
+}
+
+export function describeSpec(specText: string, layers: readonly LayerInfo[], firstLast: FirstLastPolicy = 'auto'): RowDescription {
+  const spec = parseSpec(specText);
+  const g = spec.global;
+  const bits = (r: typeof g.weight) => (r ? r.create().bits : 32);
+  const notes: string[] = [];
+  if (g.weight && !g.activation && !spec.overrides.length) notes.push('activations stay float, as in the paper');
+  const names = layers.map((l) => l.name);
+  const eff = effectiveSpec(spec, names, firstLast);
+  const kept = eff.overrides.slice(spec.overrides.length).filter((o) => o.kind === 'all').map((o) => o.layer);
+  if (kept.length === 2) notes.push('first and last layers fp32');
+  else if (kept.length === 1) notes.push(`layer ${kept[0]} fp32`);
+  if (g.gradient) notes.push(`${g.gradient.spec.replace('dorefa:', '')} gradients`);
+  const float = !g.weight && !g.activation && !g.gradient && !spec.overrides.length;
+  const how: RowDescription['how'] = float ? 'float' : needsTraining(spec) ? (trainsFromScratch(spec) ? 'QAT from scratch' : 'QAT') : 'PTQ';
+  // MAC unit of the layer with the most MACs among the quantized ones.
+  const schemes = layers.map((l) => eff.forLayer(l.name));
+  const quantized = layers.filter((_, i) => schemes[i].weight || schemes[i].activation);
+  const pool = quantized.length ? quantized : layers;
+  const main = pool.reduce((m, l) => (l.macs > m.macs ? l : m), pool[0]);
+  const s = eff.forLayer(main.name);
+  const mac = macCost(classify(s.weight), classify(s.activation), main.fanIn);
+  return { how, weightBits: bits(g.weight), actBits: bits(g.activation), note: notes.join('; '), macArea: mac.area, macKind: mac.kind };
+}
+
+/** A seeded subset of a split (copies the selected images). */
+export function subsetSplit(split: Split, count: number, seed: number): Split {
+  if (!(count < split.count)) return split;
+  const order = new Random(seed).permutation(split.count).subarray(0, count);
+  const size = split.channels * split.height * split.width;
+  const images = new Uint8Array(count * size);
+  const labels = split.labels instanceof Int32Array ? new Int32Array(count) : new Uint8Array(count);
+  order.forEach((k, i) => {
+    images.set(split.images.subarray(k * size, (k + 1) * size), i * size);
+    labels[i] = split.labels[k];
+  });
+  return { ...split, images, labels, count };
+}
+
+/** The layers' cost inputs for a quantized model (or the float model when q is null). */
+export function costOf(source: ModelSource, info: readonly LayerInfo[], q: QuantizedModel | null): CostReport {
+  const byName = new Map(q?.layers.map((l) => [l.name, l]) ?? []);
+  const folded = new Set(q?.folded.map((p) => p.batchNorm) ?? []);
+  const none: LayerScheme = { weight: null, activation: null, gradient: null };
+  const inputs: LayerCostInput[] = info.map((l) => {
+    const fq = byName.get(l.name);
+    const scheme = fq ? fq.scheme : none;
+    let density: number | undefined;
+    if (fq && (fq.weight instanceof TwnQuantizer || fq.weight instanceof TtqQuantizer)) {
+      density = tidy(() => ops.noGrad(() => {
+        const w = fq.evalWeight();
+        return ops.mean(ops.greater(ops.abs(w), Tensor.scalar(0))).item();
+      }));
+    }
+    const bias = (q ? q.model : source.model).namedParameters().some(([n]) => n === `${l.name}.bias`);
+    return {
+      name: l.name, macs: l.macs, params: l.params, outChannels: l.outChannels, fanIn: l.fanIn, biases: bias ? l.outChannels : 0,
+      inputElements: l.inputShape.slice(1).reduce((p, d) => p * d, 1), outputElements: l.outputShape.slice(1).reduce((p, d) => p * d, 1),
+      scheme, density, extraFloats: fq?.inputNorm ? 2 * fq.inputNorm.channels : 0,
+    };
+  });
+  let bnFloats = 0;
+  for (const [name, m] of (q ? q.model : source.model).namedModules()) if (m instanceof BatchNorm && !folded.has(name)) bnFloats += 2 * m.channels;
+  return modelCost(inputs, bnFloats);
+}
+
+export interface CompareOptions {
+  source: ModelSource;
+  /** How the model was named on the command line (results.json "model"). */
+  modelName: string;
+  dataset: Dataset;
+  specs: readonly string[];
+  quick: boolean;
+  seed: number;
+  outDir: string;
+  resume?: boolean;
+  command: string;
+  settings: CompareSettings;
+  /** Normalization of the model's inputs (the model file's preprocess, else the dataset's). */
+  normalize: ChannelStats;
+  log?: (line: string) => void;
+  progress?: boolean;
+  /** Called after every row with the results so far (write the report there). */
+  onWrite?: (results: CompareResults, layers: readonly LayerInfo[]) => void;
+}
+
+export function machineInfo(): Record<string, unknown> {
+  const b = getBackend();
+  return {
+    host: hostname(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30),
+    node: process.version, platform: `${process.platform}-${process.arch}`, backend: b.name, threads: b.threads,
+  };
+}
+
+function readPrevious(path: string, o: CompareOptions): { rows: CompareRow[]; seconds: number } {
+  if (!o.resume || !existsSync(path)) return { rows: [], seconds: 0 };
+  let prev: CompareResults;
+  try {
+    prev = JSON.parse(readFileSync(path, 'utf8')) as CompareResults;
+  } catch {
+    throw new LowbitError(`${path} is not valid JSON; remove it or run without --resume`);
+  }
+  const quickBefore = / --quick\b/.test(` ${prev.command ?? ''}`);
+  if (prev.model !== o.modelName || prev.dataset !== o.dataset.name || prev.seed !== o.seed || quickBefore !== o.quick) {
+    throw new LowbitError(`${path} was written by another comparison (model ${prev.model}, dataset ${prev.dataset}, seed ${prev.seed}${quickBefore ? ', --quick' : ''}); ` +
+      'use another --out or run without --resume to start over');
+  }
+  return { rows: (prev.rows ?? []).filter((r) => !r.error && r.accuracy !== null), seconds: typeof prev.seconds === 'number' ? prev.seconds : 0 };
+}
+
+/** Run the comparison; returns the results (also in outDir/results.json). */
+export function runCompare(o: CompareOptions): CompareResults {
+  const log = o.log ?? (() => {});
+  const started = performance.now();
+  const specs = o.specs.map((s) => s.trim());
+  for (const s of specs) parseSpec(s); // malformed specs are usage errors before any work
+  const dupes = specs.filter((s, i) => specs.indexOf(s) !== i);
+  if (dupes.length) throw new UsageError(`--specs lists ${dupes.join(', ')} more than once`);
+  const ds = o.dataset, st = o.settings;
+  checkClasses(o.source, ds);
+  const test = subsetSplit(ds.test, st.testSamples, o.seed + 1);
+  const train = subsetSplit(ds.train, st.trainSamples, o.seed + 2);
+  const calibSplit = subsetSplit(ds.train, st.calibSamples, o.seed + 3);
+  const testBatches = () => splitBatches(test, { batchSize: 500, normalize: o.normalize });
+  const calibration = () => splitBatches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize: o.normalize });
+  const trainData: TrainData = {
+    trainCount: train.count,
+    trainBatches: (epoch) => splitBatches(train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, normalize: o.normalize }),
+    testBatches: () => splitBatches(subsetSplit(test, Math.min(test.count, 1000), o.seed + 4), { batchSize: 500, normalize: o.normalize }),
+  };
+  const probe = calibration().next().value!;
+  let info: LayerInfo[];
+  try {
+    checkInputShape(o.source, probe.x, `dataset ${ds.name}`);
+    info = traceModel(o.source.model, probe.x).layers;
+  } finally {
+    probe.x.dispose();
+    probe.y.dispose();
+  }
+  const path = join(o.outDir, 'results.json');
+  const { rows: previous, seconds: previousSeconds } = readPrevious(path, o);
+  const results: CompareResults = { model: o.modelName, dataset: ds.name, command: o.command, seed: o.seed, seconds: 0, machine: machineInfo(), rows: [] };
+  const write = () => {
+    // A resumed comparison's time includes the earlier runs'.
+    results.seconds = +(previousSeconds + (performance.now() - started) / 1000).toFixed(1);
+    writeFileAtomic(path, JSON.stringify(results, null, 2) + '\n');
+    o.onWrite?.(results, info);
+  };
+
+  // The float baseline, for every row's delta.
+  const fpStart = performance.now();
+  const fp = evaluate(o.source.model, testBatches());
+  const fpCost = costOf(o.source, info, null);
+  const fpSeconds = (performance.now() - fpStart) / 1000;
+  log(`fp32: ${(100 * fp.accuracy).toFixed(2)}% on ${fp.samples} test images`);
+
+  specs.forEach((spec, i) => {
+    const done = previous.find((r) => r.spec === spec);
+    if (done) {
+      log(`[${i + 1}/${specs.length}] ${spec}: done in an earlier run (${(100 * done.accuracy!).toFixed(2)}%), skipped`);
+      results.rows.push(done);
+      return;
+    }
+    const t0 = performance.now();
+    let row: CompareRow;
+    if (spec === 'fp32') {
+      row = {
+        spec, accuracy: fp.accuracy, delta: 0, weight_bits: 32, act_bits: 32, bytes: fpCost.bytes, compression: 1, bops: fpCost.bops,
+        energy_uj: round(fpCost.energy.totalUJ, 4), latency_ms: round(fp.msPerImage, 4), seconds: round(fpSeconds, 1),
+      };
+    } else {
+      let q: QuantizedModel | null = null;
+      try {
+        const parsed = parseSpec(spec);
+        const desc = describeSpec(spec, info, st.firstLast);
+        log(`[${i + 1}/${specs.length}] ${spec}: ${desc.how}${desc.note ? ` (${desc.note})` : ''}`);
+        q = desc.how === 'PTQ'
+          ? quantizePostTraining(o.source, { spec: parsed, calibration: calibration(), method: st.method, seed: o.seed, firstLast: st.firstLast, log })
+          : quantizeAwareTraining(o.source, {
+              spec: parsed, data: trainData, epochs: desc.how === 'QAT from scratch' ? st.scratchEpochs : st.epochs, seed: o.seed,
+              calibration: calibration(), firstLast: st.firstLast, log, progress: o.progress,
+            });
+        const r = evaluate(q.model, testBatches());
+        const cost = costOf(o.source, info, q);
+        row = {
+          spec, accuracy: r.accuracy, delta: round(r.accuracy - fp.accuracy, 6), weight_bits: desc.weightBits, act_bits: desc.actBits,
+          bytes: cost.bytes, compression: round(cost.compression, 2), bops: cost.bops, energy_uj: round(cost.energy.totalUJ, 4),
+          latency_ms: round(r.msPerImage, 4), seconds: round((performance.now() - t0) / 1000, 1),
+        };
+        log(`[${i + 1}/${specs.length}] ${spec}: ${(100 * r.accuracy).toFixed(2)}% (${row.delta! >= 0 ? '+' : ''}${(100 * row.delta!).toFixed(2)}), ${row.seconds} s`);
+      } catch (e) {
+        // One technique failing must not lose the others: record why and go on.
+        const err = e as Error;
+        const message = e instanceof LowbitError
+          ? err.message.replace(/^lowbit: /, '')
+          : `unexpected error (a bug; please report it): ${String(err?.stack ?? err).split('\n').slice(0, 3).join(' | ')}`;
+        log(`[${i + 1}/${specs.length}] ${spec}: FAILED: ${message}`);
+        row = {
+          spec, accuracy: null, delta: null, weight_bits: null, act_bits: null, bytes: null, compression: null, bops: null, energy_uj: null,
+          latency_ms: null, seconds: round((performance.now() - t0) / 1000, 1), error: message,
+        };
+      } finally {
+        if (q) disposeQuantized(q);
+      }
+    }
+    results.rows.push(row);
+    write();
+  });
+  write(); // also when every row was done before (a resumed run rewrites the report)
+  return results;
+}
+
+/** The dataset must have the classes the model predicts. */
+export function checkClasses(source: ModelSource, ds: Dataset): void {
+  if (ds.classes.length !== source.config.classes) {
+    throw new LowbitError(`${source.name} predicts ${source.config.classes} classes, dataset ${ds.name} has ${ds.classes.length}; use the dataset the model was trained on`);
+  }
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+

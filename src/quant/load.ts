@@ -1,0 +1,137 @@
+// Quantized models as .lowbit files: the float weights the fake quantizers read (folded for PTQ, latent for
+// QAT), every layer's quantizer parameters (scales, zero points, fractional lengths, TTQ scales, codebooks,
+// INQ windows, calibrated ranges) and the spec, so that loading reproduces the quantized model's outputs bit
+// for bit. Bit-packed integer weights are the integer runtime's format (issue 6), not this one.
+//
+//   tensors    the model's state dict (with the biases added by folding and bias correction), and
+//              quant.<layer>.<...> for tensors inside quantizer parameters and the binarized layers' input norms
+//   metadata   the float model's metadata (preprocessing, dataset, classes) and
+//              quantization: {format, spec, effectiveSpec, mode, seed, folded, addedBias, details,
+//                             layers: {<layer>: FakeQuantState}}
+
+import { readFileSync } from 'node:fs';
+import { LowbitError } from '../errors.js';
+import { decodeModelHeader, loadModelFile, saveModelFile } from '../formats/lowbit.js';
+import { Tensor } from '../tensor/tensor.js';
+import { tidy } from '../tensor/engine.js';
+import { buildModel, loadModel, zooEntry, type LoadedModel, type ModelConfig } from '../zoo/index.js';
+import type { FakeQuantState } from './fakequant.js';
+import { prepareFoldedStructure, type FoldPair } from './fold.js';
+import { isQuantizable, traceModel } from './graph.js';
+import { attachQuantizers, type QuantizedModel } from './quantized.js';
+import { parseSpec } from './spec.js';
+
+export const QUANTIZED_FORMAT = 1;
+const QUANT_PREFIX = 'quant.';
+
+interface QuantizationMetadata {
+  format: number;
+  spec: string;
+  effectiveSpec: string;
+  mode: 'ptq' | 'qat';
+  seed: number;
+  folded: FoldPair[];
+  addedBias: string[];
+  details: Record<string, unknown>;
+  layers: Record<string, FakeQuantState>;
+}
+
+/** True if a model file's metadata describes a quantized model. */
+export function isQuantizedMetadata(metadata: Record<string, unknown>): boolean {
+  const q = metadata.quantization as { format?: unknown } | undefined;
+  return !!q && typeof q === 'object' && typeof q.format === 'number';
+}
+
+/** The tensors and metadata of a quantized model file. */
+export function encodeQuantizedModel(q: QuantizedModel, extra: Record<string, unknown> = {}): { tensors: Map<string, Tensor>; metadata: Record<string, unknown> } {
+  const tensors = new Map(q.model.stateDict());
+  const layers: Record<string, FakeQuantState> = {};
+  for (const l of q.layers) layers[l.name] = l.state(tensors, `${QUANT_PREFIX}${l.name}`);
+  const quantization: QuantizationMetadata = {
+    format: QUANTIZED_FORMAT, spec: q.spec.text, effectiveSpec: q.effective.text, mode: q.mode,
+    seed: (q.details.seed as number | undefined) ?? 0, folded: q.folded, addedBias: q.addedBias, details: q.details, layers,
+  };
+  const { quantization: _old, ...source } = q.sourceMetadata;
+  void _old;
+  return { tensors, metadata: { ...source, ...extra, quantization } };
+}
+
+/** Write a quantized model as a .lowbit file (atomically). */
+export function saveQuantizedModel(path: string, q: QuantizedModel, extra: Record<string, unknown> = {}): void {
+  const { tensors, metadata } = encodeQuantizedModel(q, extra);
+  saveModelFile(path, { name: q.name, config: { ...q.config } }, tensors, metadata);
+}
+
+/** Load a file written by saveQuantizedModel: the model with its fake quantizers installed, in evaluation mode. */
+export function loadQuantizedModel(path: string): QuantizedModel {
+  const file = loadModelFile(path);
+  try {
+    if (!isQuantizedMetadata(file.metadata)) {
+      throw new LowbitError(`${path} is a float model, not a quantized one; load it with loadModel() or quantize it with \`lowbit quantize\``);
+    }
+    const meta = file.metadata.quantization as QuantizationMetadata;
+    if (meta.format !== QUANTIZED_FORMAT) throw new LowbitError(`${path}: quantized-model format ${meta.format}; this lowbit reads format ${QUANTIZED_FORMAT}`);
+    const entry = zooEntry(file.model.name);
+    const config = { ...entry.defaults, ...(file.model.config as Partial<ModelConfig>) };
+    const { model } = buildModel(entry.name, config, 0);
+    prepareFoldedStructure(model, meta.folded);
+    for (const name of meta.addedBias) {
+      const m = model.namedModules().find(([n]) => n === name)?.[1];
+      if (!m || !isQuantizable(m)) throw new LowbitError(`${path}: the quantized model names layer ${name}, which the architecture does not have`);
+      m.ensureBias();
+    }
+    const state = new Map([...file.tensors].filter(([k]) => !k.startsWith(QUANT_PREFIX)));
+    try {
+      model.loadStateDict(state);
+    } catch (e) {
+      model.dispose();
+      throw new LowbitError(`${path}: ${(e as Error).message.replace(/^lowbit: /, '')}`);
+    }
+    const trace = traceModel(model, tidy(() => Tensor.zeros([1, config.inChannels, config.inputSize, config.inputSize])));
+    const effective = parseSpec(meta.effectiveSpec);
+    const { layers } = attachQuantizers(trace, effective, { seed: meta.seed, firstLast: 'quantize' });
+    const expected = Object.keys(meta.layers).sort().join(',');
+    if (layers.map((l) => l.name).sort().join(',') !== expected) {
+      throw new LowbitError(`${path}: the spec quantizes layers ${layers.map((l) => l.name).join(', ')} but the file has parameters for ${expected}`);
+    }
+    for (const l of layers) {
+      l.restore(meta.layers[l.name], file.tensors, `${QUANT_PREFIX}${l.name}`);
+      l.install();
+    }
+    model.eval();
+    const kept = new Set(layers.flatMap((l) => l.paramTensors()));
+    for (const t of file.tensors.values()) if (!kept.has(t)) t.dispose();
+    const { quantization: _q, ...sourceMetadata } = file.metadata;
+    void _q;
+    return {
+      name: entry.name, config, model, spec: parseSpec(meta.spec), effective, mode: meta.mode, layers, info: trace.layers,
+      folded: meta.folded, addedBias: meta.addedBias, details: meta.details, sourceMetadata,
+    };
+  } catch (e) {
+    for (const t of file.tensors.values()) t.dispose();
+    throw e;
+  }
+}
+
+/** True if the .lowbit file at `path` holds a quantized model (reads the header only). */
+export function isQuantizedModelFile(path: string): boolean {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch {
+    return false; // loadModel reports the error
+  }
+  return isQuantizedMetadata(decodeModelHeader(bytes, path).metadata);
+}
+
+/**
+ * A float model ("zoo:<name>" or a file) or a quantized model file, whichever `spec` names: what `lowbit eval`
+ * loads. A quantized model comes with its fake quantizers installed (`quantized` is set).
+ */
+export function loadAnyModel(spec: string): LoadedModel & { quantized: QuantizedModel | null } {
+  if (!spec.startsWith('zoo:') && isQuantizedModelFile(spec)) {
+    const q = loadQuantizedModel(spec);
+    return { name: q.name, config: q.config, model: q.model, metadata: q.sourceMetadata, quantized: q };
+  }
+  return { ...loadModel(spec), quantized: null };
+}
