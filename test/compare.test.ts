@@ -89,7 +89,12 @@ describe('compare', () => {
 
   it('--resume keeps finished rows, reruns failed ones, and refuses another comparison\'s file', () => {
     const lines: string[] = [];
-    const again = runCompare(opts(['fp32', 'int8', 'int8;conv9=fp32', 'twn', 'dfp:8'], { resume: true, log: (s) => lines.push(s) }));
+    const written: string[][] = [];
+    const again = runCompare(opts(['fp32', 'int8', 'int8;conv9=fp32', 'twn', 'dfp:8'], {
+      resume: true, log: (s) => lines.push(s), onWrite: (r: CompareResults) => written.push(r.rows.map((x) => x.spec)),
+    }));
+    // the finished rows are on disk from the first write on
+    assert.deepEqual(written[0], ['fp32', 'int8', 'int8;conv9=fp32', 'twn']);
     assert.equal(lines.filter((l) => /done in an earlier run/.test(l)).length, 3);
     assert.deepEqual(again.rows[1], results.rows[1]);
     assert.deepEqual(again.rows[3], results.rows[3]);

@@ -100,7 +100,9 @@ export function describeSpec(specText: string, layers: readonly LayerInfo[], fir
   const g = spec.global;
   const bits = (r: typeof g.weight) => (r ? r.create().bits : 32);
   const notes: string[] = [];
-  if (g.weight && !g.activation && !spec.overrides.length) notes.push('activations stay float, as in the paper');
+  // A technique named alone quantizes what its paper quantizes: say so when that leaves the activations float.
+  const named = !spec.text.split(';')[0].includes('=');
+  if (named && g.weight && !g.activation) notes.push('activations stay float, as in the paper');
   const names = layers.map((l) => l.name);
   const eff = effectiveSpec(spec, names, firstLast);
   const kept = eff.overrides.slice(spec.overrides.length).filter((o) => o.kind === 'all').map((o) => o.layer);
@@ -236,7 +238,11 @@ export function runCompare(o: CompareOptions): CompareResults {
   const path = join(o.outDir, 'results.json');
   const { rows: previous, seconds: previousSeconds } = readPrevious(path, o);
   const results: CompareResults = { model: o.modelName, dataset: ds.name, command: o.command, seed: o.seed, seconds: 0, machine: machineInfo(), rows: [] };
+  // Rows by spec: the earlier run's finished rows are on disk from the first write on, in the order of `specs`
+  // (rows of specs not asked for this time are kept after them), and each new row replaces its entry.
+  const rowBySpec = new Map(previous.map((r) => [r.spec, r]));
   const write = () => {
+    results.rows = [...specs.filter((s) => rowBySpec.has(s)), ...[...rowBySpec.keys()].filter((s) => !specs.includes(s))].map((s) => rowBySpec.get(s)!);
     // A resumed comparison's time includes the earlier runs'.
     results.seconds = +(previousSeconds + (performance.now() - started) / 1000).toFixed(1);
     writeFileAtomic(path, JSON.stringify(results, null, 2) + '\n');
@@ -254,7 +260,6 @@ export function runCompare(o: CompareOptions): CompareResults {
     const done = previous.find((r) => r.spec === spec);
     if (done) {
       log(`[${i + 1}/${specs.length}] ${spec}: done in an earlier run (${(100 * done.accuracy!).toFixed(2)}%), skipped`);
-      results.rows.push(done);
       return;
     }
     const t0 = performance.now();
@@ -299,7 +304,7 @@ export function runCompare(o: CompareOptions): CompareResults {
         if (q) disposeQuantized(q);
       }
     }
-    results.rows.push(row);
+    rowBySpec.set(spec, row);
     write();
   });
   write(); // also when every row was done before (a resumed run rewrites the report)
