@@ -2,18 +2,10 @@
 
 import assert from 'node:assert/strict';
 import { Tensor, tidy, backward, noGrad, mul, sum } from '../src/index.js';
+import { rng } from './rng.js';
 
-/** Mulberry32: small, seeded, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
+
 
 export function randomArray(n: number, rand: () => number, lo = -1, hi = 1): Float32Array {
   const a = new Float32Array(n);

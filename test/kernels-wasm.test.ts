@@ -9,20 +9,10 @@ import { EngineMemory, type Ptr } from '../src/kernels/memory.js';
 import { createRefKernels } from '../src/kernels/ref/index.js';
 import { BINARY_OPS, UNARY_OPS, type ConvGeometry, type DType, type Kernels, type PoolGeometry } from '../src/kernels/types.js';
 import { createWasmKernels, type WasmKernels } from '../src/kernels/wasm/index.js';
+import { rng } from './rng.js';
 
 const RTOL = 1e-5;
 
-/** Mulberry32. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const mem = new EngineMemory({ shared: true, initialBytes: 32 * 2 ** 20 });
 const ref = createRefKernels(mem);
