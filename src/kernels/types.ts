@@ -68,7 +68,79 @@ export interface PoolGeometry {
   countIncludePad: boolean;
 }
 
-export interface Kernels {
+// ---------------------------------------------------------------------------------------------------------
+// Integer and bitwise inference (src/runtime executes quantized models with these).
+//
+// Integer codes: u8 or i8 NCHW tensors, value = scale * (code - zeroPoint). A convolution over codes sums
+//   acc[n, c, p] = sum over taps and input channels of (x - xZero) * w       (exact, int32)
+// where a padded tap reads x = xZero (it contributes 0, as the float convolution's zero padding does).
+// Bits: binarized activations, one bit per channel packed along channels, layout [n, h, w, words] of u64
+//   words (words = ceil(C / 64)); bit c % 64 of word c / 64 is 1 for +1 and 0 for -1; unused high bits are 0.
+//   A binary convolution sums x * w (x, w in {-1, +1}) over the taps inside the image only: a padded tap is a
+//   0, not a -1 (the float convolution pads the binarized input with zeros; Larq Compute Engine corrects for it
+//   the same way).
+
+/** What happens to each int32 accumulator acc[n, c, p] of a conv (c = output channel). */
+export type IntEpilogue =
+  /**
+   * Requantization with a fixed-point multiplier (Jacob et al. 2018; single rounding as in TFLite):
+   *   v = acc + bias[c];  s = 31 + shift[c];  r = (v * multiplier[c] + 2^(s-1)) >> s   (64-bit product,
+   *   arithmetic shift, so half rounds up);  code = clamp(r + zeroPoint, lo, hi), stored as `out`.
+   * bias, multiplier, shift: i32[outC]; multiplier in [0, 2^31); s in [1, 62]. A fused ReLU is lo = zeroPoint.
+   */
+  | { kind: 'requant'; bias: Ptr; multiplier: Ptr; shift: Ptr; zeroPoint: number; lo: number; hi: number; out: 'u8' | 'i8' }
+  /** Float output: y = clamp(f32(f32(f32(acc) * scale[c]) + offset[c]), lo, hi), f32 arithmetic, no fused multiply-add. */
+  | { kind: 'float'; scale: Ptr; offset: Ptr; lo: number; hi: number }
+  /** The raw accumulators as i32. */
+  | { kind: 'int32' }
+  /** Binarize for the next binary layer: bit = f32(f32(f32(acc) * scale[c]) + offset[c]) >= 0, written as bits. */
+  | { kind: 'bits'; scale: Ptr; offset: Ptr };
+
+/** The integer/bitwise kernels (part of Kernels). */
+export interface IntKernels {
+  /** Bytes the packed form of int8 conv weights [outC, inC/groups, kH, kW] takes (layout is the kernel's own). */
+  int8PackedWeightBytes(g: ConvGeometry): number;
+  /** Pack int8 weights w (i8 [outC, inC/groups, kH, kW]) for convInt8 (dst has int8PackedWeightBytes(g) bytes). */
+  int8PackWeights(g: ConvGeometry, w: Ptr, dst: Ptr): void;
+  /**
+   * Convolution of integer codes x (u8 or i8, NCHW [n, inC, inH, inW]) with packed int8 weights, int32
+   * accumulation (see above; x - xZero times w), then the epilogue into y (u8/i8/f32/i32 NCHW, or bits).
+   * Any stride, padding, dilation and groups; a linear layer is a 1x1 convolution over [n, inF, 1, 1].
+   */
+  convInt8(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr): void;
+  /** Apply an epilogue to int32 accumulators acc [n, c, hw] (i32) into y (global average pool, residual adds). */
+  requantize(acc: Ptr, n: number, c: number, hw: number, ep: IntEpilogue, y: Ptr): void;
+  /** acc[p] = sum over hw of (x[p, :] - xZero), x codes viewed as [planes, hw] (global average pool). */
+  sumPlanesInt8(x: Ptr, xType: 'u8' | 'i8', xZero: number, planes: number, hw: number, acc: Ptr): void;
+  /** Max pool over codes (u8 or i8): the max of codes is the code of the max (quantizers are monotone). */
+  maxPoolInt8(g: PoolGeometry, x: Ptr, xType: 'u8' | 'i8', y: Ptr): void;
+  /**
+   * Residual add of two code tensors of n elements into codes of another scale (per tensor):
+   *   r = ((a - aZero) * aMultiplier + (b - bZero) * bMultiplier + 2^(shift-1)) >> shift   (64-bit, arithmetic)
+   *   y = clamp(r + yZero, lo, hi)
+   * multipliers in (-2^31, 2^31), shift in [1, 62].
+   */
+  addInt8(
+    n: number, a: Ptr, aType: 'u8' | 'i8', aZero: number, aMultiplier: number,
+    b: Ptr, bType: 'u8' | 'i8', bZero: number, bMultiplier: number,
+    shift: number, yZero: number, lo: number, hi: number, y: Ptr, yType: 'u8' | 'i8',
+  ): void;
+
+  /** Binarize f32 NCHW x [n, c, h, w] into bits [n, h, w, ceil(c / 64)] (bit = x >= 0). */
+  binarizePack(x: Ptr, n: number, c: number, h: number, w: number, y: Ptr): void;
+  /** Bytes the packed form of binary conv weights takes for convBinary. */
+  binaryPackedWeightBytes(g: ConvGeometry): number;
+  /** Pack the signs of f32 weights w [outC, inC, kH, kW] (w >= 0 is +1) for convBinary. */
+  binaryPackWeights(g: ConvGeometry, w: Ptr, dst: Ptr): void;
+  /**
+   * XNOR-popcount convolution (groups = 1): x bits [n, inH, inW, words], packed weights; acc = sum over the taps
+   * inside the image of sum over channels of x * w (in {-1, +1}), i.e. per tap inC - 2 popcount(x xor w); then
+   * the epilogue into y (f32/i32/u8/i8 NCHW, or bits [n, outH, outW, ceil(outC / 64)] for 'bits').
+   */
+  convBinary(g: ConvGeometry, x: Ptr, w: Ptr, ep: IntEpilogue, y: Ptr): void;
+}
+
+export interface Kernels extends IntKernels {
   readonly name: 'ref' | 'wasm';
 
   /** dst[i] = value for i < n (f32 elements). */

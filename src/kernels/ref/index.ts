@@ -6,10 +6,14 @@ import * as ew from './elementwise.js';
 import * as lin from './linear.js';
 import * as pool from './pool.js';
 import * as red from './reduce.js';
+import { createRefInt8Kernels } from './int8.js';
+import { createRefBinaryKernels } from './binary.js';
 
 export function createRefKernels(mem: EngineMemory): Kernels {
   return {
     name: 'ref',
+    ...createRefInt8Kernels(mem),
+    ...createRefBinaryKernels(mem),
     fill: (d, n, v) => ew.fill(mem, d, n, v),
     cast: (s, st, d, dt, n) => ew.cast(mem, s, st, d, dt, n),
     unary: (op, x, y, n, a, b) => ew.unary(mem, op, x, y, n, a, b),

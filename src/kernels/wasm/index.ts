@@ -30,6 +30,8 @@ import { canUseWorkers, instantiate, kernelModules, startWorker, type KernelWork
 import { ConvRunner } from './conv.js';
 import { WasmBackend, SPIN_WORKER_MICROS } from './backend.js';
 import { relaxedSelfTest } from './relaxed.js';
+import { createWasmInt8Kernels } from './int8.js';
+import { createWasmBinaryKernels } from './binary.js';
 
 export interface WasmKernels extends Kernels {
   /** Threads a kernel may use (the calling thread plus workers). */
@@ -134,6 +136,8 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
 
   const kernels: WasmKernels = {
     name: 'wasm',
+    ...createWasmInt8Kernels(be, mem),
+    ...createWasmBinaryKernels(be, mem),
     features: { simd, threads: workers.length > 0, relaxedSimd },
     get threads() { return be.nt; },
     setThreads(n: number) {
