@@ -15,6 +15,8 @@ import {
   A_HP, A_WQ, A_X, A_XPAD, A_W, A_WPACK, A_OFFS, A_Y, A_AUX, A_AUX2, A_MR, A_BLOCKS,
 } from './conv';
 import { winogradWeights, winogradBlocks, winogradWgradTransform, winogradWgradOutput, winogradWgradGemm } from './winograd';
+import { int8Job } from './int8';
+import { binarizePackRows, binaryPackWeightBlocks, binaryConvRows, CB as BIN_CB } from './binary';
 
 export { nllLoss } from './reduce';
 export { winogradTiles, winogradWgradSizes } from './winograd';
@@ -28,6 +30,8 @@ const J_MAXPOOL_BWD = 15, J_AVGPOOL = 16, J_AVGPOOL_BWD = 17, J_CH_SUMS = 18, J_
 const J_FLIPW = 21, J_COL2IM = 22, J_WGRAD_PREP = 23, J_WGRAD = 24, J_DW_FWD = 25, J_DW_WGRAD = 26, J_DW_BWD_INPUT = 27;
 const J_RANDOM_UNIFORM = 28, J_WINO_PREP = 29, J_WINO = 30, J_WINO_WG_T = 31, J_WINO_WG_GEMM = 32, J_WINO_WG_OUT = 33;
 const J_CONV_PANELS = 34;
+// binary (XNOR-popcount) kernels: 50-59 (assembly/binary.ts)
+const J_BIN_PACK = 50, J_BIN_PACK_WEIGHTS = 51, J_BIN_CONV = 52;
 
 /** End of the module's static data: the JS allocator must not hand out memory below this. */
 export function heapBase(): usize {
@@ -265,6 +269,28 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       randomUniformRange(argP(ctrl, 0), lo(n, u, U, 16), hi(n, u, U, 16), argF(ctrl, 2), argF(ctrl, 3), <u32>argF(ctrl, 4));
       break;
     }
+    case J_BIN_PACK: {
+      // args: x, n, c, h, w, y; units split the n * h rows
+      const rows = argI(ctrl, 1) * argI(ctrl, 3);
+      binarizePackRows(argP(ctrl, 0), argP(ctrl, 5), lo(rows, u, U, 1), hi(rows, u, U, 1), argI(ctrl, 2), argI(ctrl, 3), argI(ctrl, 4));
+      break;
+    }
+    case J_BIN_PACK_WEIGHTS: {
+      // args: w, dst, outC, inC, taps; units split the blocks of output channels
+      const blocks = (argI(ctrl, 2) + BIN_CB - 1) / BIN_CB;
+      binaryPackWeightBlocks(argP(ctrl, 0), argP(ctrl, 1), lo(blocks, u, U, 1), hi(blocks, u, U, 1), argI(ctrl, 2), argI(ctrl, 3), argI(ctrl, 4));
+      break;
+    }
+    case J_BIN_CONV: {
+      // binary.ts B_* slots; units split the n * outH output rows
+      const rows = argI(ctrl, 0) * argI(ctrl, 13);
+      binaryConvRows(ctrl, lo(rows, u, U, 1), hi(rows, u, U, 1), scratchOf(ctrl, t));
+      break;
+    }
+    case 40: case 41: case 42: case 43: case 44: case 45: case 46: case 47: case 48: case 49:
+      // int8 kernels (assembly/int8.ts)
+      int8Job(job, ctrl, t, u, U);
+      break;
     default:
       break;
   }

@@ -36,6 +36,7 @@ import {
   gemmModel,
   pseudoRandom,
   type ConvShape,
+  type OnnxIO,
   type OnnxModel,
 } from './onnx-builders.js';
 
@@ -48,9 +49,21 @@ export interface BenchRow {
   note?: string;
 }
 
+/** The ONNX graph of a 'model' case (only what a worker needs: it is copied into each worker). */
+export interface ModelCaseGraph {
+  bytes: Uint8Array;
+  input: OnnxIO;
+  output: string;
+}
+
 export interface BenchCase {
   name: string;
-  kind: 'gemm' | 'conv' | 'conv-backward';
+  kind: 'gemm' | 'conv' | 'conv-backward' | 'model';
+  /**
+   * model: a whole ONNX graph with one float32 input (fed pseudo-random values in [-1, 1)) and the
+   * output read back each run; run by the onnxruntime peers only (tfjs-wasm reports it unsupported).
+   */
+  model?: ModelCaseGraph;
   /* gemm */
   m?: number;
   n?: number;
@@ -182,6 +195,10 @@ const SEED_WEIGHT = 2;
 const SEED_GRAD = 3;
 
 function caseData(c: BenchCase): CaseData {
+  if (c.kind === 'model') {
+    if (!c.model) throw new Error(`case ${c.name}: missing 'model'`);
+    return { X: pseudoRandom(c.model.input.dims.reduce((a, b) => a * b, 1), SEED_IN) };
+  }
   if (c.kind === 'gemm') {
     const { m, n, k } = gemmDims(c);
     return { A: pseudoRandom(m * k, SEED_IN), B: pseudoRandom(k * n, SEED_WEIGHT) };
@@ -282,6 +299,16 @@ function ortRuntime(ort: OrtApi, impl: PeerImpl, sessionOptions: Record<string, 
         {
           impl,
           prepare: async () => {
+            if (c.kind === 'model') {
+              const g = c.model!;
+              const m: OnnxModel = { bytes: g.bytes, inputs: [g.input], outputs: [{ name: g.output, dims: [] }], initializers: {} };
+              const s = await single(m, { [g.input.name]: data.X! }, c.name);
+              return {
+                parts: [{ label: 'run', run: s.run }],
+                outputs: async () => [await s.output()],
+                dispose: () => s.session.release(),
+              };
+            }
             if (c.kind === 'gemm') {
               const { m, n, k } = gemmDims(c);
               const s = await single(gemmModel(m, n, k, SEED_WEIGHT), { A: data.A! }, 'MatMul');
@@ -403,6 +430,7 @@ function tfjsRuntime(tf: Tf): PeerRuntime {
 
   return {
     variants(c, data, emulate) {
+      if (c.kind === 'model') return [{ impl: 'tfjs-wasm', unsupported: 'unsupported: ONNX graphs run on the onnxruntime peers only' }];
       if (c.kind === 'gemm') {
         const { m, n, k } = gemmDims(c);
         return [
@@ -900,6 +928,7 @@ export interface VerifyRow {
 }
 
 function referenceOutputs(c: BenchCase): Float32Array[] {
+  if (c.kind === 'model') throw new Error(`case ${c.name}: no JS reference for whole-model cases`);
   const d = caseData(c);
   if (c.kind === 'gemm') {
     const { m, n, k } = gemmDims(c);

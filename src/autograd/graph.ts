@@ -53,17 +53,34 @@ export function hasNonFinite(t: Tensor): boolean {
   }
 }
 
+/** Sees every op's forward: its name, output, inputs and attributes (src/runtime captures graphs with it). */
+export type OpObserver = (op: string, out: Tensor, inputs: Tensor[], attrs: Record<string, unknown>) => void;
+let opObserver: OpObserver | null = null;
+
+/** Run fn with `observer` called for every op it runs (nested observers are not supported). */
+export function observeOps<T>(observer: OpObserver, fn: () => T): T {
+  if (opObserver) throw new Error('lowbit: observeOps: an op observer is already active');
+  opObserver = observer;
+  try {
+    return fn();
+  } finally {
+    opObserver = null;
+  }
+}
+
 /**
  * Attach the backward rule of `op` to `out` if any input needs a gradient. Also runs the opt-in numeric
- * check. Returns `out` so ops can end with `return record(...)`.
+ * check. Returns `out` so ops can end with `return record(...)`. `attrs` describe the op for graph capture.
  */
 export function record(
   op: string,
   out: Tensor,
   inputs: Tensor[],
   backward: (gradOutput: Tensor) => (Tensor | null)[],
+  attrs: Record<string, unknown> = {},
 ): Tensor {
   if (engine.options.checkNumerics && hasNonFinite(out)) throw new NumericError(op, out, inputs);
+  opObserver?.(op, out, inputs, attrs);
   if (gradEnabled && inputs.some(tracksGrad)) out.node = { op, inputs, backward };
   return out;
 }

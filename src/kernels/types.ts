@@ -84,9 +84,11 @@ export interface PoolGeometry {
 export type IntEpilogue =
   /**
    * Requantization with a fixed-point multiplier (Jacob et al. 2018; single rounding as in TFLite):
-   *   v = acc + bias[c];  s = 31 + shift[c];  r = (v * multiplier[c] + 2^(s-1)) >> s   (64-bit product,
-   *   arithmetic shift, so half rounds up);  code = clamp(r + zeroPoint, lo, hi), stored as `out`.
-   * bias, multiplier, shift: i32[outC]; multiplier in [0, 2^31); s in [1, 62]. A fused ReLU is lo = zeroPoint.
+   *   s = 31 + shift[c];  r = (acc * multiplier[c] + bias[c] + 2^(s-1)) >> s   (64-bit, arithmetic shift, so
+   *   half rounds up);  code = clamp(r + zeroPoint, lo, hi), stored as `out`.
+   * bias: i64[outC] in units of 2^-s output codes (the layer's bias kept at full precision: a bias in
+   * accumulator units would be off by up to half a step of the accumulator, which coarse outputs amplify);
+   * multiplier, shift: i32[outC]; multiplier in [0, 2^31); s in [1, 62]. A fused ReLU is lo = zeroPoint.
    */
   | { kind: 'requant'; bias: Ptr; multiplier: Ptr; shift: Ptr; zeroPoint: number; lo: number; hi: number; out: 'u8' | 'i8' }
   /** Float output: y = clamp(f32(f32(f32(acc) * scale[c]) + offset[c]), lo, hi), f32 arithmetic, no fused multiply-add. */

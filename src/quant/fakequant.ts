@@ -362,6 +362,17 @@ export class FakeQuantLayer {
     return ops.mulScalar(y, g);
   }
 
+  /** The layer's input as evaluation quantizes it (input norm, then the activation quantizer); no hooks needed. */
+  quantizeInput(x: Tensor): Tensor {
+    const saved = this.xnorScale;
+    this.xnorScale = false; // XNOR's K belongs to a layer call (pendingScale); the runtime computes it itself
+    try {
+      return this.inputHook(x);
+    } finally {
+      this.xnorScale = saved;
+    }
+  }
+
   private inputHook(x: Tensor): Tensor {
     if (this.mode === 'float' || (this.mode === 'quantize' && !this.activation && !this.inputNorm)) return x;
     let h = x;
@@ -464,9 +475,14 @@ export class FakeQuantLayer {
     };
   }
 
-  /** Restore a state written by state() (the layer's quantizers must come from the same scheme). */
-  restore(s: FakeQuantState, tensors: Map<string, Tensor>, prefix: string): void {
+  /**
+   * Restore a state written by state() (the layer's quantizers must come from the same scheme). With
+   * `weightsQuantized`, the layer's weights already hold their quantized values (the runtime's float path):
+   * the weight quantizer is not checked and its parameters are not needed.
+   */
+  restore(s: FakeQuantState, tensors: Map<string, Tensor>, prefix: string, opts: { weightsQuantized?: boolean } = {}): void {
     const same = (a: string | null, b: string | null, role: string) => {
+      if (role === 'weights' && opts.weightsQuantized) return;
       if (a !== b) throw new LowbitError(`quantized model: layer ${this.name} has ${role} ${b ?? 'fp32'} in the file but ${a ?? 'fp32'} from the spec`);
     };
     same(this.scheme.weight?.spec ?? null, s.weight, 'weights');
@@ -476,7 +492,7 @@ export class FakeQuantLayer {
     this.gainInside = s.gainInside;
     this.activationScale = s.activationScale;
     this.persistentWeightParams = s.persistentWeightParams;
-    this.weightParams = decodeParams(s.weightParams, tensors);
+    this.weightParams = opts.weightsQuantized ? undefined : decodeParams(s.weightParams, tensors);
     for (const t of tensorsIn(this.weightParams)) keep(t);
     this.activationParams = decodeParams(s.activationParams, tensors);
     this.activationRange = s.activationRange;

@@ -24,7 +24,7 @@ export function unaryOp(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
     const dx = Tensor.empty(x.shape);
     k.unaryBackward(op, x.ptr, NEEDS_OUTPUT.has(op) ? y.ptr : 0, g.ptr, dx.ptr, x.size, a, b);
     return [dx];
-  });
+  }, { a, b });
 }
 
 export const neg = (x: Tensor) => unaryOp('neg', x);

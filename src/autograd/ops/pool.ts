@@ -52,7 +52,7 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
     const dx = Tensor.empty(x.shape);
     k.maxPool2dBackward(g, dy.ptr, argmax.ptr, dx.ptr);
     return [dx];
-  });
+  }, { geometry: g, opts });
 }
 
 export function avgPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
@@ -64,7 +64,7 @@ export function avgPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
     const dx = Tensor.empty(x.shape);
     k.avgPool2dBackward(g, dy.ptr, dx.ptr);
     return [dx];
-  });
+  }, { geometry: g, opts });
 }
 
 /** Mean over H and W: [N, C, H, W] -> [N, C, 1, 1]. */

@@ -107,6 +107,7 @@ export function concat(xs: Tensor[], axis = 0): Tensor {
       stridedCopy(g, offsets[i] * outStrides[a], outStrides, part, 0, contiguousStrides(t.shape), [...t.shape]);
       return part;
     }),
+    { axis: a },
   );
 }
 
@@ -123,7 +124,7 @@ export function pad(x: Tensor, pads: [number, number][], value = 0): Tensor {
     const dx = Tensor.empty(x.shape);
     stridedCopy(g, offset, outStrides, dx, 0, contiguousStrides(x.shape), [...x.shape]);
     return [dx];
-  });
+  }, { pads: p, value });
 }
 
 /** Materialize x broadcast to `shape`. */

@@ -9,6 +9,10 @@ export const enum Job {
   MaxPoolBackward = 15, AvgPool = 16, AvgPoolBackward = 17, ChannelSums = 18, ChannelAffine = 19, Dropout = 20,
   FlipWeights = 21, Col2im = 22, WgradPrep = 23, Wgrad = 24, DepthwiseForward = 25, DepthwiseWgrad = 26,
   DepthwiseBackwardInput = 27, RandomUniform = 28, WinogradPrep = 29, Winograd = 30, WinogradWgradTransform = 31, WinogradWgradGemm = 32, WinogradWgradOutput = 33, ConvPanels = 34,
+  // int8 kernels, assembly/int8.ts
+  Int8PackWeights = 40, Int8Prep = 41, Int8Conv = 42, Int8Requantize = 43, Int8SumPlanes = 44, Int8MaxPool = 45, Int8Add = 46,
+  // binary (XNOR-popcount) kernels, assembly/binary.ts
+  BinarizePack = 50, BinaryPackWeights = 51, ConvBinary = 52,
 }
 
 /**

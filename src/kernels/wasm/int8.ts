@@ -1,20 +1,167 @@
-// PLACEHOLDER (being written): the int8 kernels of IntKernels (wasm). Every method throws until implemented.
-import type { EngineMemory } from '../memory.js';
-import type { WasmBackend } from './backend.js';
-import type { IntKernels } from '../types.js';
+// Bindings of the int8 kernels (the loops are in assembly/int8.ts, whose header explains the layout):
+// argument slots, buffer sizes and the split of each job into units for the threads.
+//   convInt8:  Int8Prep (the zero-point-shifted, padded, channel-paired i16 input; pair-tap offsets) then
+//              Int8Conv (tiles of 8 output pixels, every output channel, the epilogue fused). The 'bits'
+//              epilogue runs as int32 accumulators followed by requantize.
+//   the rest:  one job each, split over planes or elements.
 
-export type Int8Kernels = Pick<IntKernels, 'int8PackedWeightBytes' | 'int8PackWeights' | 'convInt8' | 'requantize' | 'sumPlanesInt8' | 'maxPoolInt8' | 'addInt8'>;
+import type { EngineMemory, Ptr } from '../memory.js';
+import type { ConvGeometry, IntEpilogue, PoolGeometry } from '../types.js';
+import { Job } from './abi.js';
+import type { WasmBackend } from './backend.js';
+import { checkAddArgs, checkConvGeometry, checkZero, int8Layout, type Int8Kernels } from '../ref/int8.js';
+
+export type { Int8Kernels };
+
+/** Multiply-adds per unit of the convolution (~50 us on one thread). */
+const GRAIN_MACS = 1 << 21;
+/** Elements per unit of the elementwise jobs. */
+const GRAIN_ELEMENTS = 1 << 15;
+/** Output pixels per tile (assembly/int8.ts I8_NR) and scratch bytes before the panel. */
+const NR = 8;
+const PANEL_AT = 1024;
+
+const KIND = { requant: 0, float: 1, int32: 2, bits: 3 } as const;
+
+/** Bit pattern of a number rounded to f32 (the float clamp travels through the i32 array). */
+function f32Bits(v: number): number {
+  const f = new Float32Array([v]);
+  return new Int32Array(f.buffer)[0];
+}
+
+/** The epilogue as the i32 array of assembly/int8.ts (E_* slots). */
+function epilogueInts(ep: IntEpilogue): number[] {
+  const a = new Array<number>(12).fill(0);
+  a[0] = KIND[ep.kind];
+  if (ep.kind === 'requant') {
+    a[1] = ep.out === 'i8' ? 1 : 0;
+    a[2] = ep.bias | 0; a[3] = ep.multiplier | 0; a[4] = ep.shift | 0;
+    for (const [i, v] of [[7, ep.zeroPoint], [8, ep.lo], [9, ep.hi]] as const) {
+      if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) throw new RangeError(`lowbit: requant zero point and clamp must be int32, got ${v}`);
+      a[i] = v;
+    }
+  } else if (ep.kind === 'float') {
+    a[5] = ep.scale | 0; a[6] = ep.offset | 0;
+    a[10] = f32Bits(ep.lo); a[11] = f32Bits(ep.hi);
+  } else if (ep.kind === 'bits') {
+    a[5] = ep.scale | 0; a[6] = ep.offset | 0;
+  }
+  return a;
+}
 
 export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8Kernels {
-  void mem; void be;
-  const todo = (name: string) => (): never => { throw new Error(`lowbit: int8 kernel ${name} is not implemented yet`); };
+  const scratchBytes = be.ex.scratchBytes();
+
+  /** Rows and columns of each phase of the padded input (as in the float convolution, wasm/conv.ts). */
+  function padded(g: ConvGeometry): { Hp: number; Wq: number } {
+    const sW = g.strideW;
+    const rowsNeeded = (g.outH - 1) * g.strideH + (g.kH - 1) * g.dilationH + 1;
+    const Hp = Math.max(1, g.inH + g.padTop + g.padBottom, rowsNeeded);
+    const colsNeeded = g.outW + Math.floor(((g.kW - 1) * g.dilationW) / sW);
+    const Wq = Math.max(1, Math.ceil((g.inW + g.padLeft + g.padRight) / sW), colsNeeded);
+    return { Hp, Wq };
+  }
+
+  function writeGeometry(g: ConvGeometry, Hp: number, Wq: number): void {
+    be.args(g.n, g.inC, g.inH, g.inW, g.outC, g.kH, g.kW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW,
+      g.groups, g.outH, g.outW, Hp, Wq);
+  }
+
+  function requantize(acc: Ptr, n: number, c: number, hw: number, ep: IntEpilogue, y: Ptr): void {
+    if (n * c * hw === 0) return;
+    be.ints(epilogueInts(ep));
+    be.args(acc, n, c, hw, y);
+    const items = ep.kind === 'bits' ? n * hw : n * c;
+    be.run(Job.Int8Requantize, Math.min(items, be.units(n * c * hw, GRAIN_ELEMENTS / 4)));
+  }
+
+  function convInt8(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr): void {
+    checkConvGeometry(g, 'convInt8');
+    checkZero(xType, xZero, 'convInt8');
+    const P = g.outH * g.outW;
+    if (g.n * g.outC * P === 0) return;
+    const { pairs, K2, coutG } = int8Layout(g);
+    if (ep.kind === 'bits' || K2 === 0) {
+      // bits: int32 accumulators, then binarize them; no taps: every accumulator is 0
+      const acc = mem.alloc(g.n * g.outC * P * 4);
+      try {
+        if (K2 === 0) mem.i32.fill(0, acc >> 2, (acc >> 2) + g.n * g.outC * P);
+        else convInt8(g, x, xType, xZero, w, { kind: 'int32' }, acc);
+        requantize(acc, g.n, g.outC, P, ep, y);
+      } finally {
+        mem.free(acc);
+      }
+      return;
+    }
+    if (PANEL_AT + K2 * NR * 4 > scratchBytes)
+      throw new RangeError(`lowbit: convInt8: ${K2 * 2} input channel taps per output exceed the kernel's scratch buffer`);
+    const { Hp, Wq } = padded(g);
+    const planes = g.n * g.groups * pairs;
+    const xq = mem.alloc(planes * g.strideW * Hp * Wq * 4);
+    const offs = mem.alloc(K2 * 4);
+    try {
+      writeGeometry(g, Hp, Wq);
+      be.setArg(18, x);
+      be.setArg(19, xq);
+      be.setArg(20, w);
+      be.setArg(21, offs);
+      be.setArg(22, y);
+      be.setArg(23, xType === 'i8' ? 1 : 0);
+      be.setArg(24, xZero);
+      be.ints(epilogueInts(ep));
+      be.run(Job.Int8Prep, Math.min(planes, be.units(planes * g.strideW * Hp * Wq, GRAIN_ELEMENTS)));
+      const tiles = g.groups * Math.ceil((g.n * P) / NR);
+      const macs = g.n * P * g.outC * K2 * 2;
+      void coutG;
+      be.run(Job.Int8Conv, Math.min(tiles, be.units(macs, GRAIN_MACS)));
+    } finally {
+      mem.free(xq);
+      mem.free(offs);
+    }
+  }
+
   return {
-    int8PackedWeightBytes: todo('int8PackedWeightBytes'),
-    int8PackWeights: todo('int8PackWeights'),
-    convInt8: todo('convInt8'),
-    requantize: todo('requantize'),
-    sumPlanesInt8: todo('sumPlanesInt8'),
-    maxPoolInt8: todo('maxPoolInt8'),
-    addInt8: todo('addInt8'),
+    int8PackedWeightBytes(g) {
+      checkConvGeometry(g, 'int8PackedWeightBytes');
+      return int8Layout(g).bytes;
+    },
+
+    int8PackWeights(g, w, dst) {
+      checkConvGeometry(g, 'int8PackWeights');
+      const { blocks, bytes } = int8Layout(g);
+      if (bytes === 0) return;
+      writeGeometry(g, 0, 0);
+      be.setArg(18, w);
+      be.setArg(20, dst);
+      const units = g.groups * blocks;
+      be.run(Job.Int8PackWeights, Math.min(units, be.units(bytes / 4, GRAIN_ELEMENTS)));
+    },
+
+    convInt8,
+    requantize,
+
+    sumPlanesInt8(x, xType, xZero, planes, hw, acc) {
+      if (planes === 0) return;
+      if (!Number.isInteger(xZero) || Math.abs(xZero) >= 2 ** 31) throw new RangeError(`lowbit: sumPlanesInt8: zero point ${xZero} is not an int32`);
+      be.args(x, xType === 'i8' ? 1 : 0, xZero, planes, hw, acc);
+      be.run(Job.Int8SumPlanes, Math.min(planes, be.units(planes * hw, GRAIN_ELEMENTS * 4)));
+    },
+
+    maxPoolInt8(g: PoolGeometry, x, xType, y) {
+      if (g.planes * g.outH * g.outW === 0) return;
+      be.args(x, y, xType === 'i8' ? 1 : 0, g.planes, g.inH, g.inW, g.kH, g.kW, g.strideH, g.strideW, g.padTop, g.padLeft,
+        g.dilationH, g.dilationW, g.outH, g.outW);
+      be.run(Job.Int8MaxPool, Math.min(g.planes, be.units(g.planes * g.outH * g.outW * g.kH * g.kW, GRAIN_ELEMENTS * 4)));
+    },
+
+    addInt8(n, a, aType, aZero, aMultiplier, b, bType, bZero, bMultiplier, shift, yZero, lo, hi, y, yType) {
+      checkAddArgs(aZero, bZero, aMultiplier, bMultiplier, shift);
+      for (const v of [yZero, lo, hi])
+        if (!Number.isInteger(v) || Math.abs(v) >= 2 ** 31) throw new RangeError(`lowbit: addInt8: zero point and clamp must be int32, got ${v}`);
+      if (n === 0) return;
+      void yType; // i8 and u8 codes are both the low byte of the clamped result
+      be.args(n, a, aType === 'i8' ? 1 : 0, aZero, aMultiplier, b, bType === 'i8' ? 1 : 0, bZero, bMultiplier, shift, yZero, lo, hi, y);
+      be.run(Job.Int8Add, be.units(n, GRAIN_ELEMENTS));
+    },
   };
 }

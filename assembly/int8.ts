@@ -1,0 +1,497 @@
+// Integer (int8) kernels: convolution of u8/i8 codes with int8 weights, int32 accumulation, and the
+// epilogues (fixed-point requantization, float affine, raw int32, bits), plus the small integer ops of the
+// integer runtime (requantize, plane sums, max pool, residual add). The reference (the spec) is
+// src/kernels/ref/int8.ts; results match it bit for bit.
+//
+// Convolution. WebAssembly SIMD128 has one exact integer multiply-add that does real work per instruction:
+// i32x4.dot_i16x8_s (x64 pmaddwd), 8 products of i16 pairs summed into 4 i32 lanes. So both factors are
+// widened to i16 and paired along the input channels:
+//   xq      the input as (x - xZero) in i16, padded with zeros (a padded tap reads xZero, so it adds 0)
+//           and phase-split like the float convolution (assembly/conv.ts), one 32-bit word per pixel
+//           holding channels (2j, 2j+1) of a group:  xq[b][g][j][phase][Hp][Wq] (u32)
+//   packed  weights as pairs of i16 in the same channel order (src/kernels/ref/int8.ts has the layout):
+//           [g][block of MR output channels][pair tap k][MR] (u32)
+// A tile is NR = 8 consecutive output pixels (of the image-major flattened output, so batch and row
+// boundaries don't waste lanes, and a linear layer's batch fills them). Its inputs are gathered once into a
+// panel [K2][NR] (u32, thread scratch; 2 vector copies per tap when the 8 pixels are consecutive in xq), and
+// each block of MR = 4 output channels is a 4 x 8 register tile: per pair tap, two loads of the panel, four
+// 32-bit splats of weight pairs, 8 dot products and 8 adds. Exact: |x - xZero| <= 255, |w| <= 128, so each
+// dot product's pair sum fits easily and i32 accumulation wraps exactly like the reference. Tiles of at
+// most FEW_PIXELS pixels (a linear layer at batch 1) put 8 output channels in the lanes instead (i8Pixel8).
+// The epilogue is applied to each finished tile (scalar; 64-bit products for the requantization).
+// Speed: the 4 x 8 tile runs near the dot/add issue limit of one core (~10 multiply-adds per cycle);
+// further gains need fewer multiplies (e.g. an exact integer Winograd F(2x2, 3x3)), not a different tile.
+
+import { ARR, argI, argP, scratchOf, shareStart } from './layout';
+
+// Job ids 40-49 (mirrored in src/kernels/wasm/abi.ts).
+export const J_I8_PACK = 40, J_I8_PREP = 41, J_I8_CONV = 42, J_I8_REQUANT = 43, J_I8_SUM = 44, J_I8_MAXPOOL = 45, J_I8_ADD = 46;
+
+// Tile: output channels x output pixels.
+export const I8_MR: i32 = 4;
+export const I8_NR: i32 = 8;
+/** Tiles with at most this many pixels put output channels in the lanes instead (i8Pixel8). */
+const FEW_PIXELS: i32 = 3;
+/** Scratch bytes before the panel: the accumulator tile, pixel base offsets and output indices. */
+const PANEL_AT: usize = 1024;
+
+// Argument slots of the convolution jobs (written by src/kernels/wasm/int8.ts).
+const I_N = 0, I_INC = 1, I_INH = 2, I_INW = 3, I_OUTC = 4, I_KH = 5, I_KW = 6, I_SH = 7, I_SW = 8, I_PT = 9, I_PL = 10;
+const I_DH = 11, I_DW = 12, I_G = 13, I_OUTH = 14, I_OUTW = 15, I_HP = 16, I_WQ = 17, I_X = 18, I_XQ = 19, I_W = 20;
+const I_OFFS = 21, I_Y = 22, I_XTYPE = 23, I_XZERO = 24;
+// The epilogue, in the small int array (ARR): kind (0 requant, 1 float, 2 int32, 3 bits), output type
+// (0 u8, 1 i8), pointers, requant zero point and clamp, float clamp as f32 bit patterns.
+const E_KIND = 0, E_OUT = 1, E_BIAS = 2, E_MULT = 3, E_SHIFT = 4, E_SCALE = 5, E_OFFSET = 6, E_ZP = 7, E_LO = 8, E_HI = 9;
+const E_FLO = 10, E_FHI = 11;
+const K_REQUANT = 0, K_FLOAT = 1, K_INT32 = 2, K_BITS = 3;
+
+// @ts-ignore: decorator
+@inline function arrU(ctrl: usize, i: i32): usize {
+  return <usize>load<u32>(ctrl + ARR + (<usize>i << 2));
+}
+// @ts-ignore: decorator
+@inline function arrV(ctrl: usize, i: i32): i32 {
+  return load<i32>(ctrl + ARR + (<usize>i << 2));
+}
+// @ts-ignore: decorator
+@inline function lo(n: i32, u: i32, U: i32): i32 {
+  return shareStart(n, u, U, 1);
+}
+// @ts-ignore: decorator
+@inline function hi(n: i32, u: i32, U: i32): i32 {
+  return shareStart(n, u + 1, U, 1);
+}
+
+// ---- epilogue -------------------------------------------------------------------------------------------
+
+/**
+ * Epilogue of `count` accumulators of output channel `ch` (i32 at src, src + srcStep, ...) into y elements
+ * yi, yi + yStep, ... (kinds requant, float, int32; bits are written by bitsPixels).
+ */
+function epilogueRun(ctrl: usize, src: usize, srcStep: usize, count: i32, ch: i32, y: usize, yi: usize, yStep: usize): void {
+  const kind = arrV(ctrl, E_KIND);
+  if (kind == K_INT32) {
+    for (let j = 0; j < count; j++) {
+      store<i32>(y + (yi << 2), load<i32>(src));
+      src += srcStep;
+      yi += yStep;
+    }
+  } else if (kind == K_FLOAT) {
+    const scale = load<f32>(arrU(ctrl, E_SCALE) + (<usize>ch << 2)), offset = load<f32>(arrU(ctrl, E_OFFSET) + (<usize>ch << 2));
+    const flo = reinterpret<f32>(arrV(ctrl, E_FLO)), fhi = reinterpret<f32>(arrV(ctrl, E_FHI));
+    for (let j = 0; j < count; j++) {
+      const v = <f32>load<i32>(src) * scale + offset; // f32 mul then f32 add: wasm never fuses them
+      store<f32>(y + (yi << 2), v < flo ? flo : v > fhi ? fhi : v);
+      src += srcStep;
+      yi += yStep;
+    }
+  } else {
+    const biasP = arrU(ctrl, E_BIAS);
+    const bias = biasP != 0 ? load<i64>(biasP + (<usize>ch << 3)) : 0;
+    const m = <i64>load<i32>(arrU(ctrl, E_MULT) + (<usize>ch << 2));
+    const s = <i64>(31 + load<i32>(arrU(ctrl, E_SHIFT) + (<usize>ch << 2)));
+    const rnd = (<i64>1 << (s - 1)) + bias;
+    const zp = <i64>arrV(ctrl, E_ZP), qlo = <i64>arrV(ctrl, E_LO), qhi = <i64>arrV(ctrl, E_HI);
+    for (let j = 0; j < count; j++) {
+      let q = ((<i64>load<i32>(src) * m + rnd) >> s) + zp;
+      q = q < qlo ? qlo : q > qhi ? qhi : q;
+      store<u8>(y + yi, <u8>q); // i8 and u8 alike: the low byte
+      src += srcStep;
+      yi += yStep;
+    }
+  }
+}
+
+/** Bits for pixels [q0, q1) (q = b * hw + p) of accumulators acc [n, c, hw]: y [n, hw, ceil(c / 64)] u64. */
+function bitsPixels(ctrl: usize, acc: usize, c: i32, hw: i32, y: usize, q0: i32, q1: i32): void {
+  const scale = arrU(ctrl, E_SCALE), offset = arrU(ctrl, E_OFFSET);
+  const words = (c + 63) >> 6;
+  for (let q = q0; q < q1; q++) {
+    const b = q / hw, p = q % hw;
+    const src = acc + ((<usize>b * <usize>c * <usize>hw + <usize>p) << 2);
+    for (let wd = 0; wd < words; wd++) {
+      let word: u64 = 0;
+      const cEnd = min(c, (wd + 1) << 6);
+      for (let ch = wd << 6; ch < cEnd; ch++) {
+        const v = <f32>load<i32>(src + ((<usize>ch * <usize>hw) << 2)) * load<f32>(scale + (<usize>ch << 2)) + load<f32>(offset + (<usize>ch << 2));
+        if (v >= 0) word |= <u64>1 << <u64>(ch & 63);
+      }
+      store<u64>(y + ((<usize>q * <usize>words + <usize>wd) << 3), word);
+    }
+  }
+}
+
+// ---- convolution: preparation -----------------------------------------------------------------------------
+
+/** Pack weight blocks [u0, u1) (unit = g * blocks + block) of w (i8 [outC, cinG, kH, kW]) into dst. */
+function packWeights(ctrl: usize, u0: i32, u1: i32): void {
+  const inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC), G = argI(ctrl, I_G), kk = argI(ctrl, I_KH) * argI(ctrl, I_KW);
+  const w = argP(ctrl, I_X), dst = argP(ctrl, I_W);
+  const cinG = inC / G, coutG = outC / G;
+  const pairs = (cinG + 1) >> 1, K2 = pairs * kk, blocks = (coutG + I8_MR - 1) / I8_MR;
+  for (let u = u0; u < u1; u++) {
+    const g = u / blocks, blk = u % blocks;
+    const d = dst + ((<usize>u * <usize>K2 * <usize>I8_MR) << 2);
+    for (let i = 0; i < I8_MR; i++) {
+      const oc = blk * I8_MR + i;
+      const src = w + <usize>(g * coutG + oc) * <usize>cinG * <usize>kk;
+      for (let k = 0; k < K2; k++) {
+        let word: u32 = 0;
+        if (oc < coutG) {
+          const j = k / kk, t = k % kk;
+          const c0 = 2 * j;
+          const w0 = <u32>load<i8>(src + <usize>(c0 * kk + t)) & 0xffff;
+          const w1 = c0 + 1 < cinG ? <u32>load<i8>(src + <usize>((c0 + 1) * kk + t)) & 0xffff : 0;
+          word = w0 | (w1 << 16);
+        }
+        store<u32>(d + ((<usize>k * <usize>I8_MR + <usize>i) << 2), word);
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function code(x: usize, i8: bool): i32 {
+  return i8 ? <i32>load<i8>(x) : <i32>load<u8>(x);
+}
+
+/**
+ * xq planes [p0, p1) (plane = (b * G + g) * pairs + j): channel pair (2j, 2j+1) of group g of image b as
+ * (x - xZero) i16 pairs, zero-padded and phase-split; plus, in unit 0, the pair-tap byte offsets.
+ */
+function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
+  const inC = argI(ctrl, I_INC), inH = argI(ctrl, I_INH), inW = argI(ctrl, I_INW), G = argI(ctrl, I_G);
+  const kH = argI(ctrl, I_KH), kW = argI(ctrl, I_KW), sW = argI(ctrl, I_SW), pT = argI(ctrl, I_PT), pL = argI(ctrl, I_PL);
+  const dH = argI(ctrl, I_DH), dW = argI(ctrl, I_DW), Hp = argI(ctrl, I_HP), Wq = argI(ctrl, I_WQ);
+  const x = argP(ctrl, I_X), xq = argP(ctrl, I_XQ), isI8 = argI(ctrl, I_XTYPE) != 0, z = argI(ctrl, I_XZERO);
+  const cinG = inC / G, pairs = (cinG + 1) >> 1;
+  if (unit == 0) {
+    const offs = argP(ctrl, I_OFFS);
+    let k = 0;
+    for (let j = 0; j < pairs; j++)
+      for (let ky = 0; ky < kH; ky++)
+        for (let kx = 0; kx < kW; kx++) {
+          const col = kx * dW;
+          store<i32>(offs + (<usize>k << 2), (((j * sW + col % sW) * Hp + ky * dH) * Wq + col / sW) << 2);
+          k++;
+        }
+  }
+  const planeWords = <usize>sW * <usize>Hp * <usize>Wq;
+  const inPlane = <usize>inH * <usize>inW;
+  const zv = i16x8.splat(<i16>z);
+  for (let p = p0; p < p1; p++) {
+    const j = p % pairs, bg = p / pairs;
+    const g = bg % G, b = bg / G;
+    const c0 = g * cinG + 2 * j;
+    const has1 = 2 * j + 1 < cinG;
+    const x0 = x + <usize>(b * inC + c0) * inPlane;
+    const x1 = has1 ? x0 + inPlane : x0;
+    let dst = xq + ((<usize>p * planeWords) << 2);
+    for (let f = 0; f < sW; f++) {
+      // columns q of this phase read input column q*sW + f - pL; [q0, q1) are inside the input
+      let q0 = 0;
+      while (q0 < Wq && q0 * sW + f - pL < 0) q0++;
+      let q1 = q0;
+      while (q1 < Wq && q1 * sW + f - pL < inW) q1++;
+      for (let r = 0; r < Hp; r++) {
+        const iy = r - pT;
+        if (iy < 0 || iy >= inH) {
+          for (let q = 0; q < Wq; q++) store<u32>(dst + (<usize>q << 2), 0);
+        } else {
+          for (let q = 0; q < q0; q++) store<u32>(dst + (<usize>q << 2), 0);
+          const r0 = x0 + <usize>iy * <usize>inW, r1 = x1 + <usize>iy * <usize>inW;
+          let q = q0;
+          if (sW == 1) {
+            // 8 pixels at a time: widen both channels to i16, subtract the zero point, interleave
+            for (; q + 8 <= q1; q += 8) {
+              const i = <usize>(q - pL);
+              let a = v128.load64_zero(r0 + i), c = has1 ? v128.load64_zero(r1 + i) : v128.splat<i64>(0);
+              a = isI8 ? i16x8.extend_low_i8x16_s(a) : i16x8.extend_low_i8x16_u(a);
+              c = isI8 ? i16x8.extend_low_i8x16_s(c) : i16x8.extend_low_i8x16_u(c);
+              a = i16x8.sub(a, zv);
+              c = has1 ? i16x8.sub(c, zv) : i16x8.splat(0);
+              const d = dst + (<usize>q << 2);
+              v128.store(d, v128.shuffle<i16>(a, c, 0, 8, 1, 9, 2, 10, 3, 11));
+              v128.store(d, v128.shuffle<i16>(a, c, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+            }
+          }
+          for (; q < q1; q++) {
+            const ix = <usize>(q * sW + f - pL);
+            const v0 = code(r0 + ix, isI8) - z;
+            const v1 = has1 ? code(r1 + ix, isI8) - z : 0;
+            store<u32>(dst + (<usize>q << 2), (<u32>v0 & 0xffff) | (<u32>v1 << 16));
+          }
+          for (q = q1; q < Wq; q++) store<u32>(dst + (<usize>q << 2), 0);
+        }
+        dst += <usize>Wq << 2;
+      }
+    }
+  }
+}
+
+// ---- convolution: compute ---------------------------------------------------------------------------------
+
+/** acc[4][8] (i32 at out, rows 32 bytes apart) = packed weights pa [K2][4] x panel [K2][8] (pairs of i16). */
+function i8Tile4x8(K2: i32, panel: usize, pa: usize, out: usize): void {
+  let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c10 = i32x4.splat(0), c11 = i32x4.splat(0);
+  let c20 = i32x4.splat(0), c21 = i32x4.splat(0), c30 = i32x4.splat(0), c31 = i32x4.splat(0);
+  for (let k = 0; k < K2; k++) {
+    const a0 = v128.load(panel), a1 = v128.load(panel, 16);
+    let w = v128.load32_splat(pa);
+    c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w));
+    c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a1, w));
+    w = v128.load32_splat(pa, 4);
+    c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a0, w));
+    c11 = i32x4.add(c11, i32x4.dot_i16x8_s(a1, w));
+    w = v128.load32_splat(pa, 8);
+    c20 = i32x4.add(c20, i32x4.dot_i16x8_s(a0, w));
+    c21 = i32x4.add(c21, i32x4.dot_i16x8_s(a1, w));
+    w = v128.load32_splat(pa, 12);
+    c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a0, w));
+    c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a1, w));
+    panel += 32;
+    pa += 16;
+  }
+  v128.store(out, c00); v128.store(out, c01, 16);
+  v128.store(out, c10, 32); v128.store(out, c11, 48);
+  v128.store(out, c20, 64); v128.store(out, c21, 80);
+  v128.store(out, c30, 96); v128.store(out, c31, 112);
+}
+
+/**
+ * One pixel (panel column at px, 32 bytes per pair tap) times two blocks of packed weights (pa, pa + blockB):
+ * output channels in the lanes, acc[8] (i32 at out) for the 8 channels. For tiles of a few pixels (a linear
+ * layer at batch 1): every lane does useful work, where the 4 x 8 tile would waste most of them.
+ */
+function i8Pixel8(K2: i32, px: usize, pa: usize, blockB: usize, out: usize): void {
+  let c0 = i32x4.splat(0), c1 = i32x4.splat(0), d0 = i32x4.splat(0), d1 = i32x4.splat(0);
+  const pb = pa + blockB;
+  let k = 0;
+  for (; k + 2 <= K2; k += 2) {
+    const o = <usize>k << 4;
+    const x0 = v128.load32_splat(px + (<usize>k << 5)), x1 = v128.load32_splat(px + (<usize>k << 5), 32);
+    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(v128.load(pa + o), x0));
+    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(v128.load(pb + o), x0));
+    d0 = i32x4.add(d0, i32x4.dot_i16x8_s(v128.load(pa + o, 16), x1));
+    d1 = i32x4.add(d1, i32x4.dot_i16x8_s(v128.load(pb + o, 16), x1));
+  }
+  if (k < K2) {
+    const o = <usize>k << 4;
+    const x0 = v128.load32_splat(px + (<usize>k << 5));
+    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(v128.load(pa + o), x0));
+    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(v128.load(pb + o), x0));
+  }
+  v128.store(out, i32x4.add(c0, d0));
+  v128.store(out, i32x4.add(c1, d1), 16);
+}
+
+/** Tiles [t0, t1) (tile = g * tilesPerGroup + tile of NR consecutive output pixels of all images). */
+function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
+  const n = argI(ctrl, I_N), inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC), G = argI(ctrl, I_G);
+  const kk = argI(ctrl, I_KH) * argI(ctrl, I_KW), sH = argI(ctrl, I_SH), sW = argI(ctrl, I_SW);
+  const outH = argI(ctrl, I_OUTH), outW = argI(ctrl, I_OUTW), Hp = argI(ctrl, I_HP), Wq = argI(ctrl, I_WQ);
+  const xq = argP(ctrl, I_XQ), wpack = argP(ctrl, I_W), offs = argP(ctrl, I_OFFS), y = argP(ctrl, I_Y);
+  const cinG = inC / G, coutG = outC / G;
+  const pairs = (cinG + 1) >> 1, K2 = pairs * kk, blocks = (coutG + I8_MR - 1) / I8_MR;
+  const P = outH * outW, PP = n * P;
+  const tpg = (PP + I8_NR - 1) / I8_NR;
+  const planeB = (<usize>sW * <usize>Hp * <usize>Wq) << 2;
+  const tile = scratch; // acc [MR][NR] i32
+  const bases = scratch + 128; // NR byte offsets into xq of each pixel's (b, g) planes + (oy, ox)
+  const youts = scratch + 192; // NR output element indices (channel g*coutG)
+  const panel = scratch + PANEL_AT;
+  for (let t = t0; t < t1; t++) {
+    const g = t / tpg, q0 = (t % tpg) * I8_NR;
+    const cnt = min(I8_NR, PP - q0);
+    let contiguous = cnt == I8_NR, yContiguous = true;
+    // pixel q0 by division, the next ones by stepping (ox, oy, b)
+    let b = q0 / P, p = q0 % P;
+    let oy = p / outW, ox = p % outW;
+    for (let jj = 0; jj < cnt; jj++) {
+      const base = <u32>((<usize>(b * G + g) * <usize>pairs) * planeB + ((<usize>(oy * sH) * <usize>Wq + <usize>ox) << 2));
+      const yo = <u32>(<usize>(b * outC + g * coutG) * <usize>P + <usize>p);
+      store<u32>(bases + (<usize>jj << 2), base);
+      store<u32>(youts + (<usize>jj << 2), yo);
+      if (jj > 0) {
+        if (base != load<u32>(bases) + (<u32>jj << 2)) contiguous = false;
+        if (yo != load<u32>(youts) + <u32>jj) yContiguous = false;
+      }
+      p++;
+      if (++ox == outW) {
+        ox = 0;
+        if (++oy == outH) { oy = 0; p = 0; b++; }
+      }
+    }
+    // gather the panel [K2][NR]; lanes past cnt hold stale values whose results are never stored
+    if (contiguous) {
+      const src = xq + <usize>load<u32>(bases);
+      for (let k = 0; k < K2; k++) {
+        const s = src + <usize>load<i32>(offs + (<usize>k << 2));
+        const d = panel + (<usize>k << 5);
+        v128.store(d, v128.load(s));
+        v128.store(d, v128.load(s, 16), 16);
+      }
+    } else {
+      for (let k = 0; k < K2; k++) {
+        const s = xq + <usize>load<i32>(offs + (<usize>k << 2));
+        const d = panel + (<usize>k << 5);
+        for (let jj = 0; jj < cnt; jj++) store<u32>(d + (<usize>jj << 2), load<u32>(s + <usize>load<u32>(bases + (<usize>jj << 2))));
+      }
+    }
+    if (cnt <= FEW_PIXELS) {
+      // channels in the lanes, one pixel at a time, two blocks per pass (the second may be a repeat)
+      for (let blk = 0; blk < blocks; blk += 2) {
+        const pa = wpack + ((<usize>(g * blocks + blk) * <usize>K2 * <usize>I8_MR) << 2);
+        const blockB: usize = blk + 1 < blocks ? (<usize>K2 * <usize>I8_MR) << 2 : 0;
+        const rows = min(2 * I8_MR, coutG - blk * I8_MR);
+        for (let jj = 0; jj < cnt; jj++) {
+          i8Pixel8(K2, panel + (<usize>jj << 2), pa, blockB, tile);
+          const yo = <usize>load<u32>(youts + (<usize>jj << 2));
+          for (let i = 0; i < rows; i++) {
+            const oc = blk * I8_MR + i;
+            epilogueRun(ctrl, tile + (<usize>i << 2), 4, 1, g * coutG + oc, y, yo + <usize>oc * <usize>P, 1);
+          }
+        }
+      }
+      continue;
+    }
+    for (let blk = 0; blk < blocks; blk++) {
+      const pa = wpack + ((<usize>(g * blocks + blk) * <usize>K2 * <usize>I8_MR) << 2);
+      i8Tile4x8(K2, panel, pa, tile);
+      const rows = min(I8_MR, coutG - blk * I8_MR);
+      for (let i = 0; i < rows; i++) {
+        const oc = blk * I8_MR + i;
+        const row = tile + (<usize>i << 5);
+        if (yContiguous) {
+          epilogueRun(ctrl, row, 4, cnt, g * coutG + oc, y, <usize>load<u32>(youts) + <usize>oc * <usize>P, 1);
+        } else {
+          for (let jj = 0; jj < cnt; jj++)
+            epilogueRun(ctrl, row + (<usize>jj << 2), 4, 1, g * coutG + oc, y, <usize>load<u32>(youts + (<usize>jj << 2)) + <usize>oc * <usize>P, 1);
+        }
+      }
+    }
+  }
+}
+
+// ---- small integer ops --------------------------------------------------------------------------------------
+
+/** acc[p] = sum over hw of (x[p, :] - z), planes [p0, p1). */
+function sumPlanes(x: usize, isI8: bool, z: i32, hw: i32, acc: usize, p0: i32, p1: i32): void {
+  for (let p = p0; p < p1; p++) {
+    const src = x + <usize>p * <usize>hw;
+    let v = i32x4.splat(0);
+    let i = 0;
+    // 16 codes -> 8 pairwise i16 sums -> 4 i32 sums
+    for (; i + 16 <= hw; i += 16) {
+      const c = v128.load(src + <usize>i);
+      const h = isI8 ? i16x8.extadd_pairwise_i8x16_s(c) : i16x8.extadd_pairwise_i8x16_u(c);
+      v = i32x4.add(v, i32x4.extadd_pairwise_i16x8_s(h));
+    }
+    let s = i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+    for (; i < hw; i++) s += code(src + <usize>i, isI8);
+    store<i32>(acc + (<usize>p << 2), s - hw * z);
+  }
+}
+
+/** Max pool over codes, planes [p0, p1); an empty window writes the lowest code. */
+function maxPoolPlanes(ctrl: usize, p0: i32, p1: i32): void {
+  const x = argP(ctrl, 0), y = argP(ctrl, 1), isI8 = argI(ctrl, 2) != 0;
+  const inH = argI(ctrl, 4), inW = argI(ctrl, 5), kH = argI(ctrl, 6), kW = argI(ctrl, 7), sH = argI(ctrl, 8), sW = argI(ctrl, 9);
+  const pT = argI(ctrl, 10), pL = argI(ctrl, 11), dH = argI(ctrl, 12), dW = argI(ctrl, 13), outH = argI(ctrl, 14), outW = argI(ctrl, 15);
+  const lowest = isI8 ? -128 : 0;
+  for (let p = p0; p < p1; p++) {
+    const xp = x + <usize>p * <usize>inH * <usize>inW;
+    const yp = y + <usize>p * <usize>outH * <usize>outW;
+    for (let oy = 0; oy < outH; oy++) {
+      // rows of the window inside the input
+      let ky0 = 0, ky1 = kH;
+      while (ky0 < kH && oy * sH - pT + ky0 * dH < 0) ky0++;
+      while (ky1 > ky0 && oy * sH - pT + (ky1 - 1) * dH >= inH) ky1--;
+      for (let ox = 0; ox < outW; ox++) {
+        let kx0 = 0, kx1 = kW;
+        while (kx0 < kW && ox * sW - pL + kx0 * dW < 0) kx0++;
+        while (kx1 > kx0 && ox * sW - pL + (kx1 - 1) * dW >= inW) kx1--;
+        let best = lowest;
+        for (let ky = ky0; ky < ky1; ky++) {
+          const row = xp + <usize>(oy * sH - pT + ky * dH) * <usize>inW;
+          for (let kx = kx0; kx < kx1; kx++) best = max(best, code(row + <usize>(ox * sW - pL + kx * dW), isI8));
+        }
+        store<u8>(yp + <usize>(oy * outW + ox), <u8>best);
+      }
+    }
+  }
+}
+
+/** y = clamp(((a - aZ) aM + (b - bZ) bM + 2^(s-1)) >> s + yZ, lo, hi) for elements [i0, i1). */
+function addRange(ctrl: usize, i0: i32, i1: i32): void {
+  const a = argP(ctrl, 1), aI8 = argI(ctrl, 2) != 0, aZ = <i64>argI(ctrl, 3), aM = <i64>argI(ctrl, 4);
+  const b = argP(ctrl, 5), bI8 = argI(ctrl, 6) != 0, bZ = <i64>argI(ctrl, 7), bM = <i64>argI(ctrl, 8);
+  const s = <i64>argI(ctrl, 9), yZ = <i64>argI(ctrl, 10), qlo = <i64>argI(ctrl, 11), qhi = <i64>argI(ctrl, 12);
+  const y = argP(ctrl, 13);
+  const rnd = <i64>1 << (s - 1);
+  for (let i = i0; i < i1; i++) {
+    const av = <i64>code(a + <usize>i, aI8) - aZ, bv = <i64>code(b + <usize>i, bI8) - bZ;
+    let q = ((av * aM + bv * bM + rnd) >> s) + yZ;
+    q = q < qlo ? qlo : q > qhi ? qhi : q;
+    store<u8>(y + <usize>i, <u8>q);
+  }
+}
+
+// ---- jobs ---------------------------------------------------------------------------------------------------
+
+/** Unit u (of U) of int8 job `job` on thread t. */
+export function int8Job(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
+  switch (job) {
+    case J_I8_PACK: {
+      const G = argI(ctrl, I_G), blocks = (argI(ctrl, I_OUTC) / G + I8_MR - 1) / I8_MR;
+      packWeights(ctrl, lo(G * blocks, u, U), hi(G * blocks, u, U));
+      break;
+    }
+    case J_I8_PREP: {
+      const G = argI(ctrl, I_G), planes = argI(ctrl, I_N) * G * ((argI(ctrl, I_INC) / G + 1) >> 1);
+      prepInput(ctrl, lo(planes, u, U), hi(planes, u, U), u);
+      break;
+    }
+    case J_I8_CONV: {
+      const PP = argI(ctrl, I_N) * argI(ctrl, I_OUTH) * argI(ctrl, I_OUTW);
+      const tiles = argI(ctrl, I_G) * ((PP + I8_NR - 1) / I8_NR);
+      convTiles(ctrl, lo(tiles, u, U), hi(tiles, u, U), scratchOf(ctrl, t));
+      break;
+    }
+    case J_I8_REQUANT: {
+      // args: acc, n, c, hw, y
+      const acc = argP(ctrl, 0), n = argI(ctrl, 1), c = argI(ctrl, 2), hw = argI(ctrl, 3), y = argP(ctrl, 4);
+      if (arrV(ctrl, E_KIND) == K_BITS) {
+        bitsPixels(ctrl, acc, c, hw, y, lo(n * hw, u, U), hi(n * hw, u, U));
+      } else {
+        const p1 = hi(n * c, u, U);
+        for (let p = lo(n * c, u, U); p < p1; p++)
+          epilogueRun(ctrl, acc + ((<usize>p * <usize>hw) << 2), 4, hw, p % c, y, <usize>p * <usize>hw, 1);
+      }
+      break;
+    }
+    case J_I8_SUM: {
+      // args: x, isI8, z, planes, hw, acc
+      const planes = argI(ctrl, 3);
+      sumPlanes(argP(ctrl, 0), argI(ctrl, 1) != 0, argI(ctrl, 2), argI(ctrl, 4), argP(ctrl, 5), lo(planes, u, U), hi(planes, u, U));
+      break;
+    }
+    case J_I8_MAXPOOL: {
+      const planes = argI(ctrl, 3);
+      maxPoolPlanes(ctrl, lo(planes, u, U), hi(planes, u, U));
+      break;
+    }
+    case J_I8_ADD: {
+      const n = argI(ctrl, 0);
+      addRange(ctrl, shareStart(n, u, U, 16), shareStart(n, u + 1, U, 16));
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+/** Bytes of thread scratch a convolution with K2 pair taps needs. */
+export function int8ConvScratch(K2: i32): usize {
+  return PANEL_AT + (<usize>K2 << 5);
+}

@@ -1,0 +1,464 @@
+// Execution plans: a captured graph (trace.ts) whose conv and linear layers run on the integer and bitwise
+// kernels where their datatypes allow (layers.ts), everything else on the float ops.
+//
+// Fusion (what makes the integer path pay): an integer layer's int32 accumulators go through one epilogue
+//   - a following batch norm is folded into the per-channel scale and offset, a following ReLU into the clamp;
+//   - if the result only flows (through max pooling and reshapes) into one more int8 layer, the epilogue
+//     requantizes straight into that layer's input codes with a fixed-point multiplier (Jacob et al. 2018),
+//     and the max pooling runs on the codes (quantizers are monotone, so the max of codes is the code of the max);
+//   - otherwise it writes floats (scale * acc + offset) for the float ops that follow (residual adds, global
+//     pooling, the float last layer), and the next integer layer quantizes them with its own quantizer.
+// Binary layers read bit-packed inputs: the input batch norm and sign of bnn/xnor are applied to the float
+// value and packed (binarizePack); XNOR-Net's K scaling is applied to the float output as the simulation does.
+//
+// The residual stream stays in float because the fake-quantized model (what was trained and measured) keeps
+// it in float: the runtime computes what the simulation computes, with integer arithmetic where it has any.
+
+import * as ops from '../autograd/index.js';
+import { noGrad } from '../autograd/graph.js';
+import { convGeometry } from '../autograd/ops/conv.js';
+import { BatchNorm, type Module } from '../nn/index.js';
+import { engine, keep, tidy } from '../tensor/engine.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { ConvGeometry, IntEpilogue } from '../kernels/types.js';
+import { LowbitError } from '../errors.js';
+import { xnorInputScale } from '../quant/binary.js';
+import { readerCounts, type Graph, type GraphNode } from './trace.js';
+import { buildRuntimeLayer, disposeRuntimeLayer, type InputCodes, type LayerSpec, type RuntimeLayer } from './layers.js';
+
+/** Float ops the runtime executes as they were traced. */
+const FLOAT_UNARY = new Set(['relu', 'relu6', 'hardtanh', 'sigmoid', 'tanh', 'clamp', 'leakyRelu', 'neg', 'abs']);
+const SUPPORTED = ['input', 'conv', 'linear', 'batchNorm', 'reshape', 'add', 'sub', 'mul', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad', ...FLOAT_UNARY];
+
+/** A node of the plan's graph with what the runtime needs to run it. */
+export interface PlanNode {
+  id: number;
+  op: string;
+  inputs: number[];
+  shape: number[];
+  attrs: Record<string, unknown>;
+  name?: string;
+  /** conv / linear */
+  layer?: RuntimeLayer;
+  /** batchNorm: running statistics and affine parameters (eval), as the float module. */
+  norm?: BatchNorm;
+}
+
+type Value =
+  | { kind: 'float'; t: Tensor }
+  | { kind: 'codes'; t: Tensor; codes: InputCodes }
+  | { kind: 'bits'; t: Tensor };
+
+/** How an integer layer finishes: which nodes it absorbs and what it writes. */
+interface IntegerStep {
+  /** Nodes whose work the epilogue does (batch norm, ReLU); their value is the layer's. */
+  fused: number[];
+  /** Requantize into these codes (the consumer's input), or write floats. */
+  target: InputCodes | null;
+  packed: Tensor;
+  epilogue: { scale: Float64Array; offset: Float64Array; lo: number; hi: number };
+  /** Epilogue arrays in engine memory. */
+  arrays: Tensor[];
+  ep: IntEpilogue;
+  /** Output channels whose weight codes were negated so that the requantization multiplier is positive. */
+  negated: boolean;
+}
+
+export interface PlanLayerSummary {
+  name: string;
+  kind: 'conv' | 'linear';
+  family: RuntimeLayer['family'];
+  weights: string;
+  activations: string;
+  weightBits: number;
+  output: 'codes' | 'float' | 'bits';
+  fused: string[];
+  reason: string;
+}
+
+export class Plan {
+  private readonly steps = new Map<number, IntegerStep>();
+  /** Nodes whose value is another node's (fused into an epilogue, or identity). */
+  private readonly aliasOf = new Map<number, number>();
+  private readonly readers: number[];
+  private disposed = false;
+  /** Disposed with the plan (batch norms loaded from a file). */
+  private readonly owned: { dispose(): void }[] = [];
+
+  private constructor(readonly nodes: PlanNode[], readonly output: number, readonly inputShape: number[]) {
+    this.readers = readerCounts({ nodes: nodes as GraphNode[], output });
+  }
+
+  /** Compile a captured graph whose conv/linear nodes are described by `specs` (by layer name). */
+  static compile(
+    graph: { nodes: Omit<PlanNode, 'layer' | 'norm'>[]; output: number },
+    specs: Map<string, LayerSpec>,
+    norms: Map<string, BatchNorm>,
+    owned: { dispose(): void }[] = [],
+  ): Plan {
+    const unsupported = graph.nodes.filter((n) => !SUPPORTED.includes(n.op));
+    if (unsupported.length) {
+      throw new LowbitError(`the runtime cannot run op${unsupported.length > 1 ? 's' : ''} ${[...new Set(unsupported.map((n) => n.op))].join(', ')}; it runs ${SUPPORTED.slice(1).join(', ')}`);
+    }
+    const nodes: PlanNode[] = graph.nodes.map((n) => ({ ...n }));
+    for (const n of nodes) {
+      if (n.op === 'conv' || n.op === 'linear') {
+        const spec = specs.get(n.name!);
+        if (!spec) throw new LowbitError(`runtime: no weights for layer ${n.name}`);
+        n.layer = buildRuntimeLayer(spec);
+      } else if (n.op === 'batchNorm') {
+        const norm = norms.get(n.name!);
+        if (!norm) throw new LowbitError(`runtime: no batch norm parameters for ${n.name}`);
+        n.norm = norm;
+      }
+    }
+    const plan = new Plan(nodes, graph.output, nodes[0].shape);
+    plan.owned.push(...owned);
+    plan.fuse();
+    return plan;
+  }
+
+  private consumersOf(id: number): PlanNode[] {
+    return this.nodes.filter((n) => n.inputs.includes(id));
+  }
+
+  /** The only node reading `id`, if exactly one does and it is not the output. */
+  private soleReader(id: number): PlanNode | null {
+    if (this.readers[id] !== 1 || id === this.output) return null;
+    return this.consumersOf(id)[0] ?? null;
+  }
+
+  private fuse(): void {
+    for (const n of this.nodes) {
+      const l = n.layer;
+      if (!l || l.family === 'float') continue;
+      const fused: number[] = [];
+      let scale = Float64Array.from(l.weightScale!, (s) => s * (l.family === 'int8' ? l.input!.scale : 1));
+      let offset = Float64Array.from({ length: l.spec.outChannels }, (_, c) => l.spec.bias?.[c] ?? 0);
+      let lo = -Infinity;
+      const hi = Infinity;
+      let end = n.id;
+      const xnorK = l.family === 'binary' && l.fq?.xnorScale;
+      if (!xnorK) {
+        let r = this.soleReader(end);
+        if (r?.op === 'batchNorm' && r.norm) {
+          const { g, h } = foldedNorm(r.norm);
+          scale = scale.map((s, c) => s * g[c]);
+          offset = offset.map((o, c) => o * g[c] + h[c]);
+          fused.push(r.id);
+          end = r.id;
+          r = this.soleReader(end);
+        }
+        if (r?.op === 'relu') {
+          lo = 0;
+          fused.push(r.id);
+          end = r.id;
+        }
+      }
+      for (const f of fused) this.aliasOf.set(f, n.id);
+      // Requantize into the next int8 layer's codes if the value only flows there through pools and reshapes.
+      let target: InputCodes | null = null;
+      let walk = this.soleReader(end);
+      while (walk && (walk.op === 'maxPool2d' || walk.op === 'reshape')) walk = this.soleReader(walk.id);
+      if (walk?.layer?.family === 'int8' && walk.inputs.length === 1) target = walk.layer.input;
+      const step = this.prepareStep(n, l, fused, target, { scale, offset, lo, hi });
+      this.steps.set(n.id, step);
+    }
+  }
+
+  private prepareStep(n: PlanNode, l: RuntimeLayer, fused: number[], target: InputCodes | null, e: IntegerStep['epilogue']): IntegerStep {
+    const k = engine.kernels;
+    const g = this.geometry(n, 1);
+    const outC = l.spec.outChannels;
+    const codes = Int8Array.from(l.codes!);
+    const per = codes.length / outC;
+    let negated = false;
+    if (target) {
+      // A negative scale (a batch norm with gamma < 0) becomes a positive multiplier of negated weights.
+      for (let c = 0; c < outC; c++) {
+        if (e.scale[c] >= 0) continue;
+        for (let i = c * per; i < (c + 1) * per; i++) codes[i] = -codes[i];
+        e.scale[c] = -e.scale[c];
+        negated = true;
+      }
+      if (negated && l.family === 'binary') target = null; // (binary weights are packed from signs: keep floats)
+    }
+    const wT = keep(Tensor.from(codes, [...(l.spec.kind === 'conv' ? [outC, l.spec.inChannels / (l.spec.config?.groups ?? 1), ...l.spec.kernel!] : [outC, l.spec.inChannels, 1, 1])], 'i8'));
+    let packed: Tensor;
+    if (l.family === 'int8') {
+      packed = keep(Tensor.empty([k.int8PackedWeightBytes(g)], 'u8'));
+      k.int8PackWeights(g, wT.ptr, packed.ptr);
+    } else {
+      const wf = keep(Tensor.from(Float32Array.from(codes), wT.shape));
+      packed = keep(Tensor.empty([k.binaryPackedWeightBytes(g)], 'u8'));
+      k.binaryPackWeights(g, wf.ptr, packed.ptr);
+      wf.dispose();
+    }
+    wT.dispose();
+    const arrays: Tensor[] = [];
+    const arr = (v: ArrayLike<number>, dtype: 'f32' | 'i32') => {
+      const t = keep(Tensor.from(Array.from(v), [v.length], dtype));
+      arrays.push(t);
+      return t.ptr;
+    };
+    let ep: IntEpilogue;
+    if (target) {
+      // code = round(acc * M + offset / s_out) + zero with M = scale / s_out; the offset goes in at the
+      // multiplier's precision (units of 2^-(31 + shift) codes)
+      const bias = new BigInt64Array(outC), mult = new Int32Array(outC), shift = new Int32Array(outC);
+      for (let c = 0; c < outC; c++) {
+        const q = fixedPointMultiplier(e.scale[c] / target.scale);
+        mult[c] = q.multiplier;
+        shift[c] = q.shift;
+        bias[c] = BigInt(Math.round((e.offset[c] / target.scale) * 2 ** (31 + q.shift)));
+      }
+      const lo = e.lo === 0 ? Math.max(target.lo, target.zero) : target.lo;
+      const biasT = keep(Tensor.empty([outC * 2], 'i32'));
+      new BigInt64Array(biasT.view().buffer, biasT.ptr, outC).set(bias);
+      arrays.push(biasT);
+      ep = { kind: 'requant', bias: biasT.ptr, multiplier: arr(mult, 'i32'), shift: arr(shift, 'i32'), zeroPoint: target.zero, lo, hi: target.hi, out: target.type };
+    } else {
+      ep = { kind: 'float', scale: arr(e.scale, 'f32'), offset: arr(e.offset, 'f32'), lo: e.lo, hi: e.hi };
+    }
+    return { fused, target, packed, epilogue: e, arrays, ep, negated };
+  }
+
+  private geometry(n: PlanNode, batch: number): ConvGeometry {
+    const l = n.layer!;
+    const inShape = this.nodes[n.inputs[0]].shape;
+    if (l.spec.kind === 'linear') {
+      return convGeometry([batch, l.spec.inChannels, 1, 1], [l.spec.outChannels, l.spec.inChannels, 1, 1], {});
+    }
+    const cfg = l.spec.config ?? {};
+    return convGeometry([batch, inShape[1], inShape[2], inShape[3]], [l.spec.outChannels, l.spec.inChannels / (cfg.groups ?? 1), ...l.spec.kernel!], cfg);
+  }
+
+  /** Run the plan on a batch of float inputs [N, C, H, W]; returns the output as a new float tensor. */
+  run(x: Tensor): Tensor {
+    if (this.disposed) throw new Error('lowbit: the plan was disposed');
+    const [, C, H, W] = this.inputShape;
+    if (x.rank !== 4 || x.shape[1] !== C || x.shape[2] !== H || x.shape[3] !== W) {
+      throw new LowbitError(`the model takes inputs of shape [N, ${C}, ${H}, ${W}], got [${x.shape.join(', ')}]`);
+    }
+    return noGrad(() => tidy(() => this.execute(x)));
+  }
+
+  /** Like run(), also returning every integer layer's input codes (tests compare them with the simulation). */
+  runTraced(x: Tensor, onInput: (layer: string, v: { kind: string; t: Tensor }) => void): Tensor {
+    return noGrad(() => tidy(() => this.execute(x, onInput)));
+  }
+
+  private execute(x: Tensor, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Tensor {
+    const N = x.shape[0];
+    const values = new Map<number, Value>();
+    const left = [...this.readers];
+    const valueOf = (id: number): Value => {
+      const v = values.get(this.aliasOf.get(id) ?? id);
+      if (!v) throw new Error(`lowbit: runtime: value of node ${id} is missing`);
+      return v;
+    };
+    const release = (id: number) => {
+      const src = this.aliasOf.get(id) ?? id;
+      if (--left[src] <= 0 && src !== 0) {
+        values.get(src)?.t.dispose();
+        values.delete(src);
+      }
+    };
+    values.set(0, { kind: 'float', t: x });
+    for (const n of this.nodes) {
+      if (n.op === 'input' || this.aliasOf.has(n.id)) continue;
+      const ins = n.inputs.map(valueOf);
+      const out = this.runNode(n, ins, N, onInput);
+      values.set(n.id, out);
+      // A fused node's readers read the layer's value: move their count onto it.
+      for (const [f, src] of this.aliasOf) if (src === n.id) left[n.id] += this.readers[f] - 1;
+      for (const i of n.inputs) release(i);
+    }
+    const y = valueOf(this.output);
+    return y.kind === 'float' ? y.t : this.toFloat(y);
+  }
+
+  private toFloat(v: Value): Tensor {
+    if (v.kind === 'float') return v.t;
+    if (v.kind === 'codes') return ops.mulScalar(ops.addScalar(ops.cast(v.t, 'f32'), -v.codes.zero), v.codes.scale);
+    throw new Error('lowbit: runtime: a bit-packed value has no float form here');
+  }
+
+  private runNode(n: PlanNode, ins: Value[], N: number, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
+    const a = n.attrs;
+    const batchShape = [N, ...n.shape.slice(1)];
+    switch (n.op) {
+      case 'conv':
+      case 'linear': {
+        const l = n.layer!;
+        const step = this.steps.get(n.id);
+        if (!step) {
+          const xin = this.toFloat(ins[0]);
+          onInput?.(l.spec.name, { kind: 'float', t: xin });
+          return { kind: 'float', t: l.module.forward(xin) };
+        }
+        return this.runInteger(n, l, step, ins[0], N, onInput);
+      }
+      case 'batchNorm':
+        return { kind: 'float', t: n.norm!.forward(this.toFloat(ins[0])) };
+      case 'reshape': {
+        const v = ins[0];
+        return { ...v, t: v.t.reshapeView(batchShape) } as Value;
+      }
+      case 'maxPool2d': {
+        const v = ins[0];
+        const opts = a.opts as ops.Pool2dOptions;
+        if (v.kind === 'codes') {
+          const g = ops.poolGeometry('maxPool2d', v.t, opts);
+          const y = Tensor.empty([v.t.shape[0], v.t.shape[1], g.outH, g.outW], v.codes.type);
+          engine.kernels.maxPoolInt8(g, v.t.ptr, v.codes.type, y.ptr);
+          return { kind: 'codes', t: y, codes: v.codes };
+        }
+        return { kind: 'float', t: ops.maxPool2d(this.toFloat(v), opts) };
+      }
+      case 'avgPool2d':
+        return { kind: 'float', t: ops.avgPool2d(this.toFloat(ins[0]), a.opts as ops.Pool2dOptions) };
+      case 'globalAvgPool2d':
+        return { kind: 'float', t: ops.globalAvgPool2d(this.toFloat(ins[0])) };
+      case 'add':
+        return { kind: 'float', t: ops.add(this.toFloat(ins[0]), this.toFloat(ins[1])) };
+      case 'sub':
+        return { kind: 'float', t: ops.sub(this.toFloat(ins[0]), this.toFloat(ins[1])) };
+      case 'mul':
+        return { kind: 'float', t: ops.mul(this.toFloat(ins[0]), this.toFloat(ins[1])) };
+      case 'concat':
+        return { kind: 'float', t: ops.concat(ins.map((v) => this.toFloat(v)), a.axis as number) };
+      case 'pad':
+        return { kind: 'float', t: ops.pad(this.toFloat(ins[0]), a.pads as [number, number][], a.value as number) };
+      default:
+        if (FLOAT_UNARY.has(n.op)) return { kind: 'float', t: ops.unaryOp(n.op as never, this.toFloat(ins[0]), a.a as number, a.b as number) };
+        throw new LowbitError(`runtime: op ${n.op} is not supported`);
+    }
+  }
+
+  private runInteger(n: PlanNode, l: RuntimeLayer, step: IntegerStep, input: Value, N: number, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
+    const k = engine.kernels;
+    const g = this.geometry(n, N);
+    const outShape = l.spec.kind === 'conv' ? [N, g.outC, g.outH, g.outW] : [N, g.outC];
+    let K: Tensor | null = null;
+    let xq: Value;
+    if (l.family === 'int8') {
+      xq = input.kind === 'codes' ? input : this.quantizeInput(l, this.toFloat(input));
+      if (xq.kind !== 'codes') throw new Error('unreachable');
+      onInput?.(l.spec.name, xq);
+    } else {
+      // binary: input norm, sign, pack; XNOR's K from the normalized input as the simulation computes it
+      let h = this.toFloat(input);
+      if (l.fq?.inputNorm) h = l.fq.inputNorm.forward(h);
+      if (l.fq?.xnorScale) K = this.xnorScale(l, h);
+      const h4 = l.spec.kind === 'linear' ? h.reshapeView([N, l.spec.inChannels, 1, 1]) : h;
+      const bits = Tensor.empty([N * g.inH * g.inW * Math.ceil(g.inC / 64) * 8], 'u8');
+      k.binarizePack(h4.ptr, N, g.inC, g.inH, g.inW, bits.ptr);
+      xq = { kind: 'bits', t: bits };
+      onInput?.(l.spec.name, { kind: 'bits', t: bits });
+    }
+    let y: Tensor;
+    let result: Value;
+    if (step.target) {
+      y = Tensor.empty(outShape, step.target.type);
+      result = { kind: 'codes', t: y, codes: step.target };
+    } else {
+      y = Tensor.empty(outShape);
+      result = { kind: 'float', t: y };
+    }
+    if (l.family === 'int8') {
+      const c = (xq as { codes: InputCodes }).codes;
+      k.convInt8(g, xq.t.ptr, c.type, c.zero, step.packed.ptr, step.ep, y.ptr);
+    } else {
+      k.convBinary(g, xq.t.ptr, step.packed.ptr, step.ep, y.ptr);
+    }
+    if (K) {
+      // XNOR-Net: out = (y - b) K + b, as the simulation's output hook
+      const b = l.module.bias;
+      if (b) {
+        const bb = ops.reshape(b, l.spec.kind === 'conv' ? [1, b.size, 1, 1] : [1, b.size]);
+        result = { kind: 'float', t: ops.add(ops.mul(ops.sub(y, bb), K), bb) };
+      } else {
+        result = { kind: 'float', t: ops.mul(y, K) };
+      }
+    }
+    return result;
+  }
+
+  private xnorScale(l: RuntimeLayer, h: Tensor): Tensor {
+    if (l.spec.kind === 'linear') return ops.mean(ops.abs(h), 1, true);
+    const c = l.spec.config ?? {};
+    return xnorInputScale(h, { kernel: l.spec.kernel!, stride: c.stride ?? 1, padding: c.padding ?? 0 });
+  }
+
+  /** Float input -> the layer's codes: its own fake quantizer, then value / scale + zero (exact integers). */
+  private quantizeInput(l: RuntimeLayer, x: Tensor): Value {
+    const c = l.input!;
+    const v = l.fq!.quantizeInput(x);
+    const codes = ops.cast(ops.round(ops.addScalar(ops.mulScalar(v, 1 / c.scale), c.zero)), c.type);
+    return { kind: 'codes', t: l.spec.kind === 'linear' && codes.rank === 2 ? codes : codes, codes: c };
+  }
+
+  /** One line per conv/linear layer: kernel family, datatypes, what its epilogue writes, why. */
+  summary(): PlanLayerSummary[] {
+    return this.nodes.filter((n) => n.layer).map((n) => {
+      const l = n.layer!;
+      const step = this.steps.get(n.id);
+      return {
+        name: l.spec.name,
+        kind: l.spec.kind,
+        family: l.family,
+        weights: l.spec.quant?.weight ?? 'fp32',
+        activations: l.spec.quant?.activation ?? 'fp32',
+        weightBits: l.spec.weights ? l.spec.weights.bits : 32,
+        output: step ? (step.target ? 'codes' : 'float') : 'float',
+        fused: step ? step.fused.map((f) => this.nodes[f].op) : [],
+        reason: l.reason,
+      };
+    });
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const s of this.steps.values()) {
+      s.packed.dispose();
+      for (const t of s.arrays) t.dispose();
+    }
+    for (const n of this.nodes) {
+      if (n.layer) disposeRuntimeLayer(n.layer);
+    }
+    for (const o of this.owned) o.dispose();
+  }
+}
+
+/** Batch norm in evaluation as y = g x + h per channel (float64). */
+export function foldedNorm(bn: BatchNorm): { g: Float64Array; h: Float64Array } {
+  const gamma = bn.gamma.toFloat32Array(), beta = bn.beta.toFloat32Array();
+  const mean = bn.runningMean.toFloat32Array(), variance = bn.runningVar.toFloat32Array();
+  const eps = bn.opts.eps ?? 1e-5;
+  const g = Float64Array.from(gamma, (v, c) => v / Math.sqrt(variance[c] + eps));
+  const h = Float64Array.from(beta, (v, c) => v - mean[c] * g[c]);
+  return { g, h };
+}
+
+/**
+ * A real multiplier M >= 0 as M0 * 2^-(31 + shift) with M0 in [2^30, 2^31) (Jacob et al. 2018, sec. 2.2),
+ * shift chosen so that the kernel's total right shift 31 + shift stays in [1, 62].
+ */
+export function fixedPointMultiplier(M: number): { multiplier: number; shift: number } {
+  if (!(M > 0) || !Number.isFinite(M)) return { multiplier: 0, shift: 0 };
+  let e = Math.floor(Math.log2(M)); // M = m 2^e with m in [1, 2)
+  let m0 = Math.round((M / 2 ** e) * 2 ** 30);
+  if (m0 >= 2 ** 31) { m0 /= 2; e += 1; }
+  // M = m0 2^(e - 30) = m0 2^-(31 + shift)  =>  shift = -e - 1
+  let shift = -e - 1;
+  if (31 + shift > 62) return { multiplier: 0, shift: 0 }; // below 2^-32 of a step: nothing survives
+  if (31 + shift < 1) throw new LowbitError(`requantization multiplier ${M} is too large (over 2^30)`);
+  return { multiplier: m0, shift };
+}
+
+/** Batch norm modules of a model by name. */
+export function normsOf(model: Module): Map<string, BatchNorm> {
+  return new Map(model.namedModules().filter(([, m]) => m instanceof BatchNorm) as [string, BatchNorm][]);
+}

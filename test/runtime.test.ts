@@ -1,0 +1,335 @@
+// The integer/bitwise runtime against the fake-quant simulation it executes: graph capture, which kernel runs
+// each datatype, every integer layer's input codes compared with the simulation's on real MNIST digits (the
+// committed LeNet-5) and on random inputs (ResNet-20 with random weights), the WebAssembly plan bit-exact
+// against the reference-kernel plan, the packed file (round trip, size against the theoretical size, bad
+// files), and the errors.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Tensor, tidy, noGrad, init, shutdown, setBackend, Random } from '../src/index.js';
+import * as ops from '../src/autograd/index.js';
+import { BatchNorm } from '../src/nn/index.js';
+import { buildModel, loadModel } from '../src/zoo/index.js';
+import { loadDataset, batches, type Dataset } from '../src/data/index.js';
+import { quantizePostTraining } from '../src/quant/ptq.js';
+import { disposeQuantized, type ModelSource, type QuantizedModel } from '../src/quant/quantized.js';
+import { LowbitError } from '../src/errors.js';
+import { compileQuantized, exportPacked, loadRuntimePlan, type Plan } from '../src/runtime/index.js';
+import { fixedPointMultiplier } from '../src/runtime/plan.js';
+import { traceGraph } from '../src/runtime/trace.js';
+import { packIndices, unpackIndices, tableWeights, checkDeclaredBits } from '../src/runtime/weights.js';
+import { decodeModelFile, encodeModelFile } from '../src/formats/lowbit.js';
+import { gunzipSync, gzipSync } from 'fflate';
+
+let mnist: Dataset;
+let lenet: ModelSource;
+let dir: string;
+
+before(async () => {
+  await init({ backend: 'wasm', threads: 2 });
+  mnist = await loadDataset('mnist');
+  lenet = loadModel('zoo:lenet5-mnist');
+  dir = mkdtempSync(join(tmpdir(), 'lowbit-runtime-'));
+});
+after(async () => {
+  lenet.model.dispose();
+  rmSync(dir, { recursive: true, force: true });
+  await shutdown();
+});
+
+function mnistBatch(split: 'train' | 'test', n: number, skip = 0): Tensor {
+  const it = batches(mnist[split], { batchSize: n, normalize: mnist.stats, startBatch: skip });
+  const b = it.next().value!;
+  b.y.dispose();
+  return b.x;
+}
+
+function ptq(src: ModelSource, spec: string, calib: Tensor): QuantizedModel {
+  return quantizePostTraining(src, { spec, calibration: [{ x: ops.clone(calib), y: Tensor.zeros([calib.shape[0]], 'i32') }] });
+}
+
+/** Every integer layer's input codes: the runtime's, and the simulation's (its quantizer on the float input). */
+function compareCodes(q: QuantizedModel, plan: Plan, x: Tensor): Map<string, { n: number; mismatched: number; maxDiff: number }> {
+  const runtime = new Map<string, Int32Array>();
+  const y = plan.runTraced(x, (name, v) => {
+    if (v.kind === 'codes') runtime.set(name, Int32Array.from(v.t.view()));
+  });
+  y.dispose();
+  const sim = new Map<string, Int32Array>();
+  const inputs = new Map(plan.nodes.filter((n) => n.layer?.input).map((n) => [n.layer!.spec.name, n.layer!.input!]));
+  const restore: (() => void)[] = [];
+  for (const l of q.layers) {
+    const hooks = l.layer.quant!;
+    const original = hooks.input!;
+    const c = inputs.get(l.name);
+    if (!c) continue;
+    hooks.input = (t: Tensor) => {
+      const v = l.quantizeInput(t);
+      sim.set(l.name, Int32Array.from(ops.cast(ops.round(ops.addScalar(ops.mulScalar(v, 1 / c.scale), c.zero)), 'i32').view()));
+      return original(t);
+    };
+    restore.push(() => { hooks.input = original; });
+  }
+  noGrad(() => tidy(() => { q.model.forward(x); }));
+  restore.forEach((f) => f());
+  const out = new Map<string, { n: number; mismatched: number; maxDiff: number }>();
+  for (const [name, r] of runtime) {
+    const s = sim.get(name)!;
+    assert.equal(r.length, s.length, `${name}: code counts`);
+    let mismatched = 0, maxDiff = 0;
+    for (let i = 0; i < r.length; i++) {
+      const d = Math.abs(r[i] - s[i]);
+      if (d) mismatched++;
+      maxDiff = Math.max(maxDiff, d);
+    }
+    out.set(name, { n: r.length, mismatched, maxDiff });
+  }
+  return out;
+}
+
+function top1(t: Tensor): number[] {
+  const v = t.toFloat32Array(), c = t.shape[1], out: number[] = [];
+  for (let i = 0; i < t.shape[0]; i++) {
+    let m = 0;
+    for (let k = 1; k < c; k++) if (v[i * c + k] > v[i * c + m]) m = k;
+    out.push(m);
+  }
+  return out;
+}
+
+describe('runtime: helpers', () => {
+  it('fixedPointMultiplier writes M as M0 2^-(31 + shift) with M0 in [2^30, 2^31)', () => {
+    for (const M of [0.5, 0.75, 1e-3, 0.999999, 3.25, 2 ** -20]) {
+      const { multiplier, shift } = fixedPointMultiplier(M);
+      assert.ok(multiplier >= 2 ** 30 && multiplier < 2 ** 31, `M0 of ${M}`);
+      assert.ok(Math.abs(multiplier * 2 ** -(31 + shift) - M) <= M * 2 ** -30, `value of ${M}`);
+    }
+    assert.deepEqual(fixedPointMultiplier(0.5), { multiplier: 2 ** 30, shift: 0 });
+    assert.deepEqual(fixedPointMultiplier(0), { multiplier: 0, shift: 0 });
+  });
+
+  it('packs table indices at 1, 2, 4 and 8 bits and back', () => {
+    const r = new Random(3);
+    for (const bits of [1, 2, 4, 8]) {
+      const idx = Uint8Array.from({ length: 77 }, () => r.int(2 ** bits));
+      const packed = packIndices(idx, bits);
+      assert.equal(packed.length, Math.ceil((77 * bits) / 8));
+      assert.deepEqual(unpackIndices(packed, bits, 77), idx);
+    }
+    // worked value: indices 1,0,1,1 at 1 bit are the byte 0b1101
+    assert.deepEqual([...packIndices(Uint8Array.from([1, 0, 1, 1]), 1)], [0b1101]);
+  });
+
+  it('decomposes quantized weights into per-channel scales and integer codes', () => {
+    const w = Float32Array.from([0.5, -0.5, 0, 0.5, /* channel 1 */ 0.25, -0.75, 0.5, 0]);
+    const t = tableWeights(w, [2, 4]);
+    assert.equal(t.integer, true);
+    assert.deepEqual([...t.scale], [0.5, 0.25]);
+    assert.deepEqual(t.table, [-3, -1, 0, 1, 2]);
+    assert.equal(t.bits, 4);
+    assert.throws(() => checkDeclaredBits('conv1', t, 1, 'binary'), (e: Error) => e instanceof LowbitError && /layer conv1: its weights are not at the declared bit width/.test(e.message));
+    const f = tableWeights(Float32Array.from([0.1, 0.3337, -0.2]), [1, 3]);
+    assert.equal(f.integer, false, 'values that are no small integer multiples stay a float table');
+  });
+});
+
+describe('runtime: graph capture', () => {
+  it('captures ResNet-20 with its residual adds, shortcuts and global pooling', () => {
+    const { model } = buildModel('resnet20', {}, 3);
+    const g = traceGraph(model, [1, 3, 32, 32]);
+    const count = (op: string) => g.nodes.filter((n) => n.op === op).length;
+    assert.equal(count('conv'), 21); // 19 3x3 + 2 shortcut 1x1
+    assert.equal(count('batchNorm'), 21);
+    assert.equal(count('add'), 9);
+    assert.equal(count('globalAvgPool2d'), 1);
+    assert.equal(count('linear'), 1);
+    assert.deepEqual(g.nodes[g.output].shape, [1, 10]);
+    model.dispose();
+  });
+});
+
+describe('runtime: LeNet-5 on MNIST digits against the simulation', () => {
+  // Specs and the kernel family each layer must get (first/last fp32 where the paper keeps them).
+  const CASES: [string, string[]][] = [
+    ['int8', ['int8', 'int8', 'int8', 'int8', 'int8']],
+    ['int8:per-channel', ['int8', 'int8', 'int8', 'int8', 'int8']],
+    ['int4', ['int8', 'int8', 'int8', 'int8', 'int8']],
+    ['dfp:8', ['int8', 'int8', 'int8', 'int8', 'int8']],
+    ['fixed:8.4', ['int8', 'int8', 'int8', 'int8', 'int8']],
+    ['dorefa:w2a2', ['float', 'int8', 'int8', 'int8', 'float']],
+    ['w=twn,a=int8', ['int8', 'int8', 'int8', 'int8', 'int8']],
+    ['w=pow2:4,a=int8', ['int8', 'int8', 'int8', 'int8', 'int8']],
+    ['bnn', ['float', 'binary', 'binary', 'binary', 'float']],
+    ['xnor', ['float', 'binary', 'binary', 'binary', 'float']],
+    ['twn', ['float', 'float', 'float', 'float', 'float']],
+    ['kmeans:16', ['float', 'float', 'float', 'float', 'float']],
+    ['minifloat:e4m3', ['float', 'float', 'float', 'float', 'float']],
+  ];
+  let calib: Tensor, test: Tensor;
+  before(() => {
+    calib = mnistBatch('train', 256);
+    test = mnistBatch('test', 200);
+  });
+  after(() => {
+    calib.dispose();
+    test.dispose();
+  });
+
+  for (const [spec, families] of CASES) {
+    it(`${spec}: kernels ${[...new Set(families)].join('/')}; codes and top-1 agree with the simulation`, () => {
+      const q = ptq(lenet, spec, calib);
+      const plan = compileQuantized(q);
+      try {
+        assert.deepEqual(plan.summary().map((s) => s.family), families);
+        const stats = compareCodes(q, plan, test);
+        // Bit-exact: every integer layer's input codes are the simulation's, whether quantized from floats by
+        // the layer's own quantizer or requantized from int32 accumulators by the previous layer's epilogue.
+        for (const [name, s] of stats) assert.equal(s.mismatched, 0, `${spec} ${name}: ${s.mismatched} of ${s.n} codes differ (max ${s.maxDiff})`);
+        assert.equal(stats.size, families.filter((f) => f === 'int8').length, 'every int8 layer was compared');
+        const yr = plan.run(test);
+        const ys = noGrad(() => tidy(() => q.model.forward(test)));
+        const a = top1(yr), b = top1(ys);
+        const agree = a.filter((v, i) => v === b[i]).length;
+        assert.ok(agree >= 198, `${spec}: top-1 agrees on ${agree} of 200 digits`);
+        yr.dispose();
+        ys.dispose();
+      } finally {
+        plan.dispose();
+        disposeQuantized(q);
+      }
+    });
+  }
+
+  it('the WebAssembly plan equals the reference-kernel plan bit for bit (int8 and xnor)', () => {
+    const x = mnistBatch('test', 16, 3);
+    for (const spec of ['int8', 'xnor']) {
+      const q = ptq(lenet, spec, calib);
+      const plan = compileQuantized(q);
+      const codes = (backend: 'ref' | 'wasm') => {
+        setBackend(backend);
+        const seen: Uint8Array[] = [];
+        const y = plan.runTraced(x, (_n, v) => seen.push(new Uint8Array(v.t.view().buffer.slice(v.t.ptr, v.t.ptr + v.t.byteLength))));
+        const out = y.toFloat32Array();
+        y.dispose();
+        return { seen, out };
+      };
+      try {
+        const r = codes('ref'), w = codes('wasm');
+        assert.deepEqual(w.seen, r.seen, `${spec}: every layer's input`);
+        assert.deepEqual(w.out, r.out, `${spec}: the logits`);
+      } finally {
+        setBackend('wasm');
+        plan.dispose();
+        disposeQuantized(q);
+      }
+    }
+    x.dispose();
+  });
+});
+
+describe('runtime: ResNet-20 (random weights and inputs)', () => {
+  it('int8: batch norms fold, residual adds and pooling run; codes agree with the simulation', () => {
+    const { model, config } = buildModel('resnet20', {}, 7);
+    const r = new Random(9);
+    for (const [, m] of model.namedModules()) {
+      if (!(m instanceof BatchNorm)) continue;
+      const v = (lo: number, hi: number) => Float32Array.from({ length: m.channels }, () => lo + (hi - lo) * r.uniform());
+      m.gamma.view().set(v(0.5, 1.5));
+      m.beta.view().set(v(-0.2, 0.2));
+      m.runningVar.view().set(v(0.5, 2));
+    }
+    model.eval();
+    const src: ModelSource = { name: 'resnet20', config, model, metadata: {} };
+    const x = tidy(() => ops.clamp(Tensor.from(Float32Array.from({ length: 8 * 3 * 32 * 32 }, () => r.normal()), [8, 3, 32, 32]), -2.5, 2.5));
+    const q = ptq(src, 'int8', x);
+    const plan = compileQuantized(q);
+    try {
+      const summary = plan.summary();
+      assert.equal(summary.filter((s) => s.family === 'int8').length, 22);
+      assert.ok(summary.filter((s) => s.output === 'codes').length >= 9, 'conv1 -> conv2 of every block requantizes straight into codes');
+      for (const [name, s] of compareCodes(q, plan, x)) {
+        assert.ok(s.maxDiff <= 1 && s.mismatched / s.n <= 0.01, `${name}: ${s.mismatched} of ${s.n} codes differ (max ${s.maxDiff})`);
+      }
+      const yr = plan.run(x), ys = noGrad(() => tidy(() => q.model.forward(x)));
+      const a = yr.toFloat32Array(), b = ys.toFloat32Array();
+      const scale = Math.max(...b.map(Math.abs));
+      assert.ok(a.every((v, i) => Math.abs(v - b[i]) <= 0.05 * scale), 'logits within 5% of their range');
+      yr.dispose();
+      ys.dispose();
+    } finally {
+      plan.dispose();
+      disposeQuantized(q);
+      x.dispose();
+      model.dispose();
+    }
+  });
+});
+
+describe('runtime: packed files', () => {
+  let calib: Tensor;
+  before(() => { calib = mnistBatch('train', 128); });
+  after(() => calib.dispose());
+
+  it('a binary LeNet-5 file is within 10% of its theoretical size and runs like the model it came from', () => {
+    const q = ptq(lenet, 'xnor', calib);
+    const path = join(dir, 'lenet-xnor.lowbit');
+    const size = exportPacked(q, path);
+    assert.equal(readFileSync(path).length, size.bytes);
+    assert.ok(size.bytes <= 1.1 * size.theoreticalBytes, `${size.bytes} bytes vs theoretical ${size.theoreticalBytes}`);
+    const x = mnistBatch('test', 50);
+    const plan = compileQuantized(q);
+    const { plan: loaded } = loadRuntimePlan(path);
+    try {
+      const a = plan.run(x), b = loaded.run(x);
+      assert.deepEqual(b.toFloat32Array(), a.toFloat32Array());
+      a.dispose();
+      b.dispose();
+    } finally {
+      plan.dispose();
+      loaded.dispose();
+      disposeQuantized(q);
+      x.dispose();
+    }
+  });
+
+  it('an int4 file stores 4-bit weights', () => {
+    const q = ptq(lenet, 'int4', calib);
+    const path = join(dir, 'lenet-int4.lowbit');
+    const size = exportPacked(q, path);
+    assert.ok(size.bytes <= 1.1 * size.theoreticalBytes, `${size.bytes} bytes vs theoretical ${size.theoreticalBytes}`);
+    assert.ok(size.bytes < 0.15 * 4 * size.packedParams, 'about an eighth of the fp32 weights');
+    disposeQuantized(q);
+  });
+
+  it('rejects truncated and corrupt files and weights above their declared bit width, naming the layer', () => {
+    const q = ptq(lenet, 'int4', calib);
+    const path = join(dir, 'ok.lowbit');
+    exportPacked(q, path);
+    disposeQuantized(q);
+    const bytes = readFileSync(path);
+    const truncated = join(dir, 'truncated.lowbit');
+    writeFileSync(truncated, bytes.subarray(0, bytes.length - 100));
+    assert.throws(() => loadRuntimePlan(truncated), LowbitError);
+    assert.throws(() => loadRuntimePlan(join(dir, 'missing.lowbit')), (e: Error) => e instanceof LowbitError && /cannot read/.test(e.message));
+    // Declare the int4 layers as binary: their 4-bit weights are then above the declared width.
+    const forged = Buffer.from(bytes);
+    const text = forged.toString('latin1');
+    assert.ok(text.includes('runtime.json.gz'));
+    const h = forged.readUInt32LE(8);
+    const header = JSON.parse(forged.subarray(12, 12 + h).toString('utf8'));
+    const entry = header.tensors.find((t: { name: string }) => t.name === 'runtime.json.gz');
+    const start = Math.ceil((12 + h) / 64) * 64;
+    const desc = JSON.parse(new TextDecoder().decode(gunzipSync(forged.subarray(start + entry.offset, start + entry.offset + entry.byteLength))));
+    desc.layers['3'].quant.weight = 'binary';
+    const gz: Uint8Array = gzipSync(new TextEncoder().encode(JSON.stringify(desc)));
+    const file = decodeModelFile(forged);
+    file.tensors.set('runtime.json.gz', Tensor.from(gz, undefined, 'u8'));
+    const badPath = join(dir, 'forged.lowbit');
+    writeFileSync(badPath, encodeModelFile(file.model, file.tensors, file.metadata));
+    for (const t of file.tensors.values()) t.dispose();
+    assert.throws(() => loadRuntimePlan(badPath), (e: Error) => e instanceof LowbitError && /layer 3: its weights are not at the declared bit width/.test(e.message));
+  });
+});
