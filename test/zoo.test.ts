@@ -20,13 +20,14 @@ describe('zoo', () => {
     resnet20: [[2, 3, 32, 32], -1],
     'vgg-small': [[2, 3, 32, 32], -1],
     'mobilenet-mini': [[2, 3, 32, 32], -1],
+    resnet18: [[1, 3, 224, 224], 11689512], // torchvision's resnet18 has 11,689,512 parameters
   };
   for (const entry of ZOO) {
     it(`${entry.name} builds and maps a batch to class scores`, () => {
       const { model } = buildModel(entry.name, {}, 1);
       const [shape, params] = expected[entry.name];
       const out = lb.tidy(() => model.eval().forward(Tensor.zeros(shape)).shape);
-      assert.deepEqual(out, [2, 10]);
+      assert.deepEqual(out, [shape[0], entry.defaults.classes]);
       if (params > 0) assert.equal(model.parameterCount(), params);
       model.dispose();
     });

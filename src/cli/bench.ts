@@ -6,6 +6,8 @@ import Table from 'cli-table3';
 import { benchLowbitKernels } from '../../bench/kernels.js';
 import { KERNEL_CASES, measurePeers, type BenchRow } from '../../bench/peers.js';
 import { writeFileAtomic } from '../formats/atomic.js';
+import { benchLowbitRuntime, type RuntimeRow } from '../../bench/runtime.js';
+import { measureRuntimePeers } from '../../bench/runtime-peers.js';
 import { UsageError } from '../errors.js';
 
 export interface BenchOptions {
@@ -82,5 +84,54 @@ export async function runBenchKernels(opts: BenchOptions, log: (s: string) => vo
     log(t.toString());
   }
   if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ rows, targets: opts.peers ? targetRatios(rows) : [] }, null, 2) + '\n');
+  return rows;
+}
+
+export interface BenchRuntimeOptions {
+  json?: string;
+  runs: number;
+  warmup: number;
+  threads: number[];
+  only?: string[];
+  peers: boolean;
+}
+
+/** The runtime targets of the issue as measured ratios (speedups; >= goal is met). */
+export function runtimeTargetRatios(rows: RuntimeRow[]): { target: string; ratio: number; goal: number }[] {
+  const get = (name: string, impl: string, dtype: string) => rows.find((r) => r.name === name && r.impl === impl && r.dtype === dtype && r.threads === 1 && Number.isFinite(r.ms));
+  const ratio = (fast?: RuntimeRow, slow?: RuntimeRow) => (fast && slow ? slow.ms / fast.ms : NaN);
+  const L = (n: string, d: string) => get(n, 'lowbit', d);
+  return [
+    { target: 'conv int8 vs onnxruntime-web int8', ratio: ratio(L('conv3x3-64-56', 'int8'), get('conv3x3-64-56', 'onnxruntime-web', 'int8')), goal: 1.2 },
+    { target: 'conv int8 vs lowbit fp32', ratio: ratio(L('conv3x3-64-56', 'int8'), L('conv3x3-64-56', 'fp32')), goal: 2 },
+    { target: 'conv binary (bits in/out) vs onnxruntime-node fp32', ratio: ratio(L('conv3x3-64-56', 'binary'), get('conv3x3-64-56', 'onnxruntime-node', 'fp32')), goal: 2.5 },
+    { target: 'conv binary vs lowbit fp32', ratio: ratio(L('conv3x3-64-56', 'binary'), L('conv3x3-64-56', 'fp32')), goal: 8 },
+    { target: 'ResNet-18 int8 vs onnxruntime-web int8', ratio: ratio(L('resnet18', 'int8'), get('resnet18', 'onnxruntime-web', 'int8')), goal: 1 },
+    { target: 'ResNet-18 binary (xnor) vs onnxruntime-node fp32', ratio: ratio(L('resnet18', 'binary'), get('resnet18', 'onnxruntime-node', 'fp32')), goal: 1 },
+  ];
+}
+
+export async function runBenchRuntime(opts: BenchRuntimeOptions, log: (s: string) => void): Promise<RuntimeRow[]> {
+  if (!opts.threads.length || opts.threads.some((t) => !Number.isInteger(t) || t < 1 || t > 16)) {
+    throw new UsageError(`--threads must be a comma-separated list of integers from 1 to 16, got ${opts.threads.join(',')}`);
+  }
+  log(`lowbit runtime: conv3x3-64-56, lenet5, resnet20, resnet18 x fp32/int8/int4/ternary/binary; threads ${opts.threads.join(',')}; ${opts.warmup} warm-up + ${opts.runs} timed runs (medians)`);
+  const rows: RuntimeRow[] = await benchLowbitRuntime({ threads: opts.threads, runs: opts.runs, warmup: opts.warmup, only: opts.only, log });
+  if (opts.peers) {
+    log('peers: onnxruntime-node and onnxruntime-web, float Conv and int8 QLinearConv (QDQ) graphs of the same networks');
+    rows.push(...(await measureRuntimePeers({ threads: opts.threads, runs: opts.runs, warmup: opts.warmup, only: opts.only })));
+  }
+  const order = ['conv3x3-64-56', 'lenet5', 'resnet20', 'resnet18'];
+  rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name) || a.dtype.localeCompare(b.dtype) || a.impl.localeCompare(b.impl) || a.threads - b.threads);
+  const table = new Table({ head: ['name', 'impl', 'dtype', 'threads', 'ms (median)', 'GOP/s', 'note'] });
+  for (const r of rows) table.push([r.name, r.impl, r.dtype, r.threads, Number.isFinite(r.ms) ? r.ms.toFixed(3) : '-', Number.isFinite(r.gops) ? r.gops.toFixed(1) : '-', (r.note ?? '').slice(0, 90)]);
+  log(table.toString());
+  const targets = opts.peers ? runtimeTargetRatios(rows) : [];
+  if (targets.length) {
+    const t = new Table({ head: ['target (1 thread, same run)', 'measured speedup', 'goal', ''] });
+    for (const r of targets) t.push([r.target, Number.isFinite(r.ratio) ? r.ratio.toFixed(2) : '-', `>= ${r.goal}`, Number.isFinite(r.ratio) ? (r.ratio >= r.goal ? 'met' : 'missed') : 'n/a']);
+    log(t.toString());
+  }
+  if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ rows, targets }, null, 2) + '\n');
   return rows;
 }

@@ -121,6 +121,29 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('export')
+    .description('write a quantized model in a deployable form: lowbit = the packed file (weights at their bit width) the integer runtime runs')
+    .requiredOption('--model <file>', 'a quantized model (lowbit quantize --out)')
+    .requiredOption('--out <file>', 'output file')
+    .option('--format <format>', 'lowbit (packed runtime file)', 'lowbit')
+    .action(async (o: { model: string; out: string; format: string }) => {
+      const { runExport } = await import('./runtime.js');
+      await init({});
+      runExport(o, (s) => console.error(s));
+    });
+
+  program
+    .command('inspect')
+    .description('the execution plan of a quantized or packed model: which kernel (int8, binary XNOR-popcount, float) runs each layer, and why')
+    .requiredOption('--model <file>', 'a quantized model (lowbit quantize) or packed file (lowbit export)')
+    .option('--json', 'print the plan as JSON')
+    .action(async (o: { model: string; json?: boolean }) => {
+      const { runInspect } = await import('./runtime.js');
+      await init({});
+      runInspect(o, (s) => console.log(s));
+    });
+
+  program
     .command('quantizers')
     .description('every datatype lowbit implements, with its spec string, paper, bit widths and value set')
     .option('--json', 'print the table as JSON')
@@ -192,6 +215,20 @@ export function buildProgram(): Command {
       const { runBenchKernels } = await import('./bench.js');
       await init({ threads: Math.max(...o.threads) });
       await runBenchKernels(o, (s) => console.log(s));
+    });
+  bench
+    .command('runtime')
+    .description('the integer/bitwise runtime: conv 3x3 64->64 56x56, LeNet-5, ResNet-20, ResNet-18 in fp32, int8, int4, ternary, binary, and onnxruntime-node/-web float and int8 on the same shapes')
+    .option('--json <file>', 'also write the rows {name, impl, dtype, threads, ms, gops} and the target ratios as JSON')
+    .option('--runs <n>', 'timed runs per case (the median is reported)', positiveInt('--runs'), 15)
+    .option('--warmup <n>', 'untimed runs before timing', positiveInt('--warmup'), 3)
+    .option('--threads <list>', 'thread counts to measure', intList, [1])
+    .option('--only <list>', 'names, dtypes or impls to keep (e.g. conv3x3-64-56,resnet18,int8)', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .option('--no-peers', 'measure lowbit only')
+    .action(async (o: { json?: string; runs: number; warmup: number; threads: number[]; only?: string[]; peers: boolean }) => {
+      const { runBenchRuntime } = await import('./bench.js');
+      await init({ threads: Math.max(...o.threads) });
+      await runBenchRuntime(o, (s) => console.log(s));
     });
   return program;
 }

@@ -102,6 +102,8 @@ export interface EvalResult {
 }
 
 export async function runEval(o: { model: string; dataset: string }): Promise<EvalResult> {
+  const { isRuntimeFile } = await import('../runtime/index.js');
+  if (isRuntimeFile(o.model)) return (await import('./runtime.js')).evalPacked(o.model, o.dataset); // the integer runtime
   let model: Module, metadata: Record<string, unknown>, config: ModelConfig;
   let quantized: QuantizedModel | null = null;
   if (o.model.startsWith('zoo:') || o.model.endsWith('.lowbit') || existsSync(o.model)) {

@@ -128,6 +128,43 @@ const resnet20: ZooEntry = {
   build: (c, rng) => new CifarResNet(c, rng),
 };
 
+/** ResNet-18 for ImageNet (He et al. 2016, Table 1): 7x7/2 conv, 3x3/2 max pool, 4 stages of 2 basic blocks. */
+class ImageNetResNet18 extends Module {
+  constructor(c: ModelConfig, rng: Random) {
+    super();
+    const w = c.width ?? 64;
+    this.addChild('conv1', new Conv2d(c.inChannels, w, 7, rng, { stride: 2, padding: 3, bias: false }));
+    this.addChild('bn1', new BatchNorm(w));
+    this.addChild('maxpool', MaxPool2d({ kernel: 3, stride: 2, padding: 1 }));
+    let inC = w;
+    [w, 2 * w, 4 * w, 8 * w].forEach((outC, stage) => {
+      for (let b = 0; b < 2; b++) {
+        this.addChild(`layer${stage + 1}.${b}`, new BasicBlock(inC, outC, stage > 0 && b === 0 ? 2 : 1, rng));
+        inC = outC;
+      }
+    });
+    this.addChild('fc', new Linear(inC, c.classes, rng));
+  }
+  forward(x: Tensor) {
+    const [conv1, bn1, maxpool, ...rest] = this.namedChildren().map(([, m]) => m);
+    const fc = rest.pop()!;
+    let h = maxpool.forward(ops.relu(bn1.forward(conv1.forward(x))));
+    for (const block of rest) h = block.forward(h);
+    return fc.forward(ops.flatten(ops.globalAvgPool2d(h)));
+  }
+  describe() {
+    return 'ResNet18';
+  }
+}
+
+const resnet18: ZooEntry = {
+  name: 'resnet18',
+  description: 'ResNet-18 for ImageNet-sized inputs (224x224): 7x7/2 conv, max pool, 4 stages of 2 basic blocks (64..512), 1x1-conv shortcuts',
+  reference: 'He, Zhang, Ren & Sun, Deep Residual Learning, CVPR 2016, Table 1',
+  defaults: { inChannels: 3, inputSize: 224, classes: 1000, width: 64 },
+  build: (c, rng) => new ImageNetResNet18(c, rng),
+};
+
 class MobileNetMini extends Module {
   constructor(c: ModelConfig, rng: Random) {
     super();
@@ -159,7 +196,7 @@ const mobilenetMini: ZooEntry = {
   build: (c, rng) => new MobileNetMini(c, rng),
 };
 
-export const ZOO: ZooEntry[] = [mlp, lenet5, vggSmall, resnet20, mobilenetMini];
+export const ZOO: ZooEntry[] = [mlp, lenet5, vggSmall, resnet20, mobilenetMini, resnet18];
 
 export function zooEntry(name: string): ZooEntry {
   const e = ZOO.find((z) => z.name === name);
