@@ -396,7 +396,7 @@ export class Plan {
     const c = l.input!;
     const v = l.fq!.quantizeInput(x);
     const codes = ops.cast(ops.round(ops.addScalar(ops.mulScalar(v, 1 / c.scale), c.zero)), c.type);
-    return { kind: 'codes', t: l.spec.kind === 'linear' && codes.rank === 2 ? codes : codes, codes: c };
+    return { kind: 'codes', t: codes, codes: c };
   }
 
   /** One line per conv/linear layer: kernel family, datatypes, what its epilogue writes, why. */
