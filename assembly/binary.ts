@@ -26,6 +26,7 @@
 // The epilogue works on 4 channels at a time (f32x4: convert, mul, add; no FMA), exactly the reference's f32
 // arithmetic; 'bits' turns the comparisons into bits with i32x4.bitmask.
 
+import { firstTap, endTap, interiorLo, interiorHi } from './window';
 import { argF, argI, argP } from './layout';
 
 /** Output channels per interleaved weight block (== BINARY_CB in src/kernels/ref/binary.ts). */
@@ -114,32 +115,6 @@ let gEp = 0, gY: usize = 0, gScale: usize = 0, gOffset: usize = 0, gBias: usize 
 let gLo: f32 = 0, gHi: f32 = 0, gILo = 0, gIHi = 0, gZp = 0;
 let gTmp: usize = 0; // 16 bytes of scratch: the 4 lanes of a block's results
 
-// @ts-ignore: decorator
-@inline function firstTap(o: i32, stride: i32, pad: i32, dil: i32): i32 {
-  // smallest k with o*stride - pad + k*dil >= 0
-  const s = o * stride - pad;
-  return s >= 0 ? 0 : (-s + dil - 1) / dil;
-}
-// @ts-ignore: decorator
-@inline function endTap(o: i32, stride: i32, pad: i32, dil: i32, k: i32, n: i32): i32 {
-  // one past the largest k < kSize with o*stride - pad + k*dil < n
-  const s = o * stride - pad;
-  if (s >= n) return 0;
-  const e = (n - 1 - s) / dil + 1;
-  return e < k ? e : k;
-}
-/** First output whose window starts inside the input along an axis. */
-// @ts-ignore: decorator
-@inline function interiorLo(stride: i32, pad: i32): i32 {
-  return (pad + stride - 1) / stride;
-}
-/** One past the last output whose window ends inside [0, n). */
-// @ts-ignore: decorator
-@inline function interiorHi(stride: i32, pad: i32, dil: i32, k: i32, n: i32, out: i32): i32 {
-  const num = n - 1 + pad - (k - 1) * dil;
-  if (num < 0) return 0;
-  return min(out, num / stride + 1);
-}
 
 /** 4 popcount sums as i32x4 accumulators: validTaps * inC - 2 * ones. */
 // @ts-ignore: decorator

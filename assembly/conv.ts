@@ -10,6 +10,7 @@
 // Weight gradient: dW^T = im2col(X) x dY^T, A read in place from xpad (wgrad_mk_*), dY^T packed.
 // Depthwise convolutions (one input and one output channel per group) have their own SIMD loops.
 
+import { phaseStart, phaseEnd } from './window';
 import { conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8 } from './microkernels';
 import { argI, argP, shareStart } from './layout';
 
@@ -66,10 +67,7 @@ export function padPlanes(x: usize, xpad: usize, p0: i32, p1: i32, inH: i32, inW
     let dst = xpad + ((<usize>p * planeFloats) << 2);
     for (let f = 0; f < sW; f++) {
       // columns q of this phase read input column q*sW + f - pL; [q0, q1) are inside the input
-      let q0 = 0;
-      while (q0 < Wq && q0 * sW + f - pL < 0) q0++;
-      let q1 = q0;
-      while (q1 < Wq && q1 * sW + f - pL < inW) q1++;
+      const q0 = phaseStart(Wq, sW, f, pL), q1 = phaseEnd(q0, Wq, sW, f, pL, inW);
       for (let r = 0; r < Hp; r++) {
         const iy = r - pT;
         if (iy < 0 || iy >= inH) {

@@ -22,6 +22,7 @@
 // Speed: the 4 x 8 tile runs near the dot/add issue limit of one core (~10 multiply-adds per cycle);
 // further gains need fewer multiplies (e.g. an exact integer Winograd F(2x2, 3x3)), not a different tile.
 
+import { firstTap, endTap, phaseStart, phaseEnd } from './window';
 import { ARR, argI, argP, scratchOf, shareStart } from './layout';
 
 // Job ids 40-49 (mirrored in src/kernels/wasm/abi.ts).
@@ -189,10 +190,7 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
     let dst = xq + ((<usize>p * planeWords) << 2);
     for (let f = 0; f < sW; f++) {
       // columns q of this phase read input column q*sW + f - pL; [q0, q1) are inside the input
-      let q0 = 0;
-      while (q0 < Wq && q0 * sW + f - pL < 0) q0++;
-      let q1 = q0;
-      while (q1 < Wq && q1 * sW + f - pL < inW) q1++;
+      const q0 = phaseStart(Wq, sW, f, pL), q1 = phaseEnd(q0, Wq, sW, f, pL, inW);
       for (let r = 0; r < Hp; r++) {
         const iy = r - pT;
         if (iy < 0 || iy >= inH) {
@@ -404,13 +402,9 @@ function maxPoolPlanes(ctrl: usize, p0: i32, p1: i32): void {
     const yp = y + <usize>p * <usize>outH * <usize>outW;
     for (let oy = 0; oy < outH; oy++) {
       // rows of the window inside the input
-      let ky0 = 0, ky1 = kH;
-      while (ky0 < kH && oy * sH - pT + ky0 * dH < 0) ky0++;
-      while (ky1 > ky0 && oy * sH - pT + (ky1 - 1) * dH >= inH) ky1--;
+      const ky0 = firstTap(oy, sH, pT, dH), ky1 = endTap(oy, sH, pT, dH, kH, inH);
       for (let ox = 0; ox < outW; ox++) {
-        let kx0 = 0, kx1 = kW;
-        while (kx0 < kW && ox * sW - pL + kx0 * dW < 0) kx0++;
-        while (kx1 > kx0 && ox * sW - pL + (kx1 - 1) * dW >= inW) kx1--;
+        const kx0 = firstTap(ox, sW, pL, dW), kx1 = endTap(ox, sW, pL, dW, kW, inW);
         let best = lowest;
         for (let ky = ky0; ky < ky1; ky++) {
           const row = xp + <usize>(oy * sH - pT + ky * dH) * <usize>inW;

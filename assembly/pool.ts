@@ -3,33 +3,8 @@
 // otherwise unclipped scalar loops; border outputs clip their window (no per-tap bounds checks, and no
 // divisions unless dilated).
 
-// @ts-ignore: decorator
-@inline function firstTap(o: i32, stride: i32, pad: i32, dil: i32): i32 {
-  // smallest k with o*stride - pad + k*dil >= 0
-  const s = o * stride - pad;
-  if (s >= 0) return 0;
-  return dil == 1 ? -s : (-s + dil - 1) / dil;
-}
-// @ts-ignore: decorator
-@inline function endTap(o: i32, stride: i32, pad: i32, dil: i32, k: i32, n: i32): i32 {
-  // one past the largest k < kSize with o*stride - pad + k*dil < n
-  const s = o * stride - pad;
-  if (s >= n) return 0;
-  const e = dil == 1 ? n - s : (n - 1 - s) / dil + 1;
-  return e < k ? e : k;
-}
-/** [lo, hi) of outputs whose window lies inside [0, n) along one axis. */
-// @ts-ignore: decorator
-@inline function interiorLo(stride: i32, pad: i32): i32 {
-  return (pad + stride - 1) / stride;
-}
-// @ts-ignore: decorator
-@inline function interiorHi(stride: i32, pad: i32, dil: i32, k: i32, n: i32, out: i32): i32 {
-  // o*stride - pad + (k-1)*dil <= n - 1
-  const num = n - 1 + pad - (k - 1) * dil;
-  if (num < 0) return 0;
-  return min(out, num / stride + 1);
-}
+import { firstTap, endTap, interiorLo, interiorHi } from './window';
+
 
 /** Loads 4 inputs at columns c, c + s, c + 2s, c + 3s (s = 1 or 2) of a row, reading nothing past them. */
 // @ts-ignore: decorator

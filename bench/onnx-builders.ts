@@ -88,7 +88,7 @@ function floatTensor(name: string, dims: number[], values: Float32Array): OnnxTy
   return { name, dims, dataType: FLOAT, rawData: raw };
 }
 
-function intsAttr(name: string, ints: number[]): OnnxTypes.IAttributeProto {
+export function intsAttr(name: string, ints: number[]): OnnxTypes.IAttributeProto {
   return { name, type: onnx.AttributeProto.AttributeType.INTS, ints };
 }
 
@@ -108,24 +108,30 @@ function buildModel(
   outputs: OnnxIO[],
   initializers: { name: string; dims: number[]; values: Float32Array }[],
 ): OnnxModel {
+  const inits: Record<string, Float32Array> = {};
+  for (const t of initializers) inits[t.name] = t.values;
+  return encodeModel(graphName, nodes, inputs, outputs, initializers.map((t) => floatTensor(t.name, t.dims, t.values)), inits);
+}
+
+/** A verified, encoded ModelProto (opset ONNX_OPSET) with float32 graph inputs and outputs. */
+export function encodeModel(
+  graphName: string,
+  nodes: OnnxTypes.INodeProto[],
+  inputs: OnnxIO[],
+  outputs: OnnxIO[],
+  initializers: OnnxTypes.ITensorProto[],
+  floatInitializers: Record<string, Float32Array>,
+): OnnxModel {
   const model = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,
     opsetImport: [{ domain: '', version: ONNX_OPSET }],
     producerName: 'lowbit-bench',
     producerVersion: '0.1.0',
-    graph: {
-      name: graphName,
-      node: nodes,
-      input: inputs.map(valueInfo),
-      output: outputs.map(valueInfo),
-      initializer: initializers.map((t) => floatTensor(t.name, t.dims, t.values)),
-    },
+    graph: { name: graphName, node: nodes, input: inputs.map(valueInfo), output: outputs.map(valueInfo), initializer: initializers },
   });
   const err = onnx.ModelProto.verify(model);
   if (err) throw new Error(`invalid ONNX model ${graphName}: ${err}`);
-  const inits: Record<string, Float32Array> = {};
-  for (const t of initializers) inits[t.name] = t.values;
-  return { bytes: onnx.ModelProto.encode(model).finish(), inputs, outputs, initializers: inits };
+  return { bytes: onnx.ModelProto.encode(model).finish(), inputs, outputs, initializers: floatInitializers };
 }
 
 /**

@@ -37,7 +37,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
-import { ONNX_IR_VERSION, ONNX_OPSET, pseudoRandom, type OnnxIO, type OnnxModel } from './onnx-builders.js';
+import { encodeModel, intsAttr, pseudoRandom, type OnnxIO, type OnnxModel } from './onnx-builders.js';
 
 const { onnx } = onnxProto;
 const DT = onnx.TensorProto.DataType;
@@ -317,47 +317,22 @@ function bytesOf(v: Float32Array | Int8Array | Uint8Array | Int32Array): Uint8Ar
   return raw;
 }
 
-function floatValueInfo(io: OnnxIO): OnnxTypes.IValueInfoProto {
-  return {
-    name: io.name,
-    type: { tensorType: { elemType: DT.FLOAT, shape: { dim: io.dims.map((d) => ({ dimValue: d })) } } },
-  };
-}
-
-function ints(name: string, v: number[]): OnnxTypes.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: v };
-}
 function int(name: string, v: number): OnnxTypes.IAttributeProto {
   return { name, type: onnx.AttributeProto.AttributeType.INT, i: v };
 }
 
 function convAttrs(l: ConvLayer): OnnxTypes.IAttributeProto[] {
   return [
-    ints('kernel_shape', [l.k, l.k]),
-    ints('pads', [l.pad, l.pad, l.pad, l.pad]),
-    ints('strides', [l.stride, l.stride]),
-    ints('dilations', [1, 1]),
+    intsAttr('kernel_shape', [l.k, l.k]),
+    intsAttr('pads', [l.pad, l.pad, l.pad, l.pad]),
+    intsAttr('strides', [l.stride, l.stride]),
+    intsAttr('dilations', [1, 1]),
     int('group', 1),
   ];
 }
 
 function encode(graphName: string, nodes: OnnxTypes.INodeProto[], inputs: OnnxIO[], outputs: OnnxIO[], inits: Init[], floatInits: Record<string, Float32Array>): OnnxModel {
-  const model = onnx.ModelProto.create({
-    irVersion: ONNX_IR_VERSION,
-    opsetImport: [{ domain: '', version: ONNX_OPSET }],
-    producerName: 'lowbit-bench',
-    producerVersion: '0.1.0',
-    graph: {
-      name: graphName,
-      node: nodes,
-      input: inputs.map(floatValueInfo),
-      output: outputs.map(floatValueInfo),
-      initializer: inits.map((t) => ({ name: t.name, dims: t.dims, dataType: t.dataType, rawData: t.raw })),
-    },
-  });
-  const err = onnx.ModelProto.verify(model);
-  if (err) throw new Error(`invalid ONNX model ${graphName}: ${err}`);
-  return { bytes: onnx.ModelProto.encode(model).finish(), inputs, outputs, initializers: floatInits };
+  return encodeModel(graphName, nodes, inputs, outputs, inits.map((t) => ({ name: t.name, dims: t.dims, dataType: t.dataType, rawData: t.raw })), floatInits);
 }
 
 /**
@@ -428,7 +403,7 @@ function maxPoolNode(l: MaxPoolLayer, input: string, output: string): OnnxTypes.
     opType: 'MaxPool',
     input: [input],
     output: [output],
-    attribute: [ints('kernel_shape', [l.k, l.k]), ints('pads', [l.pad, l.pad, l.pad, l.pad]), ints('strides', [l.stride, l.stride])],
+    attribute: [intsAttr('kernel_shape', [l.k, l.k]), intsAttr('pads', [l.pad, l.pad, l.pad, l.pad]), intsAttr('strides', [l.stride, l.stride])],
   };
 }
 

@@ -373,6 +373,16 @@ export class FakeQuantLayer {
     }
   }
 
+  /**
+   * The input's integer codes as evaluation quantizes it, straight from the quantizer (affine and fixed-point
+   * activations without an input norm); null for the other datatypes.
+   */
+  inputCodes(x: Tensor): Tensor | null {
+    const q = this.evalActivation;
+    if (this.inputNorm || !(q instanceof AffineQuantizer || q instanceof FixedPointQuantizer || q instanceof DynamicFixedPointQuantizer)) return null;
+    return this.guard('activation', () => q.quantize(x, this.activationParams as never).codes);
+  }
+
   private inputHook(x: Tensor): Tensor {
     if (this.mode === 'float' || (this.mode === 'quantize' && !this.activation && !this.inputNorm)) return x;
     let h = x;

@@ -66,21 +66,39 @@ export interface RuntimeModel {
   metadata: Record<string, unknown>;
 }
 
+/** The two data areas of a file, appended to piece by piece; spans are offsets in elements. */
 class Blobs {
-  floats: number[] = [];
-  packed: Uint8Array[] = [];
-  packedLength = 0;
+  private readonly floatParts: Float32Array[] = [];
+  private readonly byteParts: Uint8Array[] = [];
+  private floatLength = 0;
+  private byteLength = 0;
   f32(v: ArrayLike<number>): Span {
-    const off = this.floats.length;
-    for (let i = 0; i < v.length; i++) this.floats.push(v[i]);
+    const off = this.floatLength;
+    this.floatParts.push(Float32Array.from(v));
+    this.floatLength += v.length;
     return [off, v.length];
   }
   bytes(v: Uint8Array): Span {
-    const off = this.packedLength;
-    this.packed.push(v);
-    this.packedLength += v.length;
+    const off = this.byteLength;
+    this.byteParts.push(v);
+    this.byteLength += v.length;
     return [off, v.length];
   }
+  floats(): Float32Array {
+    return concat(new Float32Array(this.floatLength), this.floatParts);
+  }
+  packed(): Uint8Array {
+    return concat(new Uint8Array(this.byteLength), this.byteParts);
+  }
+}
+
+function concat<T extends Float32Array | Uint8Array>(out: T, parts: T[]): T {
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }
 
 /** Encode a compiled model (its graph, layer specs and batch norms) as a packed file. */
@@ -122,13 +140,10 @@ export function encodeRuntimeModel(graph: { nodes: GraphNode[]; output: number }
     norms: normRecords,
     metadata,
   };
-  const packed = new Uint8Array(blobs.packedLength);
-  let off = 0;
-  for (const p of blobs.packed) { packed.set(p, off); off += p.length; }
   const tensors = new Map<string, Tensor>([
     ['runtime.json.gz', Tensor.from(gzipSync(new TextEncoder().encode(JSON.stringify(description)), { level: 9 }), undefined, 'u8')],
-    ['runtime.packed', Tensor.from(packed, undefined, 'u8')],
-    ['runtime.floats', Tensor.from(Float32Array.from(blobs.floats))],
+    ['runtime.packed', Tensor.from(blobs.packed(), undefined, 'u8')],
+    ['runtime.floats', Tensor.from(blobs.floats())],
   ]);
   try {
     return encodeModelFile({ name: 'lowbit-runtime', config: { format: RUNTIME_FORMAT } }, tensors, { runtime: RUNTIME_FORMAT });

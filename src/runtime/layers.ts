@@ -25,7 +25,7 @@ import { DorefaActivationQuantizer, DorefaWeightQuantizer } from '../quant/doref
 import { SignQuantizer } from '../quant/binary.js';
 import { parseDatatype, type LayerScheme } from '../quant/spec.js';
 import type { Quantizer } from '../quant/quantizer.js';
-import { checkDeclaredBits, tableToFloat, tableWeights, type TableWeights } from './weights.js';
+import { checkDeclaredBits, tableToFloat, tableToInt8, tableWeights, type TableWeights } from './weights.js';
 
 export type KernelFamily = 'int8' | 'binary' | 'float';
 
@@ -166,11 +166,11 @@ export function buildRuntimeLayer(spec: LayerSpec): RuntimeLayer {
   const intCodes = t && t.integer && t.table[0] >= -127 && t.table[t.table.length - 1] <= 127;
   const act = fq?.activation ?? null;
   if (act instanceof SignQuantizer && t && t.integer && t.table.every((v) => v === -1 || v === 1) && (spec.config?.groups ?? 1) === 1 && dilationOne(spec)) {
-    return { ...base, family: 'binary', reason: `${act.spec} inputs x +-1 weights: XNOR-popcount`, codes: int8Codes(t), weightScale: t.scale };
+    return { ...base, family: 'binary', reason: `${act.spec} inputs x +-1 weights: XNOR-popcount`, codes: tableToInt8(t), weightScale: t.scale };
   }
   const input = fq ? inputCodesOf(act, fq) : null;
   if (input && intCodes) {
-    return { ...base, family: 'int8', reason: `${act!.spec} inputs x ${spec.quant!.weight ?? 'fp32'} weights (${t!.table.length} codes): int8 x int8 -> int32`, input, codes: int8Codes(t!), weightScale: t!.scale };
+    return { ...base, family: 'int8', reason: `${act!.spec} inputs x ${spec.quant!.weight ?? 'fp32'} weights (${t!.table.length} codes): int8 x int8 -> int32`, input, codes: tableToInt8(t!), weightScale: t!.scale };
   }
   const why = !spec.quant ? 'fp32 layer'
     : !act ? `float inputs (${spec.quant.weight} quantizes weights only): float kernel, packed weights`
@@ -183,12 +183,6 @@ export function buildRuntimeLayer(spec: LayerSpec): RuntimeLayer {
 function dilationOne(spec: LayerSpec): boolean {
   const d = spec.config?.dilation;
   return d === undefined || d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1);
-}
-
-function int8Codes(t: TableWeights): Int8Array {
-  const out = new Int8Array(t.index.length);
-  for (let i = 0; i < out.length; i++) out[i] = t.table[t.index[i]];
-  return out;
 }
 
 export function disposeRuntimeLayer(l: RuntimeLayer): void {

@@ -31,13 +31,7 @@ const FLOAT_UNARY = new Set(['relu', 'relu6', 'hardtanh', 'sigmoid', 'tanh', 'cl
 const SUPPORTED = ['input', 'conv', 'linear', 'batchNorm', 'reshape', 'add', 'sub', 'mul', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad', ...FLOAT_UNARY];
 
 /** A node of the plan's graph with what the runtime needs to run it. */
-export interface PlanNode {
-  id: number;
-  op: string;
-  inputs: number[];
-  shape: number[];
-  attrs: Record<string, unknown>;
-  name?: string;
+export interface PlanNode extends Omit<GraphNode, 'module'> {
   /** conv / linear */
   layer?: RuntimeLayer;
   /** batchNorm: running statistics and affine parameters (eval), as the float module. */
@@ -56,12 +50,17 @@ interface IntegerStep {
   /** Requantize into these codes (the consumer's input), or write floats. */
   target: InputCodes | null;
   packed: Tensor;
-  epilogue: { scale: Float64Array; offset: Float64Array; lo: number; hi: number };
   /** Epilogue arrays in engine memory. */
   arrays: Tensor[];
   ep: IntEpilogue;
-  /** Output channels whose weight codes were negated so that the requantization multiplier is positive. */
-  negated: boolean;
+}
+
+/** The per-channel affine map y = scale * acc + offset an epilogue applies, and its clamp. */
+interface EpilogueMap {
+  scale: Float64Array;
+  offset: Float64Array;
+  lo: number;
+  hi: number;
 }
 
 export interface PlanLayerSummary {
@@ -81,12 +80,14 @@ export class Plan {
   /** Nodes whose value is another node's (fused into an epilogue, or identity). */
   private readonly aliasOf = new Map<number, number>();
   private readonly readers: number[];
+  /** Reads of each computed value: a fused node's readers read the value of the layer it is fused into. */
+  private valueReaders: number[] = [];
   private disposed = false;
   /** Disposed with the plan (batch norms loaded from a file). */
   private readonly owned: { dispose(): void }[] = [];
 
   private constructor(readonly nodes: PlanNode[], readonly output: number, readonly inputShape: number[]) {
-    this.readers = readerCounts({ nodes: nodes as GraphNode[], output });
+    this.readers = readerCounts({ nodes, output });
   }
 
   /** Compile a captured graph whose conv/linear nodes are described by `specs` (by layer name). */
@@ -164,24 +165,23 @@ export class Plan {
       const step = this.prepareStep(n, l, fused, target, { scale, offset, lo, hi });
       this.steps.set(n.id, step);
     }
+    this.valueReaders = [...this.readers];
+    for (const [f, src] of this.aliasOf) this.valueReaders[src] += this.readers[f] - 1;
   }
 
-  private prepareStep(n: PlanNode, l: RuntimeLayer, fused: number[], target: InputCodes | null, e: IntegerStep['epilogue']): IntegerStep {
+  private prepareStep(n: PlanNode, l: RuntimeLayer, fused: number[], target: InputCodes | null, e: EpilogueMap): IntegerStep {
     const k = engine.kernels;
     const g = this.geometry(n, 1);
     const outC = l.spec.outChannels;
     const codes = Int8Array.from(l.codes!);
     const per = codes.length / outC;
-    let negated = false;
     if (target) {
       // A negative scale (a batch norm with gamma < 0) becomes a positive multiplier of negated weights.
       for (let c = 0; c < outC; c++) {
         if (e.scale[c] >= 0) continue;
         for (let i = c * per; i < (c + 1) * per; i++) codes[i] = -codes[i];
         e.scale[c] = -e.scale[c];
-        negated = true;
       }
-      if (negated && l.family === 'binary') target = null; // (binary weights are packed from signs: keep floats)
     }
     const wT = keep(Tensor.from(codes, [...(l.spec.kind === 'conv' ? [outC, l.spec.inChannels / (l.spec.config?.groups ?? 1), ...l.spec.kernel!] : [outC, l.spec.inChannels, 1, 1])], 'i8'));
     let packed: Tensor;
@@ -220,7 +220,7 @@ export class Plan {
     } else {
       ep = { kind: 'float', scale: arr(e.scale, 'f32'), offset: arr(e.offset, 'f32'), lo: e.lo, hi: e.hi };
     }
-    return { fused, target, packed, epilogue: e, arrays, ep, negated };
+    return { fused, target, packed, arrays, ep };
   }
 
   private geometry(n: PlanNode, batch: number): ConvGeometry {
@@ -251,7 +251,7 @@ export class Plan {
   private execute(x: Tensor, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Tensor {
     const N = x.shape[0];
     const values = new Map<number, Value>();
-    const left = [...this.readers];
+    const left = [...this.valueReaders];
     const valueOf = (id: number): Value => {
       const v = values.get(this.aliasOf.get(id) ?? id);
       if (!v) throw new Error(`lowbit: runtime: value of node ${id} is missing`);
@@ -270,8 +270,6 @@ export class Plan {
       const ins = n.inputs.map(valueOf);
       const out = this.runNode(n, ins, N, onInput);
       values.set(n.id, out);
-      // A fused node's readers read the layer's value: move their count onto it.
-      for (const [f, src] of this.aliasOf) if (src === n.id) left[n.id] += this.readers[f] - 1;
       for (const i of n.inputs) release(i);
     }
     const y = valueOf(this.output);
@@ -391,12 +389,15 @@ export class Plan {
     return xnorInputScale(h, { kernel: l.spec.kernel!, stride: c.stride ?? 1, padding: c.padding ?? 0 });
   }
 
-  /** Float input -> the layer's codes: its own fake quantizer, then value / scale + zero (exact integers). */
+  /**
+   * Float input -> the layer's codes: its quantizer's own codes where it gives them, else (DoReFa, which
+   * scales first) its fake-quantized values as value / scale + zero (exact integers).
+   */
   private quantizeInput(l: RuntimeLayer, x: Tensor): Value {
     const c = l.input!;
-    const v = l.fq!.quantizeInput(x);
-    const codes = ops.cast(ops.round(ops.addScalar(ops.mulScalar(v, 1 / c.scale), c.zero)), c.type);
-    return { kind: 'codes', t: codes, codes: c };
+    let codes = l.fq!.inputCodes(x);
+    if (!codes) codes = ops.round(ops.addScalar(ops.mulScalar(l.fq!.quantizeInput(x), 1 / c.scale), c.zero));
+    return { kind: 'codes', t: codes.dtype === c.type ? codes : ops.cast(codes, c.type), codes: c };
   }
 
   /** One line per conv/linear layer: kernel family, datatypes, what its epilogue writes, why. */

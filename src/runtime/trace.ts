@@ -95,7 +95,7 @@ export function traceGraph(model: Module, inputShape: number[]): Graph {
 }
 
 /** How many nodes read each node's value (the output counts as a reader). */
-export function readerCounts(g: Graph): number[] {
+export function readerCounts(g: { nodes: { inputs: number[] }[]; output: number }): number[] {
   const n = new Array<number>(g.nodes.length).fill(0);
   for (const node of g.nodes) for (const i of node.inputs) n[i]++;
   n[g.output]++;

@@ -90,33 +90,39 @@ const vggSmall: ZooEntry = {
   },
 };
 
-/** ResNet for CIFAR (He et al. 2016, sec. 4.2): 6n+2 layers; n = 3 gives ResNet-20. */
-class CifarResNet extends Module {
-  constructor(c: ModelConfig, rng: Random, blocksPerStage = 3) {
+/**
+ * ResNet of basic blocks (He et al. 2016): a stem, stages of blocks (the first block of every stage after the
+ * first has stride 2), global average pooling, fc. The CIFAR stem is conv3x3-BN-ReLU (sec. 4.2); the ImageNet
+ * stem conv7x7/2-BN-ReLU-maxpool3x3/2 (Table 1).
+ */
+class ResNet extends Module {
+  constructor(c: ModelConfig, rng: Random, opts: { stem: 'cifar' | 'imagenet'; stages: number; blocksPerStage: number; width: number }) {
     super();
-    const w = c.width ?? 16;
-    this.addChild('conv1', new Conv2d(c.inChannels, w, 3, rng, { padding: 1, bias: false }));
+    const w = c.width ?? opts.width;
+    const imagenet = opts.stem === 'imagenet';
+    this.addChild('conv1', new Conv2d(c.inChannels, w, imagenet ? 7 : 3, rng, { stride: imagenet ? 2 : 1, padding: imagenet ? 3 : 1, bias: false }));
     this.addChild('bn1', new BatchNorm(w));
+    if (imagenet) this.addChild('maxpool', MaxPool2d({ kernel: 3, stride: 2, padding: 1 }));
     let inC = w;
-    [w, 2 * w, 4 * w].forEach((outC, stage) => {
-      for (let b = 0; b < blocksPerStage; b++) {
-        const stride = stage > 0 && b === 0 ? 2 : 1;
-        this.addChild(`layer${stage + 1}.${b}`, new BasicBlock(inC, outC, stride, rng));
+    for (let stage = 0; stage < opts.stages; stage++) {
+      const outC = w * 2 ** stage;
+      for (let b = 0; b < opts.blocksPerStage; b++) {
+        this.addChild(`layer${stage + 1}.${b}`, new BasicBlock(inC, outC, stage > 0 && b === 0 ? 2 : 1, rng));
         inC = outC;
       }
-    });
+    }
     this.addChild('fc', new Linear(inC, c.classes, rng));
   }
   forward(x: Tensor) {
-    const children = this.namedChildren().map(([, m]) => m);
-    const [conv1, bn1, ...rest] = children;
-    const fc = rest.pop()!;
-    let h = ops.relu(bn1.forward(conv1.forward(x)));
-    for (const block of rest) h = block.forward(h);
-    return fc.forward(ops.flatten(ops.globalAvgPool2d(h)));
+    const children = new Map(this.namedChildren());
+    let h = ops.relu(children.get('bn1')!.forward(children.get('conv1')!.forward(x)));
+    for (const [name, m] of children) {
+      if (name === 'maxpool' || name.startsWith('layer')) h = m.forward(h);
+    }
+    return children.get('fc')!.forward(ops.flatten(ops.globalAvgPool2d(h)));
   }
   describe() {
-    return 'CifarResNet';
+    return 'ResNet';
   }
 }
 
@@ -125,44 +131,15 @@ const resnet20: ZooEntry = {
   description: 'ResNet-20 for CIFAR: 3 stages of 3 basic blocks (16, 32, 64 channels), 1x1-conv shortcuts where the shape changes',
   reference: 'He, Zhang, Ren & Sun, Deep Residual Learning, CVPR 2016, sec. 4.2 (option B shortcuts)',
   defaults: { inChannels: 3, inputSize: 32, classes: 10, width: 16 },
-  build: (c, rng) => new CifarResNet(c, rng),
+  build: (c, rng) => new ResNet(c, rng, { stem: 'cifar', stages: 3, blocksPerStage: 3, width: 16 }),
 };
-
-/** ResNet-18 for ImageNet (He et al. 2016, Table 1): 7x7/2 conv, 3x3/2 max pool, 4 stages of 2 basic blocks. */
-class ImageNetResNet18 extends Module {
-  constructor(c: ModelConfig, rng: Random) {
-    super();
-    const w = c.width ?? 64;
-    this.addChild('conv1', new Conv2d(c.inChannels, w, 7, rng, { stride: 2, padding: 3, bias: false }));
-    this.addChild('bn1', new BatchNorm(w));
-    this.addChild('maxpool', MaxPool2d({ kernel: 3, stride: 2, padding: 1 }));
-    let inC = w;
-    [w, 2 * w, 4 * w, 8 * w].forEach((outC, stage) => {
-      for (let b = 0; b < 2; b++) {
-        this.addChild(`layer${stage + 1}.${b}`, new BasicBlock(inC, outC, stage > 0 && b === 0 ? 2 : 1, rng));
-        inC = outC;
-      }
-    });
-    this.addChild('fc', new Linear(inC, c.classes, rng));
-  }
-  forward(x: Tensor) {
-    const [conv1, bn1, maxpool, ...rest] = this.namedChildren().map(([, m]) => m);
-    const fc = rest.pop()!;
-    let h = maxpool.forward(ops.relu(bn1.forward(conv1.forward(x))));
-    for (const block of rest) h = block.forward(h);
-    return fc.forward(ops.flatten(ops.globalAvgPool2d(h)));
-  }
-  describe() {
-    return 'ResNet18';
-  }
-}
 
 const resnet18: ZooEntry = {
   name: 'resnet18',
   description: 'ResNet-18 for ImageNet-sized inputs (224x224): 7x7/2 conv, max pool, 4 stages of 2 basic blocks (64..512), 1x1-conv shortcuts',
   reference: 'He, Zhang, Ren & Sun, Deep Residual Learning, CVPR 2016, Table 1',
   defaults: { inChannels: 3, inputSize: 224, classes: 1000, width: 64 },
-  build: (c, rng) => new ImageNetResNet18(c, rng),
+  build: (c, rng) => new ResNet(c, rng, { stem: 'imagenet', stages: 4, blocksPerStage: 2, width: 64 }),
 };
 
 class MobileNetMini extends Module {
