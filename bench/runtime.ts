@@ -16,7 +16,12 @@ import { BatchNorm } from '../src/nn/index.js';
 import { buildModel } from '../src/zoo/index.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
 import { disposeQuantized } from '../src/quant/quantized.js';
-import { compileModel, compileQuantized, type Plan } from '../src/runtime/index.js';
+import { compileModel, compileQuantized, exportPacked, loadRuntimePlan, type Plan } from '../src/runtime/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { ConvGeometry, IntEpilogue } from '../src/kernels/types.js';
 import type { WasmKernels } from '../src/kernels/wasm/index.js';
 import { runtimeNetworkMacs } from './runtime-peers.js';
@@ -127,6 +132,58 @@ function networkPlan(name: string, dtype: RuntimeDtype): { plan: Plan; x: Tensor
   const families = plan.summary().reduce((m, s) => m.set(s.family, (m.get(s.family) ?? 0) + 1), new Map<string, number>());
   const how = `runtime plan of ${spec}: ${[...families].map(([f, n]) => `${n} ${f}`).join(', ')} layers`;
   return { plan, x, how, dispose: () => { plan.dispose(); disposeQuantized(q); model.dispose(); x.dispose(); } };
+}
+
+/** Run a full garbage collection (so that heap sizes mean something). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+export interface MemoryRow {
+  name: string;
+  dtype: string;
+  /** Peak WebAssembly bytes in use while running one batch-1 inference (weights + activations + scratch). */
+  wasmPeakBytes: number;
+  /** JS heap the loaded plan keeps (after a full collection), on top of what the process had before. */
+  heapBytes: number;
+  fileBytes: number;
+}
+
+/**
+ * Memory of a deployed model: the network is quantized, written as a packed file and everything else freed;
+ * then the file is loaded and one inference runs. wasmPeakBytes + heapBytes is what the model costs.
+ */
+export function measureRuntimeMemory(name: string, dtype: RuntimeDtype): MemoryRow {
+  const dir = mkdtempSync(join(tmpdir(), 'lowbit-mem-'));
+  const path = join(dir, 'model.lowbit');
+  try {
+    const { model, config } = buildModel(NETWORKS[name].zoo, NETWORKS[name].config, 1);
+    model.eval();
+    const shape = [1, config.inChannels, config.inputSize, config.inputSize];
+    const r = new Random(3);
+    const random = (n: number) => noGrad(() => Tensor.from(Float32Array.from({ length: n * shape[1] * shape[2] * shape[3] }, () => r.normal()), [n, ...shape.slice(1)]));
+    const q = quantizePostTraining({ name: NETWORKS[name].zoo, config, model, metadata: {} }, {
+      spec: dtype === 'fp32' ? 'fp32' : DTYPE_SPECS[dtype], calibration: [{ x: random(4), y: Tensor.zeros([4], 'i32') }], biasCorrection: false,
+    });
+    const fileBytes = exportPacked(q, path).bytes;
+    disposeQuantized(q);
+    model.dispose();
+    const x = keep(random(1));
+    collectGarbage();
+    const heap0 = process.memoryUsage().heapUsed, wasm0 = engine.memory.bytesInUse;
+    const { plan } = loadRuntimePlan(path);
+    engine.memory.resetPeak();
+    plan.run(x).dispose();
+    const wasmPeakBytes = engine.memory.peakBytesInUse - wasm0;
+    collectGarbage();
+    const heapBytes = Math.max(0, process.memoryUsage().heapUsed - heap0);
+    plan.dispose();
+    x.dispose();
+    return { name, dtype, wasmPeakBytes, heapBytes, fileBytes };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function benchLowbitRuntime(opts: LowbitRuntimeOptions): Promise<RuntimeRow[]> {

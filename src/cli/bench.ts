@@ -6,7 +6,7 @@ import Table from 'cli-table3';
 import { benchLowbitKernels } from '../../bench/kernels.js';
 import { KERNEL_CASES, measurePeers, type BenchRow } from '../../bench/peers.js';
 import { writeFileAtomic } from '../formats/atomic.js';
-import { benchLowbitRuntime, type RuntimeRow } from '../../bench/runtime.js';
+import { benchLowbitRuntime, measureRuntimeMemory, type MemoryRow, type RuntimeRow } from '../../bench/runtime.js';
 import { measureRuntimePeers } from '../../bench/runtime-peers.js';
 import { UsageError } from '../errors.js';
 
@@ -97,7 +97,7 @@ export interface BenchRuntimeOptions {
 }
 
 /** The runtime targets of the issue as measured ratios (speedups; >= goal is met). */
-export function runtimeTargetRatios(rows: RuntimeRow[]): { target: string; ratio: number; goal: number }[] {
+export function runtimeTargetRatios(rows: RuntimeRow[], memory: MemoryRow[] = []): { target: string; ratio: number; goal: number }[] {
   const get = (name: string, impl: string, dtype: string) => rows.find((r) => r.name === name && r.impl === impl && r.dtype === dtype && r.threads === 1 && Number.isFinite(r.ms));
   const ratio = (fast?: RuntimeRow, slow?: RuntimeRow) => (fast && slow ? slow.ms / fast.ms : NaN);
   const L = (n: string, d: string) => get(n, 'lowbit', d);
@@ -108,7 +108,16 @@ export function runtimeTargetRatios(rows: RuntimeRow[]): { target: string; ratio
     { target: 'conv binary vs lowbit fp32', ratio: ratio(L('conv3x3-64-56', 'binary'), L('conv3x3-64-56', 'fp32')), goal: 8 },
     { target: 'ResNet-18 int8 vs onnxruntime-web int8', ratio: ratio(L('resnet18', 'int8'), get('resnet18', 'onnxruntime-web', 'int8')), goal: 1 },
     { target: 'ResNet-18 binary (xnor) vs onnxruntime-node fp32', ratio: ratio(L('resnet18', 'binary'), get('resnet18', 'onnxruntime-node', 'fp32')), goal: 1 },
+    { target: 'ResNet-18 memory: fp32 peak / binary peak (WASM + heap)', ratio: memoryRatio(memory, 'fp32', 'binary'), goal: 8 },
   ];
+}
+
+function memoryRatio(memory: MemoryRow[], big: string, small: string): number {
+  const total = (d: string) => {
+    const m = memory.find((r) => r.name === 'resnet18' && r.dtype === d);
+    return m ? m.wasmPeakBytes + m.heapBytes : NaN;
+  };
+  return total(big) / total(small);
 }
 
 export async function runBenchRuntime(opts: BenchRuntimeOptions, log: (s: string) => void): Promise<RuntimeRow[]> {
@@ -126,12 +135,20 @@ export async function runBenchRuntime(opts: BenchRuntimeOptions, log: (s: string
   const table = new Table({ head: ['name', 'impl', 'dtype', 'threads', 'ms (median)', 'GOP/s', 'note'] });
   for (const r of rows) table.push([r.name, r.impl, r.dtype, r.threads, Number.isFinite(r.ms) ? r.ms.toFixed(3) : '-', Number.isFinite(r.gops) ? r.gops.toFixed(1) : '-', (r.note ?? '').slice(0, 90)]);
   log(table.toString());
-  const targets = opts.peers ? runtimeTargetRatios(rows) : [];
+  const memory: MemoryRow[] = [];
+  if (!opts.only?.length || opts.only.includes('resnet18') || opts.only.includes('memory')) {
+    log('memory: ResNet-18 written as a packed file, loaded, one inference (peak WASM bytes in use + JS heap kept)');
+    for (const d of ['fp32', 'int8', 'binary'] as const) memory.push(measureRuntimeMemory('resnet18', d));
+    const mt = new Table({ head: ['model', 'dtype', 'file MB', 'peak WASM MB', 'heap MB'] });
+    for (const m of memory) mt.push([m.name, m.dtype, (m.fileBytes / 1e6).toFixed(2), (m.wasmPeakBytes / 1e6).toFixed(2), (m.heapBytes / 1e6).toFixed(2)]);
+    log(mt.toString());
+  }
+  const targets = opts.peers ? runtimeTargetRatios(rows, memory) : [];
   if (targets.length) {
     const t = new Table({ head: ['target (1 thread, same run)', 'measured speedup', 'goal', ''] });
     for (const r of targets) t.push([r.target, Number.isFinite(r.ratio) ? r.ratio.toFixed(2) : '-', `>= ${r.goal}`, Number.isFinite(r.ratio) ? (r.ratio >= r.goal ? 'met' : 'missed') : 'n/a']);
     log(t.toString());
   }
-  if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ rows, targets }, null, 2) + '\n');
+  if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ rows, memory, targets }, null, 2) + '\n');
   return rows;
 }

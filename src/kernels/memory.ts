@@ -29,12 +29,14 @@ function formatBytes(n: number): string {
   return `${n} bytes`;
 }
 
-/** Round a request up to its size class: powers of two split in 4 steps (at most 19% waste). */
+/** Round a request up to its size class: powers of two split in 4 steps (16 above 1 MiB). */
 export function sizeClass(bytes: number): number {
   const b = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
   if (b <= 1024) return b;
   const top = 2 ** Math.floor(Math.log2(b));
-  const step = top / 4;
+  // 4 steps per power of two (at most 25% waste) up to 1 MiB; 16 above (at most 6%): big blocks are few and
+  // their waste is what a model's memory peak is made of.
+  const step = b > 2 ** 20 ? top / 16 : top / 4;
   return Math.ceil(b / step) * step;
 }
 
@@ -45,6 +47,7 @@ export class EngineMemory {
   private readonly freeLists = new Map<number, Ptr[]>();
   private readonly blockSize = new Map<Ptr, number>();
   private live = 0;
+  private peak = 0;
   // Typed views, rebuilt whenever the memory grows (a grown memory has a new, longer buffer).
   private viewBuffer: ArrayBufferLike | null = null;
   private _f32!: Float32Array;
@@ -72,6 +75,13 @@ export class EngineMemory {
   }
 
   /** Bytes currently handed out (by size class). */
+  /** The most bytes in use at once since the last resetPeak() (memory budgets, benchmarks). */
+  get peakBytesInUse(): number {
+    return this.peak;
+  }
+  resetPeak(): void {
+    this.peak = this.live;
+  }
   get bytesInUse(): number {
     return this.live;
   }
@@ -117,6 +127,7 @@ export class EngineMemory {
     }
     this.blockSize.set(ptr, size);
     this.live += size;
+    if (this.live > this.peak) this.peak = this.live;
     return ptr;
   }
 

@@ -103,7 +103,11 @@ export function scaledSign(w: Tensor, axis: number | null = 0, alphaGiven?: read
  */
 export function xnorInputScale(x: Tensor, window: Pool2dOptions): Tensor {
   if (x.rank !== 4) throw new RangeError(`lowbit: xnorInputScale needs an NCHW input, got ${x.describe()}`);
-  const A = ops.mean(ops.abs(x), 1, true);
+  return xnorBoxFilter(ops.mean(ops.abs(x), 1, true), window);
+}
+
+/** K = A * k: the channel mean A of |x| averaged over each convolution window (zeros outside the image). */
+export function xnorBoxFilter(A: Tensor, window: Pool2dOptions): Tensor {
   return ops.avgPool2d(A, { ...window, stride: window.stride ?? 1, countIncludePad: true });
 }
 

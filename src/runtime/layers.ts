@@ -165,12 +165,18 @@ export function buildRuntimeLayer(spec: LayerSpec): RuntimeLayer {
   const t = spec.weights;
   const intCodes = t && t.integer && t.table[0] >= -127 && t.table[t.table.length - 1] <= 127;
   const act = fq?.activation ?? null;
+  // The integer families run from packed weights: free the float copy (the module keeps its bias, and the
+  // fake quantizer's input side, which the runtime uses).
+  const integerOnly = (l: RuntimeLayer): RuntimeLayer => {
+    module.weight.dispose();
+    return l;
+  };
   if (act instanceof SignQuantizer && t && t.integer && t.table.every((v) => v === -1 || v === 1) && (spec.config?.groups ?? 1) === 1 && dilationOne(spec)) {
-    return { ...base, family: 'binary', reason: `${act.spec} inputs x +-1 weights: XNOR-popcount`, codes: tableToInt8(t), weightScale: t.scale };
+    return integerOnly({ ...base, family: 'binary', reason: `${act.spec} inputs x +-1 weights: XNOR-popcount`, codes: tableToInt8(t), weightScale: t.scale });
   }
   const input = fq ? inputCodesOf(act, fq) : null;
   if (input && intCodes) {
-    return { ...base, family: 'int8', reason: `${act!.spec} inputs x ${spec.quant!.weight ?? 'fp32'} weights (${t!.table.length} codes): int8 x int8 -> int32`, input, codes: tableToInt8(t!), weightScale: t!.scale };
+    return integerOnly({ ...base, family: 'int8', reason: `${act!.spec} inputs x ${spec.quant!.weight ?? 'fp32'} weights (${t!.table.length} codes): int8 x int8 -> int32`, input, codes: tableToInt8(t!), weightScale: t!.scale });
   }
   const why = !spec.quant ? 'fp32 layer'
     : !act ? `float inputs (${spec.quant.weight} quantizes weights only): float kernel, packed weights`

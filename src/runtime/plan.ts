@@ -15,14 +15,16 @@
 // it in float: the runtime computes what the simulation computes, with integer arithmetic where it has any.
 
 import * as ops from '../autograd/index.js';
-import { noGrad } from '../autograd/graph.js';
+import { contiguousStrides, noGrad } from '../autograd/graph.js';
+import { broadcastStrides } from '../autograd/ops/broadcast.js';
 import { convGeometry } from '../autograd/ops/conv.js';
+import { batchNormEvalAffine } from '../autograd/ops/norm.js';
 import { BatchNorm, type Module } from '../nn/index.js';
 import { engine, keep, tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { ConvGeometry, IntEpilogue } from '../kernels/types.js';
+import type { ConvGeometry, IntEpilogue, UnaryOp } from '../kernels/types.js';
 import { LowbitError } from '../errors.js';
-import { xnorInputScale } from '../quant/binary.js';
+import { xnorBoxFilter } from '../quant/binary.js';
 import { readerCounts, type Graph, type GraphNode } from './trace.js';
 import { buildRuntimeLayer, disposeRuntimeLayer, type InputCodes, type LayerSpec, type RuntimeLayer } from './layers.js';
 
@@ -83,6 +85,10 @@ export class Plan {
   /** Reads of each computed value: a fused node's readers read the value of the layer it is fused into. */
   private valueReaders: number[] = [];
   private disposed = false;
+  /** Evaluation scale and shift of the binary layers' input norms (by node id). */
+  private readonly inputNormAffine = new Map<number, { scale: Tensor; shift: Tensor }>();
+  /** Evaluation scale and shift of every batch-norm node (f32 tensors). */
+  private readonly normAffine = new Map<number, { scale: Tensor; shift: Tensor }>();
   /** Disposed with the plan (batch norms loaded from a file). */
   private readonly owned: { dispose(): void }[] = [];
 
@@ -114,9 +120,32 @@ export class Plan {
       }
     }
     const plan = new Plan(nodes, graph.output, nodes[0].shape);
+    const affineOf = (bn: BatchNorm) => {
+      const { scale, shift } = batchNormEvalAffine(bn, bn.opts.eps);
+      return { scale: keep(Tensor.from(scale)), shift: keep(Tensor.from(shift)) };
+    };
+    for (const n of nodes) {
+      if (n.norm) plan.normAffine.set(n.id, affineOf(n.norm));
+      const inputNorm = n.layer?.family === 'binary' ? n.layer.fq?.inputNorm : null;
+      if (inputNorm) plan.inputNormAffine.set(n.id, affineOf(inputNorm));
+    }
     plan.owned.push(...owned);
     plan.fuse();
+    plan.releaseCompileData();
     return plan;
+  }
+
+  /**
+   * Drop what only compiling needed from the JS heap: weight codes and table indices (the kernels hold the
+   * packed weights, float layers their modules). A binary ResNet-18 would otherwise keep ~22 MB of them.
+   */
+  private releaseCompileData(): void {
+    for (const n of this.nodes) {
+      const l = n.layer;
+      if (!l) continue;
+      l.codes = null;
+      l.spec = { ...l.spec, floatWeight: null, weights: l.spec.weights && { ...l.spec.weights, index: new Uint8Array(0) } };
+    }
   }
 
   private consumersOf(id: number): PlanNode[] {
@@ -140,6 +169,8 @@ export class Plan {
       const hi = Infinity;
       let end = n.id;
       const xnorK = l.family === 'binary' && l.fq?.xnorScale;
+      // XNOR-Net's output is (y - b) K + b = scale acc K + b: the epilogue writes scale acc, runInteger the rest.
+      if (xnorK) offset.fill(0);
       if (!xnorK) {
         let r = this.soleReader(end);
         if (r?.op === 'batchNorm' && r.norm) {
@@ -248,7 +279,15 @@ export class Plan {
     return noGrad(() => tidy(() => this.execute(x, onInput)));
   }
 
-  private execute(x: Tensor, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Tensor {
+  /** Time of every node of one run (ms), in execution order: where a plan spends its time. */
+  profile(x: Tensor): { op: string; name: string; family: string; ms: number }[] {
+    const out: { op: string; name: string; family: string; ms: number }[] = [];
+    const y = noGrad(() => tidy(() => this.execute(x, undefined, (n, ms) => out.push({ op: n.op, name: n.name ?? '', family: n.layer?.family ?? '', ms }))));
+    y.dispose();
+    return out;
+  }
+
+  private execute(x: Tensor, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void, onNode?: (n: PlanNode, ms: number) => void): Tensor {
     const N = x.shape[0];
     const values = new Map<number, Value>();
     const left = [...this.valueReaders];
@@ -268,8 +307,16 @@ export class Plan {
     for (const n of this.nodes) {
       if (n.op === 'input' || this.aliasOf.has(n.id)) continue;
       const ins = n.inputs.map(valueOf);
-      const out = this.runNode(n, ins, N, onInput);
+      // The node may overwrite its (float) input if it is that value's last reader and the value owns its
+      // storage (not the caller's input, not a reshaped view of another value).
+      const src = this.aliasOf.get(n.inputs[0]) ?? n.inputs[0];
+      const inPlace = n.inputs.length === 1 && src !== 0 && left[src] === 1 && this.nodes[src].op !== 'reshape' && ins[0].kind === 'float';
+      const t0 = onNode ? performance.now() : 0;
+      // Each node in its own scope: its temporaries (input norms, XNOR scales, packed bits) go as soon as it ends.
+      const out = tidy(() => this.runNode(n, ins, N, inPlace, onInput));
+      if (onNode) onNode(n, performance.now() - t0);
       values.set(n.id, out);
+      if (inPlace && out.t === ins[0].t) values.delete(src); // the storage now belongs to this node's value
       for (const i of n.inputs) release(i);
     }
     const y = valueOf(this.output);
@@ -282,7 +329,7 @@ export class Plan {
     throw new Error('lowbit: runtime: a bit-packed value has no float form here');
   }
 
-  private runNode(n: PlanNode, ins: Value[], N: number, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
+  private runNode(n: PlanNode, ins: Value[], N: number, inPlace: boolean, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
     const a = n.attrs;
     const batchShape = [N, ...n.shape.slice(1)];
     switch (n.op) {
@@ -295,10 +342,16 @@ export class Plan {
           onInput?.(l.spec.name, { kind: 'float', t: xin });
           return { kind: 'float', t: l.module.forward(xin) };
         }
-        return this.runInteger(n, l, step, ins[0], N, onInput);
+        return this.runInteger(n, l, step, ins[0], N, inPlace, onInput);
       }
-      case 'batchNorm':
-        return { kind: 'float', t: n.norm!.forward(this.toFloat(ins[0])) };
+      case 'batchNorm': {
+        // y = scale x + shift (the op's own evaluation arithmetic), in place when the input is not read again
+        const x = this.toFloat(ins[0]);
+        const { scale, shift } = this.normAffine.get(n.id)!;
+        const y = inPlace ? x : Tensor.empty(x.shape);
+        engine.kernels.channelAffine(x.ptr, scale.ptr, shift.ptr, y.ptr, x.shape[0], x.shape[1], x.rank === 4 ? x.shape[2] * x.shape[3] : 1);
+        return { kind: 'float', t: y };
+      }
       case 'reshape': {
         const v = ins[0];
         return { ...v, t: v.t.reshapeView(batchShape) } as Value;
@@ -329,12 +382,17 @@ export class Plan {
       case 'pad':
         return { kind: 'float', t: ops.pad(this.toFloat(ins[0]), a.pads as [number, number][], a.value as number) };
       default:
-        if (FLOAT_UNARY.has(n.op)) return { kind: 'float', t: ops.unaryOp(n.op as never, this.toFloat(ins[0]), a.a as number, a.b as number) };
+        if (FLOAT_UNARY.has(n.op)) {
+          const x = this.toFloat(ins[0]);
+          if (!inPlace) return { kind: 'float', t: ops.unaryOp(n.op as never, x, a.a as number, a.b as number) };
+          engine.kernels.unary(n.op as UnaryOp, x.ptr, x.ptr, x.size, a.a as number, a.b as number);
+          return { kind: 'float', t: x };
+        }
         throw new LowbitError(`runtime: op ${n.op} is not supported`);
     }
   }
 
-  private runInteger(n: PlanNode, l: RuntimeLayer, step: IntegerStep, input: Value, N: number, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
+  private runInteger(n: PlanNode, l: RuntimeLayer, step: IntegerStep, input: Value, N: number, inPlace: boolean, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
     const k = engine.kernels;
     const g = this.geometry(n, N);
     const outShape = l.spec.kind === 'conv' ? [N, g.outC, g.outH, g.outW] : [N, g.outC];
@@ -345,15 +403,32 @@ export class Plan {
       if (xq.kind !== 'codes') throw new Error('unreachable');
       onInput?.(l.spec.name, xq);
     } else {
-      // binary: input norm, sign, pack; XNOR's K from the normalized input as the simulation computes it
+      // binary: input norm, sign, pack; XNOR's K from the normalized input as the simulation computes it.
+      // The normalized input is this layer's own (overwritten in place) once packed: |h| is taken in place.
       let h = this.toFloat(input);
-      if (l.fq?.inputNorm) h = l.fq.inputNorm.forward(h);
-      if (l.fq?.xnorScale) K = this.xnorScale(l, h);
+      let owned = inPlace;
+      const norm = this.inputNormAffine.get(n.id);
+      if (norm) {
+        const out = owned ? h : Tensor.empty(h.shape);
+        k.channelAffine(h.ptr, norm.scale.ptr, norm.shift.ptr, out.ptr, h.shape[0], h.shape[1], h.rank === 4 ? h.shape[2] * h.shape[3] : 1);
+        h = out;
+        owned = true;
+      }
       const h4 = l.spec.kind === 'linear' ? h.reshapeView([N, l.spec.inChannels, 1, 1]) : h;
       const bits = Tensor.empty([N * g.inH * g.inW * Math.ceil(g.inC / 64) * 8], 'u8');
       k.binarizePack(h4.ptr, N, g.inC, g.inH, g.inW, bits.ptr);
       xq = { kind: 'bits', t: bits };
       onInput?.(l.spec.name, { kind: 'bits', t: bits });
+      if (l.fq?.xnorScale) {
+        let a: Tensor;
+        if (owned) {
+          k.unary('abs', h.ptr, h.ptr, h.size, 0, 0);
+          a = h;
+        } else {
+          a = ops.abs(h);
+        }
+        K = this.xnorScale(l, a);
+      }
     }
     let y: Tensor;
     let result: Value;
@@ -371,22 +446,22 @@ export class Plan {
       k.convBinary(g, xq.t.ptr, step.packed.ptr, step.ep, y.ptr);
     }
     if (K) {
-      // XNOR-Net: out = (y - b) K + b, as the simulation's output hook
+      // XNOR-Net: out = (y - b) K + b with y - b = scale acc (the epilogue left b out), in place
+      const k4 = K.reshapeView(K.rank === 2 ? [N, 1, 1, 1] : K.shape);
+      const y4 = [N, g.outC, g.outH, g.outW], dense = contiguousStrides(y4);
+      k.binary('mul', y.ptr, dense, k4.ptr, broadcastStrides(k4.shape, y4), y.ptr, y4);
       const b = l.module.bias;
-      if (b) {
-        const bb = ops.reshape(b, l.spec.kind === 'conv' ? [1, b.size, 1, 1] : [1, b.size]);
-        result = { kind: 'float', t: ops.add(ops.mul(ops.sub(y, bb), K), bb) };
-      } else {
-        result = { kind: 'float', t: ops.mul(y, K) };
-      }
+      if (b) k.binary('add', y.ptr, dense, b.ptr, [0, 1, 0, 0], y.ptr, y4);
     }
     return result;
   }
 
-  private xnorScale(l: RuntimeLayer, h: Tensor): Tensor {
-    if (l.spec.kind === 'linear') return ops.mean(ops.abs(h), 1, true);
+  /** XNOR-Net's K from |h| (binary.ts xnorInputScale: the channel mean of |h|, box-filtered like the conv). */
+  private xnorScale(l: RuntimeLayer, absH: Tensor): Tensor {
+    const A = ops.mean(absH, 1, true);
+    if (l.spec.kind === 'linear') return A;
     const c = l.spec.config ?? {};
-    return xnorInputScale(h, { kernel: l.spec.kernel!, stride: c.stride ?? 1, padding: c.padding ?? 0 });
+    return xnorBoxFilter(A, { kernel: l.spec.kernel!, stride: c.stride ?? 1, padding: c.padding ?? 0 });
   }
 
   /**
@@ -430,17 +505,17 @@ export class Plan {
       if (n.layer) disposeRuntimeLayer(n.layer);
     }
     for (const o of this.owned) o.dispose();
+    for (const { scale, shift } of [...this.normAffine.values(), ...this.inputNormAffine.values()]) {
+      scale.dispose();
+      shift.dispose();
+    }
   }
 }
 
-/** Batch norm in evaluation as y = g x + h per channel (float64). */
-export function foldedNorm(bn: BatchNorm): { g: Float64Array; h: Float64Array } {
-  const gamma = bn.gamma.toFloat32Array(), beta = bn.beta.toFloat32Array();
-  const mean = bn.runningMean.toFloat32Array(), variance = bn.runningVar.toFloat32Array();
-  const eps = bn.opts.eps ?? 1e-5;
-  const g = Float64Array.from(gamma, (v, c) => v / Math.sqrt(variance[c] + eps));
-  const h = Float64Array.from(beta, (v, c) => v - mean[c] * g[c]);
-  return { g, h };
+/** Batch norm in evaluation as y = g x + h per channel, the f32 values the op uses. */
+export function foldedNorm(bn: BatchNorm): { g: Float32Array; h: Float32Array } {
+  const { scale, shift } = batchNormEvalAffine(bn, bn.opts.eps);
+  return { g: scale, h: shift };
 }
 
 /**

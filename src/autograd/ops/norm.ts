@@ -24,6 +24,22 @@ function channelTensor(values: Float32Array): Tensor {
   return Tensor.from(values, [values.length]);
 }
 
+function batchNormInvStd(p: BatchNormState, eps: number): Float32Array {
+  return p.runningVar.toFloat32Array().map((v) => 1 / Math.sqrt(v + eps));
+}
+
+/**
+ * Batch norm in evaluation as y = scale x + shift per channel, in the f32 values the op itself uses (the
+ * runtime folds and applies exactly these).
+ */
+export function batchNormEvalAffine(p: BatchNormState, eps = 1e-5): { scale: Float32Array; shift: Float32Array } {
+  const gamma = p.gamma.toFloat32Array(), beta = p.beta.toFloat32Array(), rm = p.runningMean.toFloat32Array();
+  const invStd = batchNormInvStd(p, eps);
+  const scale = gamma.map((g, i) => g * invStd[i]);
+  const shift = beta.map((b, i) => b - rm[i] * scale[i]);
+  return { scale, shift };
+}
+
 export function batchNorm(x: Tensor, p: BatchNormState, opts: BatchNormOptions): Tensor {
   if (x.rank !== 4 && x.rank !== 2) throw new RangeError(`lowbit: batchNorm needs [N, C, H, W] or [N, C], got ${formatShape(x.shape)}`);
   const n = x.shape[0], c = x.shape[1], hw = x.rank === 4 ? x.shape[2] * x.shape[3] : 1;
@@ -92,13 +108,9 @@ export function batchNorm(x: Tensor, p: BatchNormState, opts: BatchNormOptions):
   }
 
   // Evaluation: y = x * scale + shift with the running statistics.
-  const rm = p.runningMean.toFloat32Array(), rv = p.runningVar.toFloat32Array();
-  const scale = new Float32Array(c), shift = new Float32Array(c);
-  for (let i = 0; i < c; i++) {
-    invStd[i] = 1 / Math.sqrt(rv[i] + eps);
-    scale[i] = gamma[i] * invStd[i];
-    shift[i] = beta[i] - rm[i] * scale[i];
-  }
+  const rm = p.runningMean.toFloat32Array();
+  const { scale, shift } = batchNormEvalAffine(p, eps);
+  invStd.set(batchNormInvStd(p, eps));
   const scaleT = channelTensor(scale), shiftT = channelTensor(shift);
   const y = Tensor.empty(x.shape);
   k.channelAffine(x.ptr, scaleT.ptr, shiftT.ptr, y.ptr, n, c, hw);

@@ -3,7 +3,7 @@
 import { engine } from '../../tensor/engine.js';
 import { Tensor, formatShape } from '../../tensor/tensor.js';
 import type { PoolGeometry } from '../../kernels/types.js';
-import { record } from '../graph.js';
+import { isGradEnabled, record, tracksGrad } from '../graph.js';
 import { pair, pads4 } from './conv.js';
 
 export interface Pool2dOptions {
@@ -46,11 +46,12 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
   const g = poolGeometry('maxPool2d', x, opts);
   const k = engine.kernels;
   const y = Tensor.empty([x.shape[0], x.shape[1], g.outH, g.outW]);
-  const argmax = Tensor.empty(y.shape, 'i32');
-  k.maxPool2d(g, x.ptr, y.ptr, argmax.ptr);
+  // The argmax indices serve only the backward pass: not computed when no gradient can flow (evaluation).
+  const argmax = isGradEnabled() && tracksGrad(x) ? Tensor.empty(y.shape, 'i32') : null;
+  k.maxPool2d(g, x.ptr, y.ptr, argmax?.ptr ?? 0);
   return record('maxPool2d', y, [x], (dy) => {
     const dx = Tensor.empty(x.shape);
-    k.maxPool2dBackward(g, dy.ptr, argmax.ptr, dx.ptr);
+    k.maxPool2dBackward(g, dy.ptr, argmax!.ptr, dx.ptr);
     return [dx];
   }, { geometry: g, opts });
 }
