@@ -10,7 +10,7 @@ run() {
   mkdir -p "docs/results/$name"
   echo "== $name: lowbit $*" | tee -a "docs/results/$name/train.log"
   /usr/bin/time -f "wall %e s" node dist/src/cli/main.js "$@" --out "models/$name.lowbit" --resume 2>&1 \
-    | tr '\r' '\n' | grep --line-buffered -v '^epoch [0-9]*/[0-9]* \[' | tee -a "docs/results/$name/train.log"
+    | stdbuf -oL tr '\r' '\n' | grep --line-buffered -v '^epoch [0-9]*/[0-9]* \[' | tee -a "docs/results/$name/train.log"
 }
 run lenet5-mnist train --model lenet5 --dataset mnist --epochs 15 --seed 1
 run lenet5-fashion train --model lenet5 --dataset fashion-mnist --epochs 15 --seed 1
