@@ -20,13 +20,18 @@
 // most FEW_PIXELS pixels (a linear layer at batch 1) put 8 output channels in the lanes instead (i8Pixel8).
 // The epilogue is applied to each finished tile (scalar; 64-bit products for the requantization).
 // Speed: the 4 x 8 tile runs near the dot/add issue limit of one core (~10 multiply-adds per cycle);
-// further gains need fewer multiplies (e.g. an exact integer Winograd F(2x2, 3x3)), not a different tile.
+// 3x3 stride-1 convolutions (groups 1, >= 8 channels) take an exact integer Winograd F(2x2, 3x3) instead,
+// 2.25x fewer multiplies with the same tile (assembly/int8-winograd.ts). Contiguous runs of the epilogue
+// are vectorized (epilogueVector), bit for bit the scalar arithmetic.
 
 import { firstTap, endTap, phaseStart, phaseEnd } from './window';
 import { ARR, argI, argP, scratchOf, shareStart } from './layout';
+import { winogradPackInt8, winogradConvInt8 } from './int8-winograd';
 
 // Job ids 40-49 (mirrored in src/kernels/wasm/abi.ts).
 export const J_I8_PACK = 40, J_I8_PREP = 41, J_I8_CONV = 42, J_I8_REQUANT = 43, J_I8_SUM = 44, J_I8_MAXPOOL = 45, J_I8_ADD = 46;
+// Winograd F(2x2, 3x3) (assembly/int8-winograd.ts): weight transform, convolution
+export const J_I8_WINO_PACK = 47, J_I8_WINO = 48;
 
 // Tile: output channels x output pixels.
 export const I8_MR: i32 = 4;
@@ -37,9 +42,11 @@ const FEW_PIXELS: i32 = 3;
 const PANEL_AT: usize = 1024;
 
 // Argument slots of the convolution jobs (written by src/kernels/wasm/int8.ts).
-const I_N = 0, I_INC = 1, I_INH = 2, I_INW = 3, I_OUTC = 4, I_KH = 5, I_KW = 6, I_SH = 7, I_SW = 8, I_PT = 9, I_PL = 10;
-const I_DH = 11, I_DW = 12, I_G = 13, I_OUTH = 14, I_OUTW = 15, I_HP = 16, I_WQ = 17, I_X = 18, I_XQ = 19, I_W = 20;
-const I_OFFS = 21, I_Y = 22, I_XTYPE = 23, I_XZERO = 24;
+export const I_N = 0, I_INC = 1, I_INH = 2, I_INW = 3, I_OUTC = 4, I_KH = 5, I_KW = 6, I_SH = 7, I_SW = 8, I_PT = 9, I_PL = 10;
+export const I_DH = 11, I_DW = 12, I_G = 13, I_OUTH = 14, I_OUTW = 15, I_HP = 16, I_WQ = 17, I_X = 18, I_XQ = 19, I_W = 20;
+export const I_OFFS = 21, I_Y = 22, I_XTYPE = 23, I_XZERO = 24;
+// Winograd only: tile rows per band, shares of the output-channel blocks, units (bands * shares)
+export const I_WR = 25, I_WS = 26, I_WUNITS = 27;
 // The epilogue, in the small int array (ARR): kind (0 requant, 1 float, 2 int32, 3 bits), output type
 // (0 u8, 1 i8), pointers, requant zero point and clamp, float clamp as f32 bit patterns.
 const E_KIND = 0, E_OUT = 1, E_BIAS = 2, E_MULT = 3, E_SHIFT = 4, E_SCALE = 5, E_OFFSET = 6, E_ZP = 7, E_LO = 8, E_HI = 9;
@@ -69,8 +76,15 @@ const K_REQUANT = 0, K_FLOAT = 1, K_INT32 = 2, K_BITS = 3;
  * Epilogue of `count` accumulators of output channel `ch` (i32 at src, src + srcStep, ...) into y elements
  * yi, yi + yStep, ... (kinds requant, float, int32; bits are written by bitsPixels).
  */
-function epilogueRun(ctrl: usize, src: usize, srcStep: usize, count: i32, ch: i32, y: usize, yi: usize, yStep: usize): void {
+export function epilogueRun(ctrl: usize, src: usize, srcStep: usize, count: i32, ch: i32, y: usize, yi: usize, yStep: usize): void {
   const kind = arrV(ctrl, E_KIND);
+  if (srcStep == 4 && yStep == 1 && count >= 4) {
+    // contiguous: 4 at a time, then the rest below
+    const done = epilogueVector(ctrl, kind, src, count, ch, y, yi);
+    count -= done;
+    src += <usize>done << 2;
+    yi += <usize>done;
+  }
   if (kind == K_INT32) {
     for (let j = 0; j < count; j++) {
       store<i32>(y + (yi << 2), load<i32>(src));
@@ -101,6 +115,56 @@ function epilogueRun(ctrl: usize, src: usize, srcStep: usize, count: i32, ch: i3
       yi += yStep;
     }
   }
+}
+
+/**
+ * The epilogue of contiguous accumulators (src, 4 bytes apart) into contiguous outputs y[yi ..], 4 at a time,
+ * with the same arithmetic as the scalar loop of epilogueRun; returns how many it did (a multiple of 4; 0
+ * where the vector form does not apply). Requantization: the 64-bit sum acc * m + rnd shifted right by
+ * s = 32 + k (0 <= k < 32) is its high word shifted right by k; clamping r = that, not r + zp, to
+ * [lo - zp, hi - zp] (saturated to i32) and then adding zp gives clamp(r + zp, lo, hi) without wrapping
+ * (lo <= hi; other cases are left to the scalar loop).
+ */
+function epilogueVector(ctrl: usize, kind: i32, src: usize, count: i32, ch: i32, y: usize, yi: usize): i32 {
+  const n = count & ~3;
+  if (kind == K_INT32) {
+    const d = y + (yi << 2);
+    for (let j = 0; j < n; j += 4) v128.store(d + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
+    return n;
+  }
+  if (kind == K_FLOAT) {
+    const scale = f32x4.splat(load<f32>(arrU(ctrl, E_SCALE) + (<usize>ch << 2)));
+    const offset = f32x4.splat(load<f32>(arrU(ctrl, E_OFFSET) + (<usize>ch << 2)));
+    const flo = f32x4.splat(reinterpret<f32>(arrV(ctrl, E_FLO))), fhi = f32x4.splat(reinterpret<f32>(arrV(ctrl, E_FHI)));
+    const d = y + (yi << 2);
+    for (let j = 0; j < n; j += 4) {
+      const v = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(v128.load(src + (<usize>j << 2))), scale), offset);
+      // v < flo ? flo : v > fhi ? fhi : v  (pmin(v, fhi) = fhi < v ? fhi : v)
+      v128.store(d + (<usize>j << 2), v128.bitselect(flo, f32x4.pmin(v, fhi), f32x4.lt(v, flo)));
+    }
+    return n;
+  }
+  const biasP = arrU(ctrl, E_BIAS);
+  const bias = biasP != 0 ? load<i64>(biasP + (<usize>ch << 3)) : 0;
+  const s = 31 + load<i32>(arrU(ctrl, E_SHIFT) + (<usize>ch << 2));
+  const zp = <i64>arrV(ctrl, E_ZP), qlo = <i64>arrV(ctrl, E_LO), qhi = <i64>arrV(ctrl, E_HI);
+  if (s < 32 || s > 63 || qlo > qhi) return 0;
+  const m = i32x4.splat(load<i32>(arrU(ctrl, E_MULT) + (<usize>ch << 2)));
+  const rnd = i64x2.splat((<i64>1 << (<i64>s - 1)) + bias);
+  const k = s - 32;
+  const rlo = qlo - zp, rhi = qhi - zp;
+  const lov = i32x4.splat(<i32>(rlo < <i64>i32.MIN_VALUE ? <i64>i32.MIN_VALUE : rlo));
+  const hiv = i32x4.splat(<i32>(rhi > <i64>i32.MAX_VALUE ? <i64>i32.MAX_VALUE : rhi));
+  const zv = i32x4.splat(<i32>zp);
+  const d = y + yi;
+  for (let j = 0; j < n; j += 4) {
+    const a = v128.load(src + (<usize>j << 2));
+    const p0 = i64x2.add(i64x2.extmul_low_i32x4_s(a, m), rnd), p1 = i64x2.add(i64x2.extmul_high_i32x4_s(a, m), rnd);
+    const r = i32x4.shr_s(v128.shuffle<i32>(p0, p1, 1, 3, 5, 7), k);
+    const q = i32x4.add(i32x4.max_s(i32x4.min_s(r, hiv), lov), zv);
+    v128.store32_lane(d + <usize>j, v128.shuffle<u8>(q, q, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12), 0);
+  }
+  return n;
 }
 
 /** Bits for pixels [q0, q1) (q = b * hw + p) of accumulators acc [n, c, hw]: y [n, hw, ceil(c / 64)] u64. */
@@ -166,8 +230,8 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
   const dH = argI(ctrl, I_DH), dW = argI(ctrl, I_DW), Hp = argI(ctrl, I_HP), Wq = argI(ctrl, I_WQ);
   const x = argP(ctrl, I_X), xq = argP(ctrl, I_XQ), isI8 = argI(ctrl, I_XTYPE) != 0, z = argI(ctrl, I_XZERO);
   const cinG = inC / G, pairs = (cinG + 1) >> 1;
-  if (unit == 0) {
-    const offs = argP(ctrl, I_OFFS);
+  const offs = argP(ctrl, I_OFFS);
+  if (unit == 0 && offs != 0) {
     let k = 0;
     for (let j = 0; j < pairs; j++)
       for (let ky = 0; ky < kH; ky++)
@@ -229,8 +293,12 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
 
 // ---- convolution: compute ---------------------------------------------------------------------------------
 
-/** acc[4][8] (i32 at out, rows 32 bytes apart) = packed weights pa [K2][4] x panel [K2][8] (pairs of i16). */
-function i8Tile4x8(K2: i32, panel: usize, pa: usize, out: usize): void {
+/**
+ * acc[4][8] (i32 rows ldm bytes apart at out) = packed weights pa [K2][4] x panel [K2][8] (pairs of i16):
+ * the register tile of the direct kernel (ldm 32) and of the Winograd GEMMs (int8-winograd.ts).
+ */
+// @ts-ignore: decorator
+@inline export function i8Tile4x8(K2: i32, panel: usize, pa: usize, out: usize, ldm: usize): void {
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c10 = i32x4.splat(0), c11 = i32x4.splat(0);
   let c20 = i32x4.splat(0), c21 = i32x4.splat(0), c30 = i32x4.splat(0), c31 = i32x4.splat(0);
   for (let k = 0; k < K2; k++) {
@@ -251,9 +319,9 @@ function i8Tile4x8(K2: i32, panel: usize, pa: usize, out: usize): void {
     pa += 16;
   }
   v128.store(out, c00); v128.store(out, c01, 16);
-  v128.store(out, c10, 32); v128.store(out, c11, 48);
-  v128.store(out, c20, 64); v128.store(out, c21, 80);
-  v128.store(out, c30, 96); v128.store(out, c31, 112);
+  v128.store(out + ldm, c10); v128.store(out + ldm, c11, 16);
+  v128.store(out + 2 * ldm, c20); v128.store(out + 2 * ldm, c21, 16);
+  v128.store(out + 3 * ldm, c30); v128.store(out + 3 * ldm, c31, 16);
 }
 
 /**
@@ -355,7 +423,7 @@ function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
     }
     for (let blk = 0; blk < blocks; blk++) {
       const pa = wpack + ((<usize>(g * blocks + blk) * <usize>K2 * <usize>I8_MR) << 2);
-      i8Tile4x8(K2, panel, pa, tile);
+      i8Tile4x8(K2, panel, pa, tile, 32);
       const rows = min(I8_MR, coutG - blk * I8_MR);
       for (let i = 0; i < rows; i++) {
         const oc = blk * I8_MR + i;
@@ -478,6 +546,16 @@ export function int8Job(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
     case J_I8_ADD: {
       const n = argI(ctrl, 0);
       addRange(ctrl, shareStart(n, u, U, 16), shareStart(n, u + 1, U, 16));
+      break;
+    }
+    case J_I8_WINO_PACK: {
+      const blocks = (argI(ctrl, I_OUTC) + 3) >> 2;
+      winogradPackInt8(ctrl, lo(blocks, u, U), hi(blocks, u, U));
+      break;
+    }
+    case J_I8_WINO: {
+      const items = argI(ctrl, I_WUNITS);
+      winogradConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t));
       break;
     }
     default:

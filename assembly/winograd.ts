@@ -121,7 +121,7 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
       for (let ic = 0; ic < inC; ic++) {
         const src = src0 + <usize>ic * planeB;
         const dst = dst0 + ((<usize>ic * 8) << 2);
-        inputTransform4(src, <usize>Wq << 2, dst, vXiF << 2);
+        inputTransform4<f32>(src, <usize>Wq << 2, dst, vXiF << 2);
       }
     }
     // 2. the 16 GEMMs
@@ -159,47 +159,60 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
   }
 }
 
+// Lane arithmetic of the input transform: f32 lanes (float Winograd) or i16 lanes (int8 Winograd, where
+// the transform of codes is exact; int8-winograd.ts).
+// @ts-ignore: decorator
+@inline function vadd<T>(a: v128, b: v128): v128 {
+  return isFloat<T>() ? f32x4.add(a, b) : i16x8.add(a, b);
+}
+// @ts-ignore: decorator
+@inline function vsub<T>(a: v128, b: v128): v128 {
+  return isFloat<T>() ? f32x4.sub(a, b) : i16x8.sub(a, b);
+}
+
 /**
- * B^T d B for 4 horizontally adjacent tiles of one channel: src points at the top-left input of the first
- * tile, rowB = bytes per input row. Writes 16 vectors (lanes = the 4 tiles) at dst + xi * xiB.
+ * B^T d B for 4 horizontally adjacent tiles: src points at the top-left input of the first tile (32-bit
+ * elements: an f32, or a pair of i16 of two channels), rowB = bytes per input row. Writes 16 vectors (lanes =
+ * the 4 tiles) at dst + xi * xiB. T = f32 or i16 chooses the lane arithmetic.
  */
 // @ts-ignore: decorator
-@inline function inputTransform4(src: usize, rowB: usize, dst: usize, xiB: usize): void {
-  // d[i][j] for the 4 tiles k = c[2k + j] of input row i: deinterleave even/odd columns
+@inline export function inputTransform4<T>(src: usize, rowB: usize, dst: usize, xiB: usize): void {
+  // d[i][j] for the 4 tiles k = element 2k + j of input row i: deinterleave even/odd elements
   const s1 = src + rowB, s2 = src + 2 * rowB;
   const a1 = v128.load(s1), b1 = v128.load(s1, 16), c1 = v128.load(s1, 8), e1 = v128.load(s1, 24);
   const a2 = v128.load(s2), b2 = v128.load(s2, 16), c2 = v128.load(s2, 8), e2 = v128.load(s2, 24);
-  const r1_0 = v128.shuffle<f32>(a1, b1, 0, 2, 4, 6), r1_1 = v128.shuffle<f32>(a1, b1, 1, 3, 5, 7);
-  const r1_2 = v128.shuffle<f32>(c1, e1, 0, 2, 4, 6), r1_3 = v128.shuffle<f32>(c1, e1, 1, 3, 5, 7);
-  const r2_0 = v128.shuffle<f32>(a2, b2, 0, 2, 4, 6), r2_1 = v128.shuffle<f32>(a2, b2, 1, 3, 5, 7);
-  const r2_2 = v128.shuffle<f32>(c2, e2, 0, 2, 4, 6), r2_3 = v128.shuffle<f32>(c2, e2, 1, 3, 5, 7);
+  const r1_0 = v128.shuffle<u32>(a1, b1, 0, 2, 4, 6), r1_1 = v128.shuffle<u32>(a1, b1, 1, 3, 5, 7);
+  const r1_2 = v128.shuffle<u32>(c1, e1, 0, 2, 4, 6), r1_3 = v128.shuffle<u32>(c1, e1, 1, 3, 5, 7);
+  const r2_0 = v128.shuffle<u32>(a2, b2, 0, 2, 4, 6), r2_1 = v128.shuffle<u32>(a2, b2, 1, 3, 5, 7);
+  const r2_2 = v128.shuffle<u32>(c2, e2, 0, 2, 4, 6), r2_3 = v128.shuffle<u32>(c2, e2, 1, 3, 5, 7);
   // t1 = r1 + r2, t2 = r2 - r1 (rows of B^T d)
-  storeV(dst, xiB, 4, f32x4.add(r1_0, r2_0), f32x4.add(r1_1, r2_1), f32x4.add(r1_2, r2_2), f32x4.add(r1_3, r2_3));
-  storeV(dst, xiB, 8, f32x4.sub(r2_0, r1_0), f32x4.sub(r2_1, r1_1), f32x4.sub(r2_2, r1_2), f32x4.sub(r2_3, r1_3));
+  storeV<T>(dst, xiB, 4, vadd<T>(r1_0, r2_0), vadd<T>(r1_1, r2_1), vadd<T>(r1_2, r2_2), vadd<T>(r1_3, r2_3));
+  storeV<T>(dst, xiB, 8, vsub<T>(r2_0, r1_0), vsub<T>(r2_1, r1_1), vsub<T>(r2_2, r1_2), vsub<T>(r2_3, r1_3));
   {
     // t0 = r0 - r2
     const a = v128.load(src), b = v128.load(src, 16), c = v128.load(src, 8), e = v128.load(src, 24);
-    storeV(dst, xiB, 0,
-      f32x4.sub(v128.shuffle<f32>(a, b, 0, 2, 4, 6), r2_0), f32x4.sub(v128.shuffle<f32>(a, b, 1, 3, 5, 7), r2_1),
-      f32x4.sub(v128.shuffle<f32>(c, e, 0, 2, 4, 6), r2_2), f32x4.sub(v128.shuffle<f32>(c, e, 1, 3, 5, 7), r2_3));
+    storeV<T>(dst, xiB, 0,
+      vsub<T>(v128.shuffle<u32>(a, b, 0, 2, 4, 6), r2_0), vsub<T>(v128.shuffle<u32>(a, b, 1, 3, 5, 7), r2_1),
+      vsub<T>(v128.shuffle<u32>(c, e, 0, 2, 4, 6), r2_2), vsub<T>(v128.shuffle<u32>(c, e, 1, 3, 5, 7), r2_3));
   }
   {
     // t3 = r1 - r3
     const s3 = src + 3 * rowB;
     const a = v128.load(s3), b = v128.load(s3, 16), c = v128.load(s3, 8), e = v128.load(s3, 24);
-    storeV(dst, xiB, 12,
-      f32x4.sub(r1_0, v128.shuffle<f32>(a, b, 0, 2, 4, 6)), f32x4.sub(r1_1, v128.shuffle<f32>(a, b, 1, 3, 5, 7)),
-      f32x4.sub(r1_2, v128.shuffle<f32>(c, e, 0, 2, 4, 6)), f32x4.sub(r1_3, v128.shuffle<f32>(c, e, 1, 3, 5, 7)));
+    storeV<T>(dst, xiB, 12,
+      vsub<T>(r1_0, v128.shuffle<u32>(a, b, 0, 2, 4, 6)), vsub<T>(r1_1, v128.shuffle<u32>(a, b, 1, 3, 5, 7)),
+      vsub<T>(r1_2, v128.shuffle<u32>(c, e, 0, 2, 4, 6)), vsub<T>(r1_3, v128.shuffle<u32>(c, e, 1, 3, 5, 7)));
   }
 }
 
+/** One row of B^T d times B: (c0 - c2, c1 + c2, c2 - c1, c1 - c3) to xi0 .. xi0 + 3. */
 // @ts-ignore: decorator
-@inline function storeV(dst: usize, xiB: usize, xi0: i32, c0: v128, c1: v128, c2: v128, c3: v128): void {
+@inline function storeV<T>(dst: usize, xiB: usize, xi0: i32, c0: v128, c1: v128, c2: v128, c3: v128): void {
   const p = dst + <usize>xi0 * xiB;
-  v128.store(p, f32x4.sub(c0, c2));
-  v128.store(p + xiB, f32x4.add(c1, c2));
-  v128.store(p + 2 * xiB, f32x4.sub(c2, c1));
-  v128.store(p + 3 * xiB, f32x4.sub(c1, c3));
+  v128.store(p, vsub<T>(c0, c2));
+  v128.store(p + xiB, vadd<T>(c1, c2));
+  v128.store(p + 2 * xiB, vsub<T>(c2, c1));
+  v128.store(p + 3 * xiB, vsub<T>(c1, c3));
 }
 
 /**
@@ -231,8 +244,9 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
   }
 }
 
+/** Stores the first `cols` (<= 8) 32-bit lanes of a, b at p: a row of output pixels (f32 or i32). */
 // @ts-ignore: decorator
-@inline function storeRow8(p: usize, a: v128, b: v128, cols: i32): void {
+@inline export function storeRow8(p: usize, a: v128, b: v128, cols: i32): void {
   if (cols >= 8) {
     v128.store(p, a);
     v128.store(p, b, 16);
@@ -287,7 +301,7 @@ export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32
       const dst = V + ((<usize>ic * <usize>TC + <usize>q) << 2);
       if (b >= n) { zero16(dst, vXi); continue; } // past the last image: adds nothing
       const src = xpad + <usize>(b * inC + ic) * planeB + ((<usize>(2 * ty) * <usize>Wq + <usize>(2 * tx)) << 2);
-      inputTransform4(src, <usize>Wq << 2, dst, vXi);
+      inputTransform4<f32>(src, <usize>Wq << 2, dst, vXi);
       tx += 4;
       if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
     }

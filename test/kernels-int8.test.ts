@@ -1,7 +1,8 @@
 // The int8 kernels: the reference against independent definitions (the f32 convolution, worked values of
 // the fixed-point requantization), then the WebAssembly kernels against the reference bit for bit, on random
 // codes and shapes (odd channel counts, batches, stride, asymmetric padding, dilation, groups, depthwise,
-// 1x1, linear), u8 and i8 inputs, every epilogue, at 1 and 2 threads. Outputs are compared as raw bytes,
+// 1x1, linear, the integer Winograd path with tiles over the edges and at its overflow bounds), u8 and i8
+// inputs, every epilogue, at 1 and 2 threads. Outputs are compared as raw bytes,
 // including 64 guard bytes after them (nothing may be written past the end).
 
 import { after, before, describe, it } from 'node:test';
@@ -263,6 +264,16 @@ describe('int8 wasm == ref', () => {
     // big enough to be split into units over both threads
     ['3x3 32 -> 24, 24x24, 2 images', conv(2, 32, 24, 24, 24, 3, { pad: 1 })],
     ['1x1 64 -> 40, 28x28', conv(1, 64, 28, 28, 40, 1)],
+    // exact integer Winograd F(2x2, 3x3): 3x3, stride 1, >= 8 channels; 2 x 2 tiles hanging over the edges
+    ['Winograd 8 -> 8, 7x9, pad 1', conv(1, 8, 7, 9, 8, 3, { pad: 1 })],
+    ['Winograd 13 -> 13, 13x13, pad 0, two images', conv(2, 13, 13, 13, 13, 3)],
+    ['Winograd 8 -> 13, 9x7, pad 1, three images', conv(3, 8, 9, 7, 13, 3, { pad: 1 })],
+    ['Winograd 13 -> 8, asymmetric padding', conv(2, 13, 8, 11, 8, 3, { pad: [1, 0, 2, 1] })],
+    ['Winograd 64 -> 64, 13x13, pad 1', conv(1, 64, 13, 13, 64, 3, { pad: 1 })],
+    ['Winograd 9 -> 70, 2x3 output', conv(2, 9, 4, 5, 70, 3)],
+    ['Winograd 16 -> 24, 22x22, 2 images (channels shared out over the threads)', conv(2, 16, 22, 22, 24, 3, { pad: 1 })],
+    ['Winograd 64 -> 8, 32x30 (two bands of tile rows)', conv(1, 64, 32, 30, 8, 3, { pad: 1 })],
+    ['3x3 stride 1, 8 -> 8, 1-pixel-high output (direct)', conv(2, 8, 3, 9, 8, 3)],
   ];
   for (const [name, g] of cases) {
     it(`convInt8 ${name}`, () => {
@@ -292,6 +303,80 @@ describe('int8 wasm == ref', () => {
       mem.free(wp);
     });
   }
+
+  it('convInt8 Winograd at the overflow bounds (extreme codes, 1827 and 1828 input channels)', () => {
+    // |x - xZero| = 255 everywhere, weights -128 or +-127: the largest accumulators (4 * acc must fit an i32
+    // up to 1827 input channels; the transformed products' channel sums wrap in i32 on the way, harmlessly)
+    // [name, input channels, code type, x (NaN: -128 or 127 at random), xZero, weights, largest accumulator]
+    const cases: [string, number, CodeType, number, number, () => number, boolean][] = [
+      ['u8 0 - 255, w -128', 1827, 'u8', 0, 255, () => -128, true],
+      ['i8 -128 - 127, w -128', 1827, 'i8', -128, 127, () => -128, true],
+      ['u8 255 - 0, w +-127', 1827, 'u8', 255, 0, () => (rand() < 0.5 ? -127 : 127), false],
+      ['i8 127 - (-128), w -128 or 127', 1827, 'i8', 127, -128, () => (rand() < 0.5 ? -128 : 127), false],
+      ['u8 0 - 255, w -128, 1828 channels (direct)', 1828, 'u8', 0, 255, () => -128, true],
+      ['i8 mixed +-255, w +-127, 64 channels', 64, 'i8', NaN, 0, () => (rand() < 0.5 ? -127 : 127), false],
+    ];
+    for (const [name, inC, xType, xv, xZero, wv, largest] of cases) {
+      const g = conv(2, inC, 4, 5, 9, 3, { pad: [0, 1, 1, 0] });
+      const w = alloc(g.outC * inC * 9);
+      for (let i = 0; i < g.outC * inC * 9; i++) mem.i8[w + i] = wv();
+      const x = alloc(g.n * inC * g.inH * g.inW);
+      for (let i = 0; i < g.n * inC * g.inH * g.inW; i++)
+        (xType === 'u8' ? mem.u8 : mem.i8)[x + i] = Number.isNaN(xv) ? (rand() < 0.5 ? -128 : 127) : xv;
+      const mixedZero = Number.isNaN(xv) ? (rand() < 0.5 ? -128 : 127) : xZero;
+      const nb = ref.int8PackedWeightBytes(g);
+      const packed = compareBackends(nb, (k, dst) => k.int8PackWeights(g, w, dst), `${name}: int8PackWeights`);
+      const wp = alloc(nb);
+      mem.u8.set(packed.subarray(0, nb), wp);
+      const P = g.outH * g.outW, count = g.n * g.outC * P;
+      const acc = compareBackends(count * 4, (k, y) => k.convInt8(g, x, xType, mixedZero, wp, { kind: 'int32' }, y), `${name}: int32`);
+      if (largest) {
+        // output (0, 1), whose 3 x 3 window lies inside: 9 * inC * 255 * 128 (> 2^29 for 1828 channels)
+        assert.equal(new DataView(acc.buffer, acc.byteOffset).getInt32(4, true), 9 * inC * 255 * 128, `${name}: largest accumulator`);
+      }
+      for (const kind of KINDS) {
+        const { ep, outBytes, ptrs } = randomEpilogue(kind, g.outC, rand() < 0.5 ? 'u8' : 'i8', false, inC * 9);
+        compareBackends(outBytes(count, P, g.n), (k, y) => k.convInt8(g, x, xType, mixedZero, wp, ep, y), `${name}: ${kind}`);
+        for (const p of ptrs) mem.free(p);
+      }
+      for (const p of [w, x, wp]) mem.free(p);
+    }
+  });
+
+  it('convInt8 takes the Winograd path where it applies (it reads the transformed weights)', () => {
+    const g = conv(1, 16, 9, 9, 8, 3, { pad: 1 });
+    const w = codesBuffer(g.outC * g.inC * 9, 'i8');
+    const nb = ref.int8PackedWeightBytes(g);
+    const blocks = Math.ceil(g.outC / 4), pairs = Math.ceil(g.inC / 2);
+    assert.equal(nb, blocks * pairs * 9 * 16 + 16 * blocks * pairs * 16, 'direct weights, then the Winograd section');
+    const wp = alloc(nb);
+    wasm.int8PackWeights(g, w.p, wp);
+    const x = codesBuffer(g.n * g.inC * g.inH * g.inW, 'u8');
+    const count = g.n * g.outC * g.outH * g.outW;
+    const y0 = alloc(count * 4), y1 = alloc(count * 4);
+    wasm.convInt8(g, x.p, 'u8', 77, wp, { kind: 'int32' }, y0);
+    const wino = wp + blocks * pairs * 9 * 16;
+    mem.u8.fill(0, wino, wp + nb); // zero U': the Winograd path now gives 0 everywhere
+    wasm.convInt8(g, x.p, 'u8', 77, wp, { kind: 'int32' }, y1);
+    assert.ok(Array.from(mem.i32.subarray(y0 >> 2, (y0 >> 2) + count)).some((v) => v !== 0));
+    assert.deepStrictEqual(Array.from(mem.i32.subarray(y1 >> 2, (y1 >> 2) + count)), new Array(count).fill(0));
+    for (const p of [w.p, wp, x.p, y0, y1]) mem.free(p);
+  });
+
+  it('requantize: every shift (-30 .. 32), extreme accumulators and clamps (vector and scalar paths)', () => {
+    const c = 63, hw = 13;
+    const accVals = Array.from({ length: c * hw }, (_, i) => (i % 7 === 0 ? (i % 2 ? 2 ** 31 - 1 : -(2 ** 31)) : randInt(-(2 ** 31), 2 ** 31 - 1)));
+    const acc = i32Buffer(accVals);
+    for (const [lo, hi, zp, out] of [[-128, 127, 3, 'i8'], [0, 255, 200, 'u8'], [10, 5, 7, 'u8'], [-(2 ** 31), 2 ** 31 - 1, -(2 ** 31), 'i8'], [-5, 300, 2 ** 31 - 1, 'u8']] as const) {
+      const bias = i64Buffer(Array.from({ length: c }, () => BigInt(randInt(-(2 ** 31), 2 ** 31 - 1)) * BigInt(randInt(0, 2 ** 20))));
+      const multiplier = i32Buffer(Array.from({ length: c }, () => randInt(2 ** 30, 2 ** 31 - 1)));
+      const shift = i32Buffer(Array.from({ length: c }, (_, i) => i - 30)); // s = 31 + shift: 1 .. 63
+      const ep: IntEpilogue = { kind: 'requant', bias, multiplier, shift, zeroPoint: zp, lo, hi, out };
+      compareBackends(c * hw, (k, y) => k.requantize(acc, 1, c, hw, ep, y), `requantize clamp [${lo}, ${hi}] zero ${zp}`);
+      for (const p of [bias, multiplier, shift]) mem.free(p);
+    }
+    mem.free(acc);
+  });
 
   it('requantize: every epilogue over random accumulators', () => {
     for (const [n, c, hw] of [[1, 3, 17], [2, 70, 5], [3, 1, 1], [1, 130, 2], [2, 64, 200]]) {

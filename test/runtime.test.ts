@@ -17,7 +17,7 @@ import { loadDataset, batches, type Dataset } from '../src/data/index.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
 import { disposeQuantized, type ModelSource, type QuantizedModel } from '../src/quant/quantized.js';
 import { LowbitError } from '../src/errors.js';
-import { compileQuantized, exportPacked, loadRuntimePlan, type Plan } from '../src/runtime/index.js';
+import { compileModel, compileQuantized, exportPacked, loadRuntimePlan, type Plan } from '../src/runtime/index.js';
 import { fixedPointMultiplier } from '../src/runtime/plan.js';
 import { traceGraph } from '../src/runtime/trace.js';
 import { packIndices, unpackIndices, tableWeights, checkDeclaredBits } from '../src/runtime/weights.js';
@@ -274,6 +274,32 @@ describe('runtime: ResNet-20 (random weights and inputs)', () => {
       disposeQuantized(q);
       x.dispose();
       model.dispose();
+    }
+  });
+});
+
+describe('runtime: ResNet-18 stem in row bands', () => {
+  it('conv7x7/2 -> BN -> ReLU -> max pool computed band by band equals the float model exactly', () => {
+    const { model } = buildModel('resnet18', {}, 1);
+    const r = new Random(2);
+    for (const [, m] of model.namedModules()) {
+      if (!(m instanceof BatchNorm)) continue;
+      m.runningVar.view().set(Float32Array.from({ length: m.channels }, () => 0.5 + r.uniform()));
+      m.runningMean.view().set(Float32Array.from({ length: m.channels }, () => r.uniform() - 0.5));
+    }
+    model.eval();
+    const x = Tensor.from(Float32Array.from({ length: 2 * 3 * 224 * 224 }, () => r.normal()), [2, 3, 224, 224]);
+    const plan = compileModel(model, [], [1, 3, 224, 224]);
+    try {
+      assert.equal((plan as unknown as { stems: Map<number, unknown> }).stems.size, 1, 'the stem runs banded');
+      const a = plan.run(x), b = noGrad(() => tidy(() => model.forward(x)));
+      assert.deepEqual(a.toFloat32Array(), b.toFloat32Array());
+      a.dispose();
+      b.dispose();
+    } finally {
+      plan.dispose();
+      model.dispose();
+      x.dispose();
     }
   });
 });

@@ -19,14 +19,18 @@ import { contiguousStrides, noGrad } from '../autograd/graph.js';
 import { broadcastStrides } from '../autograd/ops/broadcast.js';
 import { convGeometry } from '../autograd/ops/conv.js';
 import { batchNormEvalAffine } from '../autograd/ops/norm.js';
-import { BatchNorm, type Module } from '../nn/index.js';
+import { BatchNorm, type Conv2d, type Module } from '../nn/index.js';
 import { engine, keep, tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { ConvGeometry, IntEpilogue, UnaryOp } from '../kernels/types.js';
 import { LowbitError } from '../errors.js';
 import { xnorBoxFilter } from '../quant/binary.js';
-import { readerCounts, type Graph, type GraphNode } from './trace.js';
+import { readerCounts, type GraphNode } from './trace.js';
+import { runBandedStem, type StemChain } from './bands.js';
 import { buildRuntimeLayer, disposeRuntimeLayer, type InputCodes, type LayerSpec, type RuntimeLayer } from './layers.js';
+
+/** Convolution outputs (elements per image) from which a conv -> pool chain runs in row bands. */
+const STEM_MIN_ELEMENTS = 1 << 19;
 
 /** Float ops the runtime executes as they were traced. */
 const FLOAT_UNARY = new Set(['relu', 'relu6', 'hardtanh', 'sigmoid', 'tanh', 'clamp', 'leakyRelu', 'neg', 'abs']);
@@ -89,6 +93,9 @@ export class Plan {
   private readonly inputNormAffine = new Map<number, { scale: Tensor; shift: Tensor }>();
   /** Evaluation scale and shift of every batch-norm node (f32 tensors). */
   private readonly normAffine = new Map<number, { scale: Tensor; shift: Tensor }>();
+  /** Float conv -> BN -> ReLU -> max-pool chains run in row bands (bands.ts), by the pool node. */
+  private readonly skip = new Set<number>();
+  private readonly stems = new Map<number, { chain: StemChain; conv: number; skipped: number[] }>();
   /** Disposed with the plan (batch norms loaded from a file). */
   private readonly owned: { dispose(): void }[] = [];
 
@@ -131,8 +138,34 @@ export class Plan {
     }
     plan.owned.push(...owned);
     plan.fuse();
+    plan.findStems();
     plan.releaseCompileData();
     return plan;
+  }
+
+  /** Big fp32 convolutions whose output only feeds (batch norm, ReLU and) a max pool: run them banded. */
+  private findStems(): void {
+    for (const c of this.nodes) {
+      const l = c.layer;
+      if (!l || l.family !== 'float' || l.fq || l.spec.kind !== 'conv' || c.shape.slice(1).reduce((a, b) => a * b, 1) < STEM_MIN_ELEMENTS) continue;
+      const skipped = [c.id];
+      let r = this.soleReader(c.id);
+      let norm: StemChain['norm'] = null;
+      if (r?.op === 'batchNorm') {
+        norm = this.normAffine.get(r.id)!;
+        skipped.push(r.id);
+        r = this.soleReader(r.id);
+      }
+      let relu = false;
+      if (r?.op === 'relu') {
+        relu = true;
+        skipped.push(r.id);
+        r = this.soleReader(r.id);
+      }
+      if (r?.op !== 'maxPool2d') continue;
+      this.stems.set(r.id, { chain: { conv: l.module as Conv2d, norm, relu, pool: r.attrs.opts as ops.Pool2dOptions }, conv: c.id, skipped });
+      for (const id of skipped) this.skip.add(id);
+    }
   }
 
   /**
@@ -305,7 +338,15 @@ export class Plan {
     };
     values.set(0, { kind: 'float', t: x });
     for (const n of this.nodes) {
-      if (n.op === 'input' || this.aliasOf.has(n.id)) continue;
+      if (n.op === 'input' || this.aliasOf.has(n.id) || this.skip.has(n.id)) continue;
+      const stem = this.stems.get(n.id);
+      if (stem) {
+        // the whole chain from the convolution's input; that input is released as the convolution would
+        const input = this.nodes[stem.conv].inputs[0];
+        values.set(n.id, { kind: 'float', t: tidy(() => runBandedStem(stem.chain, this.toFloat(valueOf(input)))) });
+        release(input);
+        continue;
+      }
       const ins = n.inputs.map(valueOf);
       // The node may overwrite its (float) input if it is that value's last reader and the value owns its
       // storage (not the caller's input, not a reshaped view of another value).

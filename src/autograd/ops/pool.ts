@@ -26,7 +26,7 @@ function outSize(inSize: number, k: number, s: number, d: number, before: number
   return out;
 }
 
-export function poolGeometry(op: string, x: Tensor, opts: Pool2dOptions): PoolGeometry {
+export function poolGeometry(op: string, x: Pick<Tensor, 'shape' | 'rank'>, opts: Pool2dOptions): PoolGeometry {
   if (x.rank !== 4) throw new RangeError(`lowbit: ${op} needs a 4-D NCHW input, got ${formatShape(x.shape)}`);
   const [n, c, inH, inW] = x.shape;
   const [kH, kW] = pair(opts.kernel, 1);

@@ -10,6 +10,13 @@
 //   packed[g][block][k][i]  (u32 words)  = pair tap k of output channel g*coutG + block*INT8_MR + i
 // Why: the kernel widens (x - xZero) to i16 and multiplies pairs of channels with i32x4.dot_i16x8_s
 // (8 exact multiply-adds per instruction), so it needs both factors as adjacent i16 pairs.
+//
+// Where the WebAssembly kernel runs the exact integer Winograd F(2x2, 3x3) (int8WinogradApplies: 3x3,
+// stride 1, undilated, groups 1, 8..INT8_WINOGRAD_MAX_IN_CHANNELS input and >= 8 output channels; see
+// assembly/int8-winograd.ts), the transformed weights U' = G' g G'^T, G' = [[2,0,0],[1,1,1],[1,-1,1],[0,0,2]]
+// (integers, |U'| <= 1152), follow the direct ones, as i16 pairs of the same input channels (2j, 2j+1):
+//   packed[winogradOffset + ...][xi][block][j][i]  (u32 words)  = U'[xi] of output channel block*INT8_MR + i
+// with xi = 4 * row + column of the 4 x 4 transformed tile. This reference reads only the direct weights.
 
 import type { EngineMemory, Ptr } from '../memory.js';
 import type { ConvGeometry, IntEpilogue, IntKernels, PoolGeometry } from '../types.js';
@@ -19,13 +26,41 @@ export type Int8Kernels = Pick<IntKernels, 'int8PackedWeightBytes' | 'int8PackWe
 /** Output channels per block of packed weights. */
 export const INT8_MR = 4;
 
+/**
+ * Most input channels of the Winograd path: the kernel computes 4 * acc in i32, exact while
+ * |acc| <= inC * 9 * 255 * 128 < 2^29.
+ */
+export const INT8_WINOGRAD_MAX_IN_CHANNELS = 1827;
+
+/** The packed weights carry the Winograd-transformed weights too (a function of the weights' shape only). */
+export function int8WinogradApplies(g: ConvGeometry): boolean {
+  return g.kH === 3 && g.kW === 3 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.dilationW === 1 &&
+    g.groups === 1 && g.inC >= 8 && g.outC >= 8 && g.inC <= INT8_WINOGRAD_MAX_IN_CHANNELS;
+}
+
 /** Sizes of the packed weight layout (see the header). */
-export function int8Layout(g: ConvGeometry): { cinG: number; coutG: number; pairs: number; K2: number; blocks: number; bytes: number } {
+export function int8Layout(g: ConvGeometry): {
+  cinG: number; coutG: number; pairs: number; K2: number; blocks: number; winograd: boolean; winogradOffset: number; bytes: number;
+} {
   const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
   const pairs = Math.ceil(cinG / 2);
   const K2 = pairs * g.kH * g.kW;
   const blocks = Math.ceil(coutG / INT8_MR);
-  return { cinG, coutG, pairs, K2, blocks, bytes: g.groups * blocks * K2 * INT8_MR * 4 };
+  const direct = g.groups * blocks * K2 * INT8_MR * 4;
+  const winograd = int8WinogradApplies(g);
+  const bytes = direct + (winograd ? 16 * blocks * pairs * INT8_MR * 4 : 0);
+  return { cinG, coutG, pairs, K2, blocks, winograd, winogradOffset: direct, bytes };
+}
+
+/** U' = G' g G'^T (4 x 4, row-major) of one 3 x 3 kernel g (row-major). */
+export function int8WinogradWeights(g: ArrayLike<number>): number[] {
+  const s: number[][] = [
+    [2 * g[0], 2 * g[1], 2 * g[2]],
+    [g[0] + g[3] + g[6], g[1] + g[4] + g[7], g[2] + g[5] + g[8]],
+    [g[0] - g[3] + g[6], g[1] - g[4] + g[7], g[2] - g[5] + g[8]],
+    [2 * g[6], 2 * g[7], 2 * g[8]],
+  ];
+  return s.flatMap(([a, b, c]) => [2 * a, a + b + c, a - b + c, 2 * c]);
 }
 
 /** Byte offset, within packed weights, of the i16 weight of output channel oc, input channel c, tap (ky, kx). */
@@ -136,7 +171,7 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
 
     int8PackWeights(g, w, dst) {
       checkConvGeometry(g, 'int8PackWeights');
-      const { cinG, bytes } = int8Layout(g);
+      const { cinG, pairs, blocks, winograd, winogradOffset, bytes } = int8Layout(g);
       mem.u8.fill(0, dst, dst + bytes);
       const i8 = mem.i8;
       const view = new DataView(mem.u8.buffer);
@@ -147,6 +182,15 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
               const v = i8[w + ((oc * cinG + c) * g.kH + ky) * g.kW + kx];
               view.setInt16(dst + packedWeightAt(g, oc, c, ky, kx), v, true);
             }
+      if (!winograd) return;
+      for (let oc = 0; oc < g.outC; oc++)
+        for (let c = 0; c < cinG; c++) {
+          const u = int8WinogradWeights(i8.subarray(w + (oc * cinG + c) * 9, w + (oc * cinG + c) * 9 + 9));
+          for (let xi = 0; xi < 16; xi++) {
+            const word = ((xi * blocks + Math.floor(oc / INT8_MR)) * pairs + (c >> 1)) * INT8_MR + (oc % INT8_MR);
+            view.setInt16(dst + winogradOffset + word * 4 + (c & 1) * 2, u[xi], true);
+          }
+        }
     },
 
     convInt8(g, x, xType, xZero, w, ep, y) {

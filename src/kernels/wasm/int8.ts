@@ -1,8 +1,11 @@
 // Bindings of the int8 kernels (the loops are in assembly/int8.ts, whose header explains the layout):
 // argument slots, buffer sizes and the split of each job into units for the threads.
 //   convInt8:  Int8Prep (the zero-point-shifted, padded, channel-paired i16 input; pair-tap offsets) then
-//              Int8Conv (tiles of 8 output pixels, every output channel, the epilogue fused). The 'bits'
-//              epilogue runs as int32 accumulators followed by requantize.
+//              Int8Conv (tiles of 8 output pixels, every output channel, the epilogue fused), or, where the
+//              packed weights carry Winograd-transformed ones (ref/int8.ts int8WinogradApplies) and the
+//              output has at least 2 x 2 pixels, Int8Prep then Int8Winograd (exact integer F(2x2, 3x3),
+//              assembly/int8-winograd.ts: bands of tile rows, the epilogue fused). The 'bits' epilogue runs
+//              as int32 accumulators followed by requantize.
 //   the rest:  one job each, split over planes or elements.
 
 import type { EngineMemory, Ptr } from '../memory.js';
@@ -22,6 +25,16 @@ const NR = 8;
 const PANEL_AT = 1024;
 
 const KIND = { requant: 0, float: 1, int32: 2, bits: 3 } as const;
+
+/** Bytes of transformed input (V, 16 x tiles x pairs x 4) a Winograd band aims at (L2-resident). */
+const WINOGRAD_V_BYTES = 1 << 18;
+
+/** Thread scratch of a Winograd unit (assembly/int8-winograd.ts: V, M and the band's accumulators O). */
+function winogradScratchBytes(R: number, outW: number, pairs: number): number {
+  const TW4 = Math.ceil(Math.ceil(outW / 2) / 4) * 4;
+  const panels = Math.ceil((R * TW4) / 8);
+  return 16 * (panels * pairs * 32 + 64) + 16 * (4 * panels * 32 + 64) + 8 * R * outW * 4;
+}
 
 /** Bit pattern of a number rounded to f32 (the float clamp travels through the i32 array). */
 function f32Bits(v: number): number {
@@ -80,7 +93,8 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
     checkZero(xType, xZero, 'convInt8');
     const P = g.outH * g.outW;
     if (g.n * g.outC * P === 0) return;
-    const { pairs, K2, coutG } = int8Layout(g);
+    const layout = int8Layout(g);
+    const { pairs, K2, coutG } = layout;
     if (ep.kind === 'bits' || K2 === 0) {
       // bits: int32 accumulators, then binarize them; no taps: every accumulator is 0
       const acc = mem.alloc(g.n * g.outC * P * 4);
@@ -93,6 +107,7 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       }
       return;
     }
+    if (layout.winograd && g.outH >= 2 && g.outW >= 2 && winograd(g, x, xType, xZero, w + layout.winogradOffset, ep, y)) return;
     if (PANEL_AT + K2 * NR * 4 > scratchBytes)
       throw new RangeError(`lowbit: convInt8: ${K2 * 2} input channel taps per output exceed the kernel's scratch buffer`);
     const { Hp, Wq } = padded(g);
@@ -120,6 +135,48 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
     }
   }
 
+  /**
+   * convInt8 by the exact integer Winograd F(2x2, 3x3) with the transformed weights at u; false (nothing
+   * done) when a band of one tile row does not fit the thread scratch.
+   */
+  function winograd(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, u: Ptr, ep: IntEpilogue, y: Ptr): boolean {
+    const pairs = Math.ceil(g.inC / 2), blocks = Math.ceil(g.outC / 4);
+    const TH = Math.ceil(g.outH / 2), TW4 = Math.ceil(Math.ceil(g.outW / 2) / 4) * 4;
+    // bands of R tile rows: V about WINOGRAD_V_BYTES, the rows shared out evenly
+    let R = Math.max(1, Math.min(TH, Math.floor(WINOGRAD_V_BYTES / (64 * pairs * TW4))));
+    R = Math.ceil(TH / Math.ceil(TH / R));
+    while (R > 1 && winogradScratchBytes(R, g.outW, pairs) > scratchBytes) R--;
+    if (winogradScratchBytes(R, g.outW, pairs) > scratchBytes) return false;
+    const bands = g.n * Math.ceil(TH / R);
+    // with threads: enough units to share out evenly, splitting the output channels if the bands are few
+    let S = 1;
+    if (be.nt > 1) while (bands * S < 4 * be.nt && 2 * S <= blocks) S *= 2;
+    const p = padded(g);
+    const Hp = Math.max(p.Hp, 2 * TH + 2), Wq = Math.max(p.Wq, 2 * TW4 + 2);
+    const planes = g.n * pairs;
+    const xq = mem.alloc(planes * Hp * Wq * 4);
+    try {
+      writeGeometry(g, Hp, Wq);
+      be.setArg(18, x);
+      be.setArg(19, xq);
+      be.setArg(20, u);
+      be.setArg(21, 0); // no pair-tap offsets
+      be.setArg(22, y);
+      be.setArg(23, xType === 'i8' ? 1 : 0);
+      be.setArg(24, xZero);
+      be.setArg(25, R);
+      be.setArg(26, S);
+      be.setArg(27, bands * S);
+      be.ints(epilogueInts(ep));
+      be.run(Job.Int8Prep, Math.min(planes, be.units(planes * Hp * Wq, GRAIN_ELEMENTS)));
+      const macs = g.n * TH * TW4 * 16 * pairs * 2 * blocks * 4;
+      be.run(Job.Int8Winograd, Math.min(bands * S, be.units(macs, GRAIN_MACS)));
+    } finally {
+      mem.free(xq);
+    }
+    return true;
+  }
+
   return {
     int8PackedWeightBytes(g) {
       checkConvGeometry(g, 'int8PackedWeightBytes');
@@ -128,13 +185,17 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
 
     int8PackWeights(g, w, dst) {
       checkConvGeometry(g, 'int8PackWeights');
-      const { blocks, bytes } = int8Layout(g);
+      const { blocks, bytes, winograd, winogradOffset } = int8Layout(g);
       if (bytes === 0) return;
       writeGeometry(g, 0, 0);
       be.setArg(18, w);
       be.setArg(20, dst);
       const units = g.groups * blocks;
       be.run(Job.Int8PackWeights, Math.min(units, be.units(bytes / 4, GRAIN_ELEMENTS)));
+      if (winograd) {
+        be.setArg(20, dst + winogradOffset);
+        be.run(Job.Int8WinogradPack, Math.min(blocks, be.units(blocks * 4 * g.inC * 16, GRAIN_ELEMENTS)));
+      }
     },
 
     convInt8,

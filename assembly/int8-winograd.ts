@@ -1,0 +1,193 @@
+// Exact integer Winograd F(2x2, 3x3) for convInt8 (3x3, stride 1, undilated, groups 1; see
+// src/kernels/ref/int8.ts int8WinogradApplies): the output of every 2 x 2 tile is A^T [U' . V] A / 4 with
+//   V  = B^T d B     of the tile's 4 x 4 input d = (x - xZero), zero-padded: |d| <= 255, so |V| <= 1020 (i16)
+//   U' = G' g G'^T   with G' = 2G = [[2,0,0],[1,1,1],[1,-1,1],[0,0,2]] (integers): U' = 4U, |U'| <= 9*128 (i16)
+// The transforms are integer-linear, so A^T [U' . V] A = 4 * (the direct accumulator) exactly in the
+// integers, and also modulo 2^32: the elementwise products (pmaddwd, exact) and their sums over the input
+// channels may wrap in i32 without harm. 4 * acc itself fits an i32 when |acc| < 2^29, which holds for
+// inC <= 1827 (|acc| <= inC * 9 * 255 * 128); then an arithmetic shift right by 2 gives acc exactly and the
+// epilogue runs on the same int32 accumulators as the direct kernel: bit-identical results.
+//
+// The 16 products per tile and input channel (36 direct) are 16 GEMMs, one per position xi of the 4 x 4
+// transformed tile, with input channels paired as i16 (like the direct kernel) for i32x4.dot_i16x8_s:
+//   M[xi] (outC x tiles) = U'[xi] (outC x pairs) * V[xi] (pairs x tiles)
+// Layouts (u32 words holding the i16 pair of channels 2j, 2j+1):
+//   U'  packed weights, after the direct ones:  [xi][block of 4 output channels][pair j][4]
+//   xq  the padded (x - xZero) input of the direct kernel (assembly/int8.ts prepInput), one phase, with
+//       Hp >= 2*TH + 2 rows and Wq >= 2*TW4 + 2 columns so that whole 4 x 4 tiles can be read
+//   V   thread scratch: [xi][panel of 8 tiles][pair j][8]
+// Tiles are numbered per image as (ty, tx), tx over TW4 = TW rounded up to 4, so that every group of 4
+// consecutive tiles lies in one tile row (the transforms run on 4 tiles in the lanes, as in the float
+// assembly/winograd.ts); tiles past the image are computed and dropped.
+// A unit is a band of R tile rows of one image and a share of the output-channel blocks (several shares
+// only when there are too few bands for the threads). Per unit: input transform of the band into V, then per
+// block of 4 output channels: the 16 GEMMs into M [xi][4][tiles] (register tiles of 4 channels x 8 tiles),
+// the output transform into the band's accumulators O [4][rows][outW], and the epilogue on O.
+
+import { argI, argP } from './layout';
+import { inputTransform4, storeRow8 } from './winograd';
+import { i8Tile4x8, epilogueRun, I_INC, I_OUTC, I_OUTH, I_OUTW, I_HP, I_WQ, I_X, I_XQ, I_W, I_Y, I_WR, I_WS } from './int8';
+
+/** Bytes between the xi planes of V and M beyond their contents (keeps the 16 planes off one cache set). */
+const XI_PAD: usize = 64;
+
+// @ts-ignore: decorator
+@inline function tw4(outW: i32): i32 {
+  return ((((outW + 1) >> 1) + 3) >> 2) << 2;
+}
+
+/** Bytes of one xi plane of V for bands of R tile rows (pairs input channel pairs). */
+// @ts-ignore: decorator
+@inline function vPlane(R: i32, outW: i32, pairs: i32): usize {
+  const panels = (R * tw4(outW) + 7) >> 3;
+  return (<usize>panels * <usize>pairs << 5) + XI_PAD;
+}
+/** Row stride (bytes) of M: the band's tiles rounded up to whole panels of 8. */
+// (The scratch a unit uses, 16 * vPlane + 16 * (4 * mRow + XI_PAD) + 4 * 2R * outW * 4 bytes, is mirrored
+// in src/kernels/wasm/int8.ts winogradScratchBytes.)
+// @ts-ignore: decorator
+@inline function mRow(R: i32, outW: i32): usize {
+  return <usize>(((R * tw4(outW) + 7) >> 3) << 5);
+}
+
+// ---- weights ------------------------------------------------------------------------------------------------
+
+/** U' = G' g G'^T of output-channel blocks [b0, b1) (w: i8 [outC, inC, 3, 3]) into dst [16][blocks][pairs][4]. */
+export function winogradPackInt8(ctrl: usize, b0: i32, b1: i32): void {
+  const inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC);
+  const w = argP(ctrl, I_X), dst = argP(ctrl, I_W);
+  const pairs = (inC + 1) >> 1, blocks = (outC + 3) >> 2;
+  const xiB = (<usize>blocks * <usize>pairs) << 4; // bytes per xi
+  for (let blk = b0; blk < b1; blk++) {
+    for (let i = 0; i < 4; i++) {
+      const oc = blk * 4 + i;
+      for (let j = 0; j < pairs; j++) {
+        const d = dst + ((<usize>(blk * pairs + j) * 4 + <usize>i) << 2);
+        if (oc >= outC) {
+          for (let xi = 0; xi < 16; xi++) store<u32>(d + <usize>xi * xiB, 0);
+          continue;
+        }
+        for (let h = 0; h < 2; h++) {
+          const c = 2 * j + h;
+          const at = d + (<usize>h << 1);
+          if (c >= inC) {
+            for (let xi = 0; xi < 16; xi++) store<i16>(at + <usize>xi * xiB, 0);
+            continue;
+          }
+          const src = w + <usize>(oc * inC + c) * 9;
+          const g00 = <i32>load<i8>(src), g01 = <i32>load<i8>(src, 1), g02 = <i32>load<i8>(src, 2);
+          const g10 = <i32>load<i8>(src, 3), g11 = <i32>load<i8>(src, 4), g12 = <i32>load<i8>(src, 5);
+          const g20 = <i32>load<i8>(src, 6), g21 = <i32>load<i8>(src, 7), g22 = <i32>load<i8>(src, 8);
+          // s = G' g (4 x 3), then each row (a, b, c) times G'^T: (2a, a + b + c, a - b + c, 2c)
+          packRow(at, xiB, 0, 2 * g00, 2 * g01, 2 * g02);
+          packRow(at, xiB, 1, g00 + g10 + g20, g01 + g11 + g21, g02 + g12 + g22);
+          packRow(at, xiB, 2, g00 - g10 + g20, g01 - g11 + g21, g02 - g12 + g22);
+          packRow(at, xiB, 3, 2 * g20, 2 * g21, 2 * g22);
+        }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function packRow(at: usize, xiB: usize, r: i32, a: i32, b: i32, c: i32): void {
+  const p = at + <usize>(4 * r) * xiB;
+  store<i16>(p, <i16>(2 * a));
+  store<i16>(p + xiB, <i16>(a + b + c));
+  store<i16>(p + 2 * xiB, <i16>(a - b + c));
+  store<i16>(p + 3 * xiB, <i16>(2 * c));
+}
+
+// ---- transforms -----------------------------------------------------------------------------------------
+
+
+/**
+ * (A^T m A) >> 2 for 4 horizontally adjacent tiles of one output channel (m at mp + xi * mXi, lanes = the
+ * tiles): the exact accumulators. Writes the 2 x 8 outputs at o (row stride rowB), clipped to `cols`
+ * columns and `rows` rows.
+ */
+// @ts-ignore: decorator
+@inline function outputTransform4(mp: usize, mXi: usize, o: usize, rowB: usize, cols: i32, rows: i32): void {
+  const m0 = v128.load(mp), m1 = v128.load(mp + mXi), m2 = v128.load(mp + 2 * mXi), m3 = v128.load(mp + 3 * mXi);
+  const m4 = v128.load(mp + 4 * mXi), m5 = v128.load(mp + 5 * mXi), m6 = v128.load(mp + 6 * mXi), m7 = v128.load(mp + 7 * mXi);
+  const m8 = v128.load(mp + 8 * mXi), m9 = v128.load(mp + 9 * mXi), m10 = v128.load(mp + 10 * mXi), m11 = v128.load(mp + 11 * mXi);
+  const m12 = v128.load(mp + 12 * mXi), m13 = v128.load(mp + 13 * mXi), m14 = v128.load(mp + 14 * mXi), m15 = v128.load(mp + 15 * mXi);
+  // t = A^T m: t0 = row0 + row1 + row2, t1 = row1 - row2 - row3 (per column)
+  const t00 = i32x4.add(i32x4.add(m0, m4), m8), t01 = i32x4.add(i32x4.add(m1, m5), m9);
+  const t02 = i32x4.add(i32x4.add(m2, m6), m10), t03 = i32x4.add(i32x4.add(m3, m7), m11);
+  const t10 = i32x4.sub(i32x4.sub(m4, m8), m12), t11 = i32x4.sub(i32x4.sub(m5, m9), m13);
+  const t12 = i32x4.sub(i32x4.sub(m6, m10), m14), t13 = i32x4.sub(i32x4.sub(m7, m11), m15);
+  // y = t A, then / 4 (exact: y is 4 * acc)
+  const y00 = i32x4.shr_s(i32x4.add(i32x4.add(t00, t01), t02), 2);
+  const y01 = i32x4.shr_s(i32x4.sub(i32x4.sub(t01, t02), t03), 2);
+  const y10 = i32x4.shr_s(i32x4.add(i32x4.add(t10, t11), t12), 2);
+  const y11 = i32x4.shr_s(i32x4.sub(i32x4.sub(t11, t12), t13), 2);
+  // interleave the tiles' two columns: pixels ox .. ox + 7
+  storeRow8(o, v128.shuffle<u32>(y00, y01, 0, 4, 1, 5), v128.shuffle<u32>(y00, y01, 2, 6, 3, 7), cols);
+  if (rows > 1) storeRow8(o + rowB, v128.shuffle<u32>(y10, y11, 0, 4, 1, 5), v128.shuffle<u32>(y10, y11, 2, 6, 3, 7), cols);
+}
+
+
+// ---- GEMM -----------------------------------------------------------------------------------------------
+
+
+// ---- units ----------------------------------------------------------------------------------------------
+
+/** Units [i0, i1) (unit = band * S + share) of the Winograd convolution. */
+export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize): void {
+  const inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC), outH = argI(ctrl, I_OUTH), outW = argI(ctrl, I_OUTW);
+  const Hp = argI(ctrl, I_HP), Wq = argI(ctrl, I_WQ), R = argI(ctrl, I_WR), S = argI(ctrl, I_WS);
+  const xq = argP(ctrl, I_XQ), U = argP(ctrl, I_W), y = argP(ctrl, I_Y);
+  const pairs = (inC + 1) >> 1, blocks = (outC + 3) >> 2;
+  const TH = (outH + 1) >> 1, TW4 = tw4(outW);
+  const bandsPerImage = (TH + R - 1) / R;
+  const vXi = vPlane(R, outW, pairs), ldm = mRow(R, outW), mXi = (ldm << 2) + XI_PAD;
+  const V = scratch, M = V + 16 * vXi, O = M + 16 * mXi;
+  const oPlane = (<usize>(2 * R) * <usize>outW) << 2; // bytes of O per output channel
+  const uXi = (<usize>blocks * <usize>pairs) << 4; // bytes of U' per xi
+  const planeB = (<usize>Hp * <usize>Wq) << 2;
+  const rowB = <usize>Wq << 2;
+  const P = <usize>outH * <usize>outW;
+  for (let item = i0; item < i1; item++) {
+    const band = item / S, share = item % S;
+    const b = band / bandsPerImage, ty0 = (band % bandsPerImage) * R;
+    const rowsT = min(R, TH - ty0), nt = rowsT * TW4;
+    const panels = (nt + 7) >> 3;
+    // 1. input transform of the band's tiles
+    // (pairs inner: the 16 rows of V written per group of tiles are consecutive 32-byte chunks)
+    for (let ty = 0; ty < rowsT; ty++) {
+      const row = xq + <usize>(b * pairs) * planeB + <usize>(2 * (ty0 + ty)) * rowB;
+      for (let tx = 0; tx < TW4; tx += 4) {
+        const q = ty * TW4 + tx;
+        const src = row + (<usize>(2 * tx) << 2);
+        const dst = V + ((<usize>(q >> 3) * <usize>pairs) << 5) + (<usize>(q & 7) << 2);
+        for (let j = 0; j < pairs; j++) inputTransform4<i16>(src + <usize>j * planeB, rowB, dst + (<usize>j << 5), vXi);
+      }
+    }
+    // 2. per block of 4 output channels: 16 GEMMs, output transform, epilogue
+    const blk0 = (share * blocks) / S, blk1 = ((share + 1) * blocks) / S;
+    const rowsOut = min(2 * rowsT, outH - 2 * ty0);
+    for (let blk = blk0; blk < blk1; blk++) {
+      for (let xi = 0; xi < 16; xi++) {
+        const pa = U + <usize>xi * uXi + ((<usize>blk * <usize>pairs) << 4);
+        const vx = V + <usize>xi * vXi, mx = M + <usize>xi * mXi;
+        for (let p = 0; p < panels; p++) i8Tile4x8(pairs, vx + ((<usize>p * <usize>pairs) << 5), pa, mx + (<usize>p << 5), ldm);
+      }
+      const rows = min(4, outC - blk * 4);
+      for (let i = 0; i < rows; i++) {
+        const mi = M + <usize>i * ldm, oi = O + <usize>i * oPlane;
+        for (let ty = 0; ty < rowsT; ty++) {
+          const oy = 2 * ty;
+          const orow = oi + ((<usize>oy * <usize>outW) << 2);
+          for (let tx = 0; tx < TW4; tx += 4) {
+            const ox = 2 * tx;
+            if (ox >= outW) break;
+            outputTransform4(mi + (<usize>(ty * TW4 + tx) << 2), mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy);
+          }
+        }
+        const oc = blk * 4 + i;
+        epilogueRun(ctrl, oi, 4, rowsOut * outW, oc, y, <usize>(b * outC + oc) * P + <usize>(2 * ty0) * <usize>outW, 1);
+      }
+    }
+  }
+}
