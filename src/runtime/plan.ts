@@ -95,7 +95,7 @@ export class Plan {
   private readonly normAffine = new Map<number, { scale: Tensor; shift: Tensor }>();
   /** Float conv -> BN -> ReLU -> max-pool chains run in row bands (bands.ts), by the pool node. */
   private readonly skip = new Set<number>();
-  private readonly stems = new Map<number, { chain: StemChain; conv: number; skipped: number[] }>();
+  private readonly stems = new Map<number, { chain: StemChain; conv: number; fused: number[] }>();
   /** Disposed with the plan (batch norms loaded from a file). */
   private readonly owned: { dispose(): void }[] = [];
 
@@ -163,7 +163,7 @@ export class Plan {
         r = this.soleReader(r.id);
       }
       if (r?.op !== 'maxPool2d') continue;
-      this.stems.set(r.id, { chain: { conv: l.module as Conv2d, norm, relu, pool: r.attrs.opts as ops.Pool2dOptions }, conv: c.id, skipped });
+      this.stems.set(r.id, { chain: { conv: l.module as Conv2d, norm, relu, pool: r.attrs.opts as ops.Pool2dOptions }, conv: c.id, fused: [...skipped.slice(1), r.id] });
       for (const id of skipped) this.skip.add(id);
     }
   }
@@ -521,6 +521,8 @@ export class Plan {
     return this.nodes.filter((n) => n.layer).map((n) => {
       const l = n.layer!;
       const step = this.steps.get(n.id);
+      const stem = [...this.stems.values()].find((s) => s.conv === n.id);
+      const fused = step?.fused ?? stem?.fused ?? [];
       return {
         name: l.spec.name,
         kind: l.spec.kind,
@@ -528,9 +530,9 @@ export class Plan {
         weights: l.spec.quant?.weight ?? 'fp32',
         activations: l.spec.quant?.activation ?? 'fp32',
         weightBits: l.spec.weights ? l.spec.weights.bits : 32,
-        output: step ? (step.target ? 'codes' : 'float') : 'float',
-        fused: step ? step.fused.map((f) => this.nodes[f].op) : [],
-        reason: l.reason,
+        output: step?.target ? 'codes' : 'float',
+        fused: fused.map((f) => this.nodes[f].op),
+        reason: l.reason + (stem ? '; computed in row bands with what it feeds' : ''),
       };
     });
   }
