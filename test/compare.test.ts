@@ -13,7 +13,7 @@ import { saveModel } from '../src/zoo/index.js';
 import { encodeIdx } from '../src/formats/idx.js';
 import type { Dataset, Split } from '../src/data/index.js';
 import { runCompare, compareSettings, type CompareResults } from '../src/quant/compare.js';
-import { compareHtml, compareTable } from '../src/cli/compare.js';
+import { runtimeLatency, compareHtml, compareTable } from '../src/cli/compare.js';
 import { opEnergy, opArea, macCost, modelCost, parameterBytes, accumulatorBits, fitExponent } from '../src/quant/cost.js';
 import { parseSpec } from '../src/quant/spec.js';
 import type { ModelSource } from '../src/quant/quantized.js';
@@ -56,11 +56,16 @@ describe('compare', () => {
   });
 
   it('one row per spec; a failing row keeps its reason and the others go on', () => {
-    results = runCompare(opts(['fp32', 'int8', 'int8;conv9=fp32', 'twn']));
+    results = runCompare(opts(['fp32', 'int8', 'int8;conv9=fp32', 'twn'], { latency: runtimeLatency(src) }));
     assert.deepEqual(Object.keys(results), ['model', 'dataset', 'command', 'seed', 'seconds', 'machine', 'rows']);
     assert.deepEqual(results.rows.map((r) => r.spec), ['fp32', 'int8', 'int8;conv9=fp32', 'twn']);
     const [fp, int8, bad, twn] = results.rows;
-    assert.deepEqual(Object.keys(int8), ['spec', 'accuracy', 'delta', 'weight_bits', 'act_bits', 'bytes', 'compression', 'bops', 'energy_uj', 'latency_ms', 'seconds']);
+    assert.deepEqual(Object.keys(int8), ['spec', 'accuracy', 'delta', 'weight_bits', 'act_bits', 'bytes', 'compression', 'bops', 'energy_uj', 'latency_ms', 'kernels', 'seconds']);
+    // latency on the integer runtime, with the kernel families that ran (LeNet-5: 2 conv + 3 linear layers)
+    assert.equal(fp.kernels, '5 float');
+    assert.equal(int8.kernels, '5 int8');
+    assert.equal(twn.kernels, '5 float', 'TWN keeps float activations: float kernels with ternary weights');
+    assert.ok(int8.latency_ms! > 0 && fp.latency_ms! > 0);
     assert.equal(fp.delta, 0);
     assert.equal(fp.compression, 1);
     assert.ok(fp.accuracy! > 0.8);

@@ -14,6 +14,32 @@ import { DEFAULT_SPECS, compareSettings, describeSpec, runCompare, type CompareR
 import type { CalibrationMethod } from '../quant/observers.js';
 import type { FirstLastPolicy } from '../quant/conventions.js';
 import type { LayerInfo } from '../quant/graph.js';
+import type { QuantizedModel } from '../quant/quantized.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { compileModel, compileQuantized } from '../runtime/index.js';
+import type { LoadedModel } from '../zoo/index.js';
+
+/** Latency per image on the integer runtime: median of 25 batch-1 runs after 5 warm-up runs. */
+export function runtimeLatency(source: Pick<LoadedModel, 'model'>): (q: QuantizedModel | null, image: Tensor) => { msPerImage: number; kernels: string } {
+  return (q, image) => {
+    const plan = q ? compileQuantized(q) : compileModel(source.model, [], [1, ...image.shape.slice(1)]);
+    try {
+      for (let i = 0; i < 5; i++) plan.run(image).dispose();
+      const times: number[] = [];
+      for (let i = 0; i < 25; i++) {
+        const t0 = performance.now();
+        plan.run(image).dispose();
+        times.push(performance.now() - t0);
+      }
+      times.sort((a, b) => a - b);
+      const counts = new Map<string, number>();
+      for (const s of plan.summary()) counts.set(s.family, (counts.get(s.family) ?? 0) + 1);
+      return { msPerImage: times[times.length >> 1], kernels: [...counts].map(([f, n]) => `${n} ${f}`).join(', ') };
+    } finally {
+      plan.dispose();
+    }
+  };
+}
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -65,13 +91,13 @@ export function describeRows(rows: readonly CompareRow[], layers: readonly Layer
   return out;
 }
 
-const HEAD = ['spec', 'how', 'top-1 %', 'vs FP32', 'W bits', 'A bits', 'packed size', 'compr.', 'BOPs', 'energy uJ', 'MAC um^2', 'ms/img (sim.)', 'time s'];
+const HEAD = ['spec', 'how', 'top-1 %', 'vs FP32', 'W bits', 'A bits', 'packed size', 'compr.', 'BOPs', 'energy uJ', 'MAC um^2', 'ms/img', 'kernels', 'time s'];
 
 function cells(r: CompareRow, d: RowDescription | undefined): string[] {
   return [
     r.spec, d?.how ?? '-', pct(r.accuracy), pct(r.delta, true), bitsText(r.weight_bits), bitsText(r.act_bits), bytesText(r.bytes),
     r.compression === null ? '-' : `${r.compression.toFixed(1)}x`, countText(r.bops), r.energy_uj === null ? '-' : r.energy_uj.toFixed(3),
-    d ? d.macArea.toFixed(0) : '-', r.latency_ms === null ? '-' : r.latency_ms.toFixed(3), r.seconds.toFixed(1),
+    d ? d.macArea.toFixed(0) : '-', r.latency_ms === null ? '-' : r.latency_ms.toFixed(3), r.kernels ?? '-', r.seconds.toFixed(1),
   ];
 }
 
@@ -84,7 +110,8 @@ export function compareTable(results: CompareResults, layers: readonly LayerInfo
     table.push([...cells(r, d), r.error ? `FAILED: ${r.error}` : d?.note ?? '']);
   }
   return `${results.model} on ${results.dataset}, seed ${results.seed}, ${results.seconds} s\n${table.toString()}\n` +
-    `energy and MAC area: ${HOROWITZ_CITATION}, see docs/cost-model.md; ms/img: the simulated (fake-quantized f32) model in lowbit\n`;
+    `energy and MAC area: ${HOROWITZ_CITATION}, see docs/cost-model.md; ms/img: one image (batch 1) on lowbit's runtime, ` +
+    `with the kernels named (int8, binary XNOR-popcount, float for layers whose datatype has no integer kernel)\n`;
 }
 
 function esc(s: unknown): string {
@@ -140,8 +167,9 @@ quantization-aware fine-tuning of the float model; QAT from scratch where the pa
 <b>vs FP32</b>: accuracy difference in percentage points. <b>packed size</b>: codes at their bit width, plus scales,
 codebooks, biases and the layers kept in float. <b>BOPs</b>: MACs x weight bits x activation bits.
 <b>energy</b> per image and the area of one multiply-accumulate unit: estimates from ${esc(HOROWITZ_CITATION)}, with the
-rules of docs/cost-model.md. <b>ms/img (sim.)</b>: measured forward time per image of the simulated model (fake-quantized
-f32 arithmetic) in lowbit, not of integer or bitwise kernels; lowbit's integer runtime will replace it.</p>
+rules of docs/cost-model.md. <b>ms/img</b>: median time of one image (batch 1) on lowbit's runtime in WebAssembly;
+<b>kernels</b> counts the layers each kernel family ran: int8 (integer codes, int32 accumulation), binary
+(XNOR-popcount) and float (fp32 layers and datatypes without an integer kernel, run as the simulation).</p>
 </body>
 </html>
 `;
@@ -169,6 +197,7 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
       source, modelName: o.model, dataset: ds, specs, quick: !!o.quick, seed: o.seed, outDir: o.out, resume: o.resume,
       command: `lowbit ${argv.join(' ')}`, settings, normalize: pre ? { mean: pre.mean, std: pre.std } : ds.stats, log,
       progress: !!process.stderr.isTTY,
+      latency: runtimeLatency(source),
       onWrite: (r, l) => {
         layers = l;
         writeFileAtomic(reportPath, compareHtml(r, l, settings.firstLast));

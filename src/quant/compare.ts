@@ -47,9 +47,14 @@ export interface CompareRow {
   bops: number | null;
   energy_uj: number | null;
   latency_ms: number | null;
+  /** What ran the latency measurement: the runtime's kernel families per layer ("5 int8"), or "simulation". */
+  kernels?: string;
   seconds: number;
   error?: string;
 }
+
+/** Latency of one image (batch 1) of a model: the float source (q null) or a quantized one. */
+export type LatencyProbe = (q: QuantizedModel | null, image: Tensor) => { msPerImage: number; kernels: string };
 
 export interface CompareResults {
   model: string;
@@ -178,6 +183,11 @@ export interface CompareOptions {
   normalize: ChannelStats;
   log?: (line: string) => void;
   progress?: boolean;
+  /**
+   * Measures each row's latency (the CLI runs the integer runtime here; quant/ cannot import it). Without
+   * it, latency is the simulated model's time per image in batches of 500.
+   */
+  latency?: LatencyProbe;
   /** Called after every row with the results so far (write the report there). */
   onWrite?: (results: CompareResults, layers: readonly LayerInfo[]) => void;
 }
@@ -249,6 +259,23 @@ export function runCompare(o: CompareOptions): CompareResults {
     o.onWrite?.(results, info);
   };
 
+  const image = (() => {
+    const b = splitBatches(subsetSplit(test, 1, o.seed + 5), { batchSize: 1, normalize: o.normalize }).next().value!;
+    b.y.dispose();
+    return b.x;
+  })();
+  /** The row's latency: from the probe (runtime), else the simulation's batched time. */
+  const latencyOf = (q: QuantizedModel | null, simulatedMs: number): Pick<CompareRow, 'latency_ms' | 'kernels'> => {
+    if (!o.latency) return { latency_ms: round(simulatedMs, 4), kernels: 'simulation' };
+    try {
+      const l = o.latency(q, image);
+      return { latency_ms: round(l.msPerImage, 4), kernels: l.kernels };
+    } catch (e) {
+      log(`latency: ${(e as Error).message.replace(/^lowbit: /, '')}; the simulation's time is reported instead`);
+      return { latency_ms: round(simulatedMs, 4), kernels: 'simulation' };
+    }
+  };
+
   // The float baseline, for every row's delta.
   const fpStart = performance.now();
   const fp = evaluate(o.source.model, testBatches());
@@ -267,7 +294,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     if (spec === 'fp32') {
       row = {
         spec, accuracy: fp.accuracy, delta: 0, weight_bits: 32, act_bits: 32, bytes: fpCost.bytes, compression: 1, bops: fpCost.bops,
-        energy_uj: round(fpCost.energy.totalUJ, 4), latency_ms: round(fp.msPerImage, 4), seconds: round(fpSeconds, 1),
+        energy_uj: round(fpCost.energy.totalUJ, 4), ...latencyOf(null, fp.msPerImage), seconds: round(fpSeconds, 1),
       };
     } else {
       let q: QuantizedModel | null = null;
@@ -286,7 +313,7 @@ export function runCompare(o: CompareOptions): CompareResults {
         row = {
           spec, accuracy: r.accuracy, delta: round(r.accuracy - fp.accuracy, 6), weight_bits: desc.weightBits, act_bits: desc.actBits,
           bytes: cost.bytes, compression: round(cost.compression, 2), bops: cost.bops, energy_uj: round(cost.energy.totalUJ, 4),
-          latency_ms: round(r.msPerImage, 4), seconds: round((performance.now() - t0) / 1000, 1),
+          ...latencyOf(q, r.msPerImage), seconds: round((performance.now() - t0) / 1000, 1),
         };
         log(`[${i + 1}/${specs.length}] ${spec}: ${(100 * r.accuracy).toFixed(2)}% (${row.delta! >= 0 ? '+' : ''}${(100 * row.delta!).toFixed(2)}), ${row.seconds} s`);
       } catch (e) {
@@ -307,6 +334,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     rowBySpec.set(spec, row);
     write();
   });
+  image.dispose();
   write(); // also when every row was done before (a resumed run rewrites the report)
   return results;
 }
