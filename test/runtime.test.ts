@@ -160,6 +160,7 @@ describe('runtime: LeNet-5 on MNIST digits against the simulation', () => {
     ['dfp:8', ['int8', 'int8', 'int8', 'int8', 'int8']],
     ['fixed:8.4', ['int8', 'int8', 'int8', 'int8', 'int8']],
     ['dorefa:w2a2', ['float', 'int8', 'int8', 'int8', 'float']],
+    ['dorefa:w1a2', ['float', 'int8', 'int8', 'int8', 'float']],
     ['w=twn,a=int8', ['int8', 'int8', 'int8', 'int8', 'int8']],
     ['w=pow2:4,a=int8', ['int8', 'int8', 'int8', 'int8', 'int8']],
     ['bnn', ['float', 'binary', 'binary', 'binary', 'float']],

@@ -77,7 +77,8 @@ function weightScaleHint(fq: FakeQuantLayer): number[] | null {
   if (q instanceof AffineQuantizer && p?.scale && (p.zeroPoint ?? []).every((z) => z === 0)) return p.scale;
   if (q instanceof FixedPointQuantizer) return [2 ** -q.fracLength];
   if (q instanceof DynamicFixedPointQuantizer && typeof p?.fracLength === 'number') return [2 ** -p.fracLength];
-  if (q instanceof DorefaWeightQuantizer) return [fq.gain / (2 ** q.bits - 1)];
+  // k > 1: gain * (2i - (2^k - 1)) / (2^k - 1); k = 1 is sign(W) E|W|, found from the values
+  if (q instanceof DorefaWeightQuantizer && q.bits > 1) return [fq.gain / (2 ** q.bits - 1)];
   return null;
 }
 
