@@ -60,7 +60,9 @@ describe('compare', () => {
     assert.deepEqual(Object.keys(results), ['model', 'dataset', 'command', 'seed', 'seconds', 'machine', 'rows']);
     assert.deepEqual(results.rows.map((r) => r.spec), ['fp32', 'int8', 'int8;conv9=fp32', 'twn']);
     const [fp, int8, bad, twn] = results.rows;
-    assert.deepEqual(Object.keys(int8), ['spec', 'accuracy', 'delta', 'weight_bits', 'act_bits', 'bytes', 'compression', 'bops', 'energy_uj', 'latency_ms', 'kernels', 'seconds']);
+    assert.deepEqual(Object.keys(int8), ['spec', 'accuracy', 'delta', 'weight_bits', 'act_bits', 'bytes', 'compression', 'bops', 'energy_uj', 'latency_ms', 'kernels', 'seconds', 'layers', 'histogram']);
+    assert.deepEqual(Object.keys(fp), ['spec', 'accuracy', 'delta', 'weight_bits', 'act_bits', 'bytes', 'compression', 'bops', 'energy_uj', 'latency_ms', 'kernels', 'seconds'],
+      'fp32 quantizes nothing: no per-layer statistics');
     // latency on the integer runtime, with the kernel families that ran (LeNet-5: 2 conv + 3 linear layers)
     assert.equal(fp.kernels, '5 float');
     assert.equal(int8.kernels, '5 int8');
@@ -82,14 +84,53 @@ describe('compare', () => {
     assert.deepEqual(JSON.parse(readFileSync(join(out(), 'results.json'), 'utf8')), results);
     assert.deepEqual(readdirSync(out()).sort(), ['report.html', 'results.json']);
     const html = readFileSync(join(out(), 'report.html'), 'utf8');
-    assert.match(html, /<!-- Charts .* issue 8/);
+    assert.match(html, /<div class="chart" id="chart-histogram">/);
     assert.match(html, /<td>twn<\/td>/);
     assert.match(html, /failed: .*conv9/);
     assert.match(html, /lowbit compare --quick/);
+    // per-layer weight SQNR: int8 keeps > 30 dB in every layer it quantizes, ternary much less
+    assert.deepEqual(int8.layers!.map((l) => l.name), layers.map((l) => l.name));
+    for (const l of int8.layers!) assert.ok(l.sqnr_db! > 30, `int8 ${l.name}: ${l.sqnr_db} dB`);
+    assert.deepEqual(twn.layers!.map((l) => l.name), layers.map((l) => l.name), 'TWN quantizes every layer, as its paper does');
+    for (const l of twn.layers!) {
+      const i8 = int8.layers!.find((x) => x.name === l.name)!;
+      assert.ok(l.sqnr_db! < i8.sqnr_db! - 10, `twn ${l.name}: ${l.sqnr_db} dB vs int8 ${i8.sqnr_db} dB`);
+    }
+    // the histogram of the largest conv layer: shared edges, every weight counted once before and once after
+    const conv = layers.filter((l) => l.kind === 'conv').reduce((m, l) => (l.params > m.params ? l : m));
+    for (const r of [int8, twn]) {
+      const h = r.histogram!;
+      assert.equal(h.layer, conv.name);
+      assert.equal(h.edges.length, 61);
+      assert.equal(h.float.length, 60);
+      assert.equal(h.quantized.length, 60);
+      for (let i = 1; i < h.edges.length; i++) assert.ok(h.edges[i] > h.edges[i - 1]);
+      assert.equal(h.float.reduce((a, b) => a + b), conv.params);
+      assert.equal(h.quantized.reduce((a, b) => a + b), conv.params);
+    }
+    assert.ok(twn.histogram!.quantized.filter((c) => c > 0).length <= 3, 'ternary weights take three values');
+    assert.ok(int8.histogram!.quantized.filter((c) => c > 0).length > 20);
     const table = compareTable(results, layers);
     assert.match(table, /int8\s+│ PTQ/);
     assert.match(table, /twn\s+│ QAT/);
     assert.match(table, /activations stay float, as in the paper/);
+  });
+
+  it('rows of an earlier version without per-layer statistics resume and still make a report', () => {
+    const path = join(out(), 'results.json');
+    const saved = readFileSync(path, 'utf8');
+    try {
+      const old = JSON.parse(saved) as CompareResults;
+      for (const r of old.rows) { delete r.layers; delete r.histogram; }
+      writeFileSync(path, JSON.stringify(old));
+      let html = '';
+      const again = runCompare(opts(['fp32', 'int8'], { resume: true, onWrite: (r: CompareResults, l: readonly LayerInfo[]) => { html = compareHtml(r, l); } }));
+      assert.equal(again.rows[1].layers, undefined);
+      assert.match(html, /no per-layer weight statistics/);
+      assert.match(html, /id="chart-size"/);
+    } finally {
+      writeFileSync(path, saved);
+    }
   });
 
   it('--resume keeps finished rows, reruns failed ones, and refuses another comparison\'s file', () => {
@@ -106,6 +147,7 @@ describe('compare', () => {
     assert.ok(again.rows[2].error);
     assert.equal(again.rows[4].spec, 'dfp:8');
     assert.throws(() => runCompare(opts(['int8'], { resume: true, seed: 2 })), /written by another comparison/);
+    assert.throws(() => runCompare(opts(['int8'], { histLayer: 'nope' })), /--hist-layer nope is not a conv or linear layer/);
   });
 
   it('malformed specs are usage errors before any work', () => {

@@ -29,6 +29,7 @@ import { disposeQuantized, checkInputShape, type ModelSource, type QuantizedMode
 import { parseSpec, type LayerScheme } from './spec.js';
 import type { CalibrationMethod } from './observers.js';
 import { TwnQuantizer, TtqQuantizer } from './ternary.js';
+import { defaultHistogramLayer, layerSqnr, weightHistogram, type LayerSqnr, type WeightHistogram } from './weight-stats.js';
 
 /** Every family of the quantizers issue, as the issue lists them. */
 export const DEFAULT_SPECS: readonly string[] = [
@@ -51,6 +52,10 @@ export interface CompareRow {
   kernels?: string;
   seconds: number;
   error?: string;
+  /** SQNR of the quantized weights of every layer with a weight quantizer (rows of earlier versions lack it). */
+  layers?: LayerSqnr[];
+  /** One layer's weights before and after quantization (absent when that layer's weights stay float). */
+  histogram?: WeightHistogram;
 }
 
 /** Latency of one image (batch 1) of a model: the float source (q null) or a quantized one. */
@@ -188,15 +193,19 @@ export interface CompareOptions {
    * it, latency is the simulated model's time per image in batches of 500.
    */
   latency?: LatencyProbe;
+  /** The layer whose weight histogram each row records (default: the conv layer with the most weights). */
+  histLayer?: string;
   /** Called after every row with the results so far (write the report there). */
   onWrite?: (results: CompareResults, layers: readonly LayerInfo[]) => void;
 }
+
+const LOWBIT_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export function machineInfo(): Record<string, unknown> {
   const b = getBackend();
   return {
     host: hostname(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30),
-    node: process.version, platform: `${process.platform}-${process.arch}`, backend: b.name, threads: b.threads,
+    node: process.version, platform: `${process.platform}-${process.arch}`, backend: b.name, threads: b.threads, lowbit: LOWBIT_VERSION,
   };
 }
 
@@ -245,6 +254,10 @@ export function runCompare(o: CompareOptions): CompareResults {
     probe.x.dispose();
     probe.y.dispose();
   }
+  if (o.histLayer !== undefined && !info.some((l) => l.name === o.histLayer)) {
+    throw new UsageError(`--hist-layer ${o.histLayer} is not a conv or linear layer of the model (layers: ${info.map((l) => l.name).join(', ')})`);
+  }
+  const histLayer = o.histLayer ?? defaultHistogramLayer(info);
   const path = join(o.outDir, 'results.json');
   const { rows: previous, seconds: previousSeconds } = readPrevious(path, o);
   const results: CompareResults = { model: o.modelName, dataset: ds.name, command: o.command, seed: o.seed, seconds: 0, machine: machineInfo(), rows: [] };
@@ -314,7 +327,10 @@ export function runCompare(o: CompareOptions): CompareResults {
           spec, accuracy: r.accuracy, delta: round(r.accuracy - fp.accuracy, 6), weight_bits: desc.weightBits, act_bits: desc.actBits,
           bytes: cost.bytes, compression: round(cost.compression, 2), bops: cost.bops, energy_uj: round(cost.energy.totalUJ, 4),
           ...latencyOf(q, r.msPerImage), seconds: round((performance.now() - t0) / 1000, 1),
+          layers: layerSqnr(q.layers),
         };
+        const histogram = weightHistogram(q.layers, histLayer);
+        if (histogram) row.histogram = histogram;
         log(`[${i + 1}/${specs.length}] ${spec}: ${(100 * r.accuracy).toFixed(2)}% (${row.delta! >= 0 ? '+' : ''}${(100 * row.delta!).toFixed(2)}), ${row.seconds} s`);
       } catch (e) {
         // One technique failing must not lose the others: record why and go on.
