@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import { loadDataset } from '../data/index.js';
+import { checkModelArgument } from './model-arg.js';
 import { UsageError } from '../errors.js';
 import { writeFileAtomic } from '../formats/atomic.js';
 import { loadModel } from '../zoo/index.js';
@@ -76,9 +77,7 @@ export function compareTable(results: CompareResults, layers: readonly LayerInfo
 }
 
 export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (s: string) => void, print: (s: string) => void): Promise<CompareResults> {
-  if (!(o.model.startsWith('zoo:') || o.model.endsWith('.lowbit'))) {
-    throw new UsageError(`--model ${o.model}: give a .lowbit file or zoo:<name> (e.g. zoo:lenet5-mnist)`);
-  }
+  checkModelArgument(o.model);
   if (!o.model.startsWith('zoo:') && isQuantizedModelFile(o.model)) {
     throw new UsageError(`--model ${o.model} is already quantized; give the float model it was made from`);
   }

@@ -2,6 +2,7 @@
 // (calibration on a dataset) or quantization-aware training (--qat), then its accuracy on the test split.
 
 import { loadDataset, batches, type Dataset } from '../data/index.js';
+import { checkModelArgument } from './model-arg.js';
 import { LowbitError, UsageError } from '../errors.js';
 import { evaluate } from '../train/trainer.js';
 import { loadModel } from '../zoo/index.js';
@@ -45,9 +46,7 @@ export interface QuantizeResult {
 }
 
 export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s: string) => void): Promise<QuantizeResult> {
-  if (!(o.model.startsWith('zoo:') || o.model.endsWith('.lowbit'))) {
-    throw new UsageError(`--model ${o.model}: give a .lowbit file or zoo:<name> (e.g. zoo:lenet5-mnist)`);
-  }
+  checkModelArgument(o.model);
   if (!o.out.endsWith('.lowbit')) throw new UsageError(`--out ${o.out}: the quantized model is a .lowbit file; name it <name>.lowbit`);
   const spec = parseSpec(o.spec);
   if (o.fromScratch && !o.qat) throw new UsageError('--from-scratch trains the model: use it with --qat');

@@ -1,6 +1,7 @@
 // `lowbit train` and `lowbit eval`: train a zoo model on a dataset (checkpointed, resumable) and measure
 // a model's top-1 accuracy on a test split.
 
+import { checkModelArgument } from './model-arg.js';
 import { existsSync, rmSync } from 'node:fs';
 import { hostname, cpus } from 'node:os';
 import { loadDataset, batches, CIFAR_AUGMENT, type Dataset } from '../data/index.js';
@@ -106,12 +107,9 @@ export async function runEval(o: { model: string; dataset: string }): Promise<Ev
   if (isRuntimeFile(o.model)) return (await import('./runtime.js')).evalPacked(o.model, o.dataset); // the integer runtime
   let model: Module, metadata: Record<string, unknown>, config: ModelConfig;
   let quantized: QuantizedModel | null = null;
-  if (o.model.startsWith('zoo:') || o.model.endsWith('.lowbit') || existsSync(o.model)) {
-    // A quantized model file (lowbit quantize) evaluates with its fake quantizers installed.
-    ({ model, metadata, config, quantized } = loadAnyModel(o.model));
-  } else {
-    throw new UsageError(`--model ${o.model}: give a .lowbit file or zoo:<name> (e.g. zoo:lenet5-mnist)`);
-  }
+  if (!existsSync(o.model)) checkModelArgument(o.model);
+  // A quantized model file (lowbit quantize) evaluates with its fake quantizers installed.
+  ({ model, metadata, config, quantized } = loadAnyModel(o.model));
   const ds = await loadDataset(o.dataset);
   if (ds.test.channels !== config.inChannels || ds.test.height !== config.inputSize) {
     throw new LowbitError(`${o.model} takes ${config.inChannels}x${config.inputSize}x${config.inputSize} inputs, ${o.dataset} has ${ds.test.channels}x${ds.test.height}x${ds.test.width}`);

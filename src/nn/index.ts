@@ -1,2 +1,3 @@
 export { Module } from './module.js';
 export * from './layers.js';
+export * from './graph-module.js';

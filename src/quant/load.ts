@@ -14,7 +14,7 @@ import { LowbitError } from '../errors.js';
 import { decodeModelHeader, loadModelFile, saveModelFile } from '../formats/lowbit.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/engine.js';
-import { buildModel, loadModel, zooEntry, type LoadedModel, type ModelConfig } from '../zoo/index.js';
+import { buildFromHeader, loadModel, modelHeader, type LoadedModel } from '../zoo/index.js';
 import type { FakeQuantState } from './fakequant.js';
 import { prepareFoldedStructure, type FoldPair } from './fold.js';
 import { isQuantizable, traceModel } from './graph.js';
@@ -59,7 +59,7 @@ export function encodeQuantizedModel(q: QuantizedModel, extra: Record<string, un
 /** Write a quantized model as a .lowbit file (atomically). */
 export function saveQuantizedModel(path: string, q: QuantizedModel, extra: Record<string, unknown> = {}): void {
   const { tensors, metadata } = encodeQuantizedModel(q, extra);
-  saveModelFile(path, { name: q.name, config: { ...q.config } }, tensors, metadata);
+  saveModelFile(path, modelHeader(q.name, q.config, q.model), tensors, metadata);
 }
 
 /** Load a file written by saveQuantizedModel: the model with its fake quantizers installed, in evaluation mode. */
@@ -71,9 +71,7 @@ export function loadQuantizedModel(path: string): QuantizedModel {
     }
     const meta = file.metadata.quantization as QuantizationMetadata;
     if (meta.format !== QUANTIZED_FORMAT) throw new LowbitError(`${path}: quantized-model format ${meta.format}; this lowbit reads format ${QUANTIZED_FORMAT}`);
-    const entry = zooEntry(file.model.name);
-    const config = { ...entry.defaults, ...(file.model.config as Partial<ModelConfig>) };
-    const { model } = buildModel(entry.name, config, 0);
+    const { name, config, model } = buildFromHeader(file.model);
     prepareFoldedStructure(model, meta.folded);
     for (const name of meta.addedBias) {
       const m = model.namedModules().find(([n]) => n === name)?.[1];
@@ -104,7 +102,7 @@ export function loadQuantizedModel(path: string): QuantizedModel {
     const { quantization: _q, ...sourceMetadata } = file.metadata;
     void _q;
     return {
-      name: entry.name, config, model, spec: parseSpec(meta.spec), effective, mode: meta.mode, layers, info: trace.layers,
+      name, config, model, spec: parseSpec(meta.spec), effective, mode: meta.mode, layers, info: trace.layers,
       folded: meta.folded, addedBias: meta.addedBias, details: meta.details, sourceMetadata,
     };
   } catch (e) {
@@ -121,6 +119,7 @@ export function isQuantizedModelFile(path: string): boolean {
   } catch {
     return false; // loadModel reports the error
   }
+  if (path.endsWith('.onnx')) return false; // ONNX models are float here (QDQ import is not supported yet)
   return isQuantizedMetadata(decodeModelHeader(bytes, path).metadata);
 }
 
@@ -129,7 +128,7 @@ export function isQuantizedModelFile(path: string): boolean {
  * loads. A quantized model comes with its fake quantizers installed (`quantized` is set).
  */
 export function loadAnyModel(spec: string): LoadedModel & { quantized: QuantizedModel | null } {
-  if (!spec.startsWith('zoo:') && isQuantizedModelFile(spec)) {
+  if (!spec.startsWith('zoo:') && !spec.toLowerCase().endsWith('.onnx') && isQuantizedModelFile(spec)) {
     const q = loadQuantizedModel(spec);
     return { name: q.name, config: q.config, model: q.model, metadata: q.sourceMetadata, quantized: q };
   }

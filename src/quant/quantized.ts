@@ -3,6 +3,8 @@
 
 import type { Module } from '../nn/index.js';
 import { LowbitError } from '../errors.js';
+import { GraphModule } from '../nn/index.js';
+import { Random } from '../tensor/random.js';
 import { buildModel, type ModelConfig } from '../zoo/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { FakeQuantLayer, type FakeQuantOptions } from './fakequant.js';
@@ -44,13 +46,15 @@ export interface QuantizedModel {
 
 /** A new model with the same architecture and a copy of the weights. */
 export function cloneModel(src: ModelSource): Module {
-  const { model } = buildModel(src.name, src.config, 0);
+  const model = freshModel(src, 0);
   model.loadStateDict(src.model.stateDict());
   return model;
 }
 
 /** A freshly initialized model of the same architecture (training from scratch). */
 export function freshModel(src: ModelSource, seed: number): Module {
+  // An imported model's architecture is its graph description, not a zoo name.
+  if (src.model instanceof GraphModule) return GraphModule.fromDescription(src.model.graph, new Random(seed));
   return buildModel(src.name, src.config, seed).model;
 }
 

@@ -1,0 +1,559 @@
+// ONNX import: a float ONNX model (opset 11..21; older opsets' attribute forms too) becomes a GraphModule.
+// Conv, Gemm/MatMul with constant weights and BatchNormalization with constant statistics become Conv2d,
+// Linear and BatchNorm layers (trainable and quantizable like zoo layers); every other node becomes a graph
+// op. The import runs the graph once on a zero input of the static input shape: that gives every value's
+// shape (auto_pad, Reshape's 0 and -1) and folds whatever only depends on constants (Shape -> Gather ->
+// Concat -> Reshape chains, Constant nodes) into constants.
+
+import { dirname } from 'node:path';
+import { LowbitError } from '../../errors.js';
+import { noGrad } from '../../autograd/index.js';
+import * as ops from '../../autograd/index.js';
+import { GraphModule, runGraphOp, type GraphOp } from '../../nn/graph-module.js';
+import { tidy } from '../../tensor/engine.js';
+import { Random } from '../../tensor/random.js';
+import { Tensor, formatShape, type DType } from '../../tensor/tensor.js';
+import {
+  Attributes, decodeModel, decodeTensor, defaultOpset, dtypeOfOnnx, inputDims, onnxTypeName, readModelFile,
+  type ModelProto, type NodeProto, type TensorValue,
+} from './read.js';
+
+export const MIN_OPSET = 1;
+export const MAX_OPSET = 21;
+
+/** Every ONNX op type the importer maps, with what it becomes and its limits (the README table is generated from this). */
+export const SUPPORTED_OPS: Record<string, string> = {
+  Conv: 'Conv2d layer (constant weights) or conv op; 2-D; groups, dilations, pads, strides, auto_pad',
+  Gemm: 'Linear layer (constant B) or matmul; transA/transB, alpha/beta',
+  MatMul: 'Linear layer (2-D input, constant 2-D B) or batched matmul with broadcasting',
+  Add: 'broadcasting add', Sub: 'broadcasting sub', Mul: 'broadcasting mul', Div: 'broadcasting div (integer division truncates)',
+  Relu: 'relu', LeakyRelu: 'leakyRelu', Clip: 'clamp (min/max attributes or constant inputs)',
+  Sigmoid: 'sigmoid', Tanh: 'tanh', HardSigmoid: 'clamp(alpha x + beta, 0, 1)', HardSwish: 'x hardSigmoid(x)',
+  BatchNormalization: 'BatchNorm layer (constant statistics) or batchNorm op; inference mode',
+  MaxPool: 'maxPool over 1, 2 or 3 axes; pads, strides, dilations, ceil_mode, auto_pad (no Indices output)',
+  AveragePool: 'avgPool over 1, 2 or 3 axes; count_include_pad, ceil_mode, auto_pad',
+  GlobalAveragePool: 'globalAvgPool',
+  Flatten: 'reshape', Reshape: 'reshape to a constant shape (0, -1, allowzero)',
+  Transpose: 'permute', Squeeze: 'reshape', Unsqueeze: 'reshape', Concat: 'concat',
+  Pad: 'constant, edge, reflect and wrap padding with constant pads',
+  Identity: 'identity', Dropout: 'identity (inference)', Softmax: 'softmax over one axis (opset >= 13) or flattened axes (< 13)',
+  Constant: 'folded at import', Shape: 'folded at import (static shapes)', Gather: 'gather with constant indices',
+};
+
+export interface ImportOptions {
+  /** Static shape of the first graph input (overrides its dims; needed when a dimension other than the batch is dynamic). */
+  inputShape?: number[];
+  /** Static shapes of graph inputs by name (like inputShape, for any input). */
+  inputShapes?: Record<string, number[]>;
+  /** Graph inputs bound to fixed values at import (they become constants). */
+  bind?: Record<string, TensorValue>;
+  /** Folder of external data files (defaults to the model file's folder). */
+  baseDir?: string;
+  /** Name of the model in messages. */
+  what?: string;
+}
+
+export interface ImportedModel {
+  module: GraphModule;
+  /** Shape of the first input and output at import (batch first). */
+  inputShape: number[];
+  outputShape: number[];
+  inputs: { name: string; shape: number[]; dtype: DType }[];
+  outputs: { name: string; shape: number[]; dtype: DType }[];
+  opset: number;
+  producer: string;
+}
+
+/** The op types of a model that the importer does not map, with the names of their nodes. */
+export function unsupportedOps(model: ModelProto): { opType: string; nodes: string[] }[] {
+  const bad = new Map<string, string[]>();
+  (model.graph?.node ?? []).forEach((n, i) => {
+    const domain = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.` : '';
+    const type = `${domain}${n.opType ?? ''}`;
+    if (!domain && SUPPORTED_OPS[n.opType ?? '']) return;
+    const list = bad.get(type) ?? [];
+    list.push(n.name || `#${i}`);
+    bad.set(type, list);
+  });
+  return [...bad].map(([opType, nodes]) => ({ opType, nodes }));
+}
+
+const SUPPORTED_HINT = 'see the supported list with `lowbit onnx-ops` (README, "ONNX import")';
+
+class UnsupportedError extends LowbitError {}
+
+function sanitize(name: string): string {
+  return name.replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+}
+
+/** Import an ONNX model from bytes or a file path. */
+export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): ImportedModel {
+  const what = opts.what ?? (typeof src === 'string' ? src : 'the ONNX model');
+  const model = typeof src === 'string' ? readModelFile(src) : decodeModel(src, what);
+  const baseDir = opts.baseDir ?? (typeof src === 'string' ? dirname(src) : undefined);
+  return noGrad(() => tidy(() => new Importer(model, what, baseDir, opts).run()));
+}
+
+interface Value {
+  t: Tensor;
+  constant: boolean;
+}
+
+class Importer {
+  private readonly values = new Map<string, Value>();
+  private readonly module = new GraphModule();
+  private readonly rng = new Random(0);
+  private readonly opset: number;
+  private readonly usedNames = new Set<string>();
+  private readonly buffered = new Set<string>();
+  private batch = -1;
+
+  constructor(private readonly model: ModelProto, private readonly what: string, private readonly baseDir: string | undefined, private readonly opts: ImportOptions) {
+    this.opset = defaultOpset(model);
+    this.module.eval(); // the import trace must not update batch-norm statistics
+  }
+
+  run(): ImportedModel {
+    const g = this.model.graph!;
+    if (this.opset > MAX_OPSET) {
+      throw new LowbitError(`${this.what} uses ONNX opset ${this.opset}; lowbit imports opsets up to ${MAX_OPSET}: export it with opset_version=17`);
+    }
+    const bad = unsupportedOps(this.model);
+    if (bad.length) {
+      throw new LowbitError(
+        `${this.what} uses ONNX ops lowbit does not import: ${bad.map((b) => `${b.opType} (${b.nodes.slice(0, 5).join(', ')}${b.nodes.length > 5 ? `, ... ${b.nodes.length} nodes` : ''})`).join('; ')}; ${SUPPORTED_HINT}`,
+      );
+    }
+    for (const init of g.initializer ?? []) {
+      const v = decodeTensor(init, { baseDir: this.baseDir, what: `initializer ${init.name} of ${this.what}` });
+      this.values.set(init.name ?? '', { t: Tensor.from(v.data, v.dims, v.dtype), constant: true });
+    }
+    const inputs: ImportedModel['inputs'] = [];
+    for (const vi of g.input ?? []) {
+      const name = vi.name ?? '';
+      if (this.values.has(name)) continue; // an initializer listed as an input (IR < 4)
+      const bound = this.opts.bind?.[name];
+      if (bound) {
+        this.values.set(name, { t: Tensor.from(bound.data, bound.dims, bound.dtype), constant: true });
+        continue;
+      }
+      if (!vi.type?.tensorType) {
+        throw new LowbitError(`${this.what}: input ${name} is not a tensor (a sequence, map or optional); lowbit imports models whose inputs are tensors`);
+      }
+      const elem = vi.type.tensorType.elemType ?? 0;
+      const dtype = dtypeOfOnnx(elem);
+      if (!dtype) throw new LowbitError(`${this.what}: input ${name} has element type ${onnxTypeName(elem)}; lowbit takes FLOAT (or integer) tensor inputs`);
+      const shape = this.staticShape(name, inputDims(vi), this.opts.inputShapes?.[name] ?? (inputs.length === 0 ? this.opts.inputShape : undefined));
+      if (inputs.length === 0) this.batch = shape.length ? shape[0] : -1;
+      inputs.push({ name, shape, dtype });
+      this.module.addInput(name, shape, dtype);
+      this.values.set(name, { t: Tensor.zeros(shape, dtype), constant: false });
+    }
+
+    (g.node ?? []).forEach((n, i) => this.node(n, i));
+
+    const outputs: ImportedModel['outputs'] = [];
+    const names: string[] = [];
+    for (const o of g.output ?? []) {
+      const name = o.name ?? '';
+      const v = this.get(name, 'graph output');
+      if (v.constant) this.buffer(name);
+      names.push(name);
+      outputs.push({ name, shape: [...v.t.shape], dtype: v.t.dtype });
+    }
+    this.module.setOutputs(names);
+    this.module.eval();
+    return {
+      module: this.module, inputShape: inputs[0]?.shape ?? [], outputShape: outputs[0]?.shape ?? [], inputs, outputs,
+      opset: this.opset, producer: `${this.model.producerName ?? ''} ${this.model.producerVersion ?? ''}`.trim(),
+    };
+  }
+
+  private staticShape(name: string, dims: (number | string | null)[] | null, given?: number[]): number[] {
+    if (given) {
+      if (dims && given.length !== dims.length) {
+        throw new LowbitError(`--input-shape ${given.join(',')} has ${given.length} dimensions, input ${name} of ${this.what} has ${dims.length}`);
+      }
+      return [...given];
+    }
+    if (!dims) throw new LowbitError(`${this.what}: input ${name} has no shape; give it with --input-shape (e.g. --input-shape 1,3,32,32)`);
+    return dims.map((d, i) => {
+      if (typeof d === 'number') return d;
+      if (i === 0) return 1; // the batch: any size runs, the import traces batch 1
+      const example = dims.map((e, j) => (typeof e === 'number' ? e : j === 0 ? 1 : '<size>')).join(',');
+      throw new LowbitError(
+        `${this.what}: input ${name} has a dynamic dimension ${i}${d ? ` (${d})` : ''}; lowbit needs static sizes: give them with --input-shape (e.g. --input-shape ${example})`,
+      );
+    });
+  }
+
+  private get(name: string, reader: string): Value {
+    const v = this.values.get(name);
+    if (!v) throw new LowbitError(`${this.what}: ${reader} reads ${name}, which no node or initializer produces; the model is malformed`);
+    return v;
+  }
+
+  /** The values of a constant input as numbers; a clear error if it is computed at run time. */
+  private constant(n: NodeProto, index: number, what: string): { data: number[]; dims: number[] } | null {
+    const name = n.input?.[index];
+    if (!name) return null;
+    const v = this.get(name, `node ${this.nodeName(n)}`);
+    if (!v.constant) {
+      throw new UnsupportedError(
+        `${this.what}: node ${this.nodeName(n)} (${n.opType}) takes its ${what} from ${name}, which is computed at run time; lowbit needs it constant (static shapes): export the model with a fixed input size, or give one with --input-shape`,
+      );
+    }
+    return { data: Array.from(v.t.toArray()), dims: [...v.t.shape] };
+  }
+
+  private nodeName(n: NodeProto): string {
+    return n.name || n.output?.[0] || n.opType || '?';
+  }
+
+  private unsupported(n: NodeProto, why: string): never {
+    throw new UnsupportedError(`${this.what}: node ${this.nodeName(n)} (${n.opType}): ${why}; ${SUPPORTED_HINT}`);
+  }
+
+  private layerName(n: NodeProto, index: number): string {
+    let base = sanitize(n.name || '') || `${(n.opType ?? 'layer').toLowerCase()}${index}`;
+    if (/^[0-9]/.test(base)) base = `n${base}`;
+    let name = base, k = 1;
+    while (this.usedNames.has(name)) name = `${base}_${k++}`;
+    this.usedNames.add(name);
+    return name;
+  }
+
+  /** Make a constant value a buffer of the module (once). */
+  private buffer(value: string): void {
+    if (this.buffered.has(value)) return;
+    this.buffered.add(value);
+    let buf = `const_${sanitize(value) || 'v'}`, k = 1;
+    while (this.usedNames.has(buf)) buf = `const_${sanitize(value)}_${k++}`;
+    this.usedNames.add(buf);
+    this.module.addConstant(value, this.values.get(value)!.t, buf);
+  }
+
+  /** Run an op on the traced values; fold it when every input is constant, else add it to the module. */
+  private emit(op: GraphOp): void {
+    const ins = op.inputs.map((name) => (name ? this.get(name, `op ${op.op}`) : null));
+    const folded = op.op !== 'layer' && ins.every((v) => !v || v.constant);
+    let out: Tensor[];
+    try {
+      out = op.op === 'layer' ? this.module.runOp(op, ins.map((v) => v?.t ?? null)) : runGraphOp(op, ins.map((v) => v?.t ?? null));
+    } catch (e) {
+      if (e instanceof LowbitError) throw e;
+      throw new LowbitError(`${this.what}: ${op.op} producing ${op.outputs.join(', ')}: ${(e as Error).message.replace(/^lowbit: /, '')}`);
+    }
+    op.outputs.forEach((name, i) => { if (name) this.values.set(name, { t: out[i], constant: folded }); });
+    if (folded) return;
+    for (const name of op.inputs) if (name && this.values.get(name)!.constant) this.buffer(name);
+    this.module.addOp(op);
+  }
+
+  /** A fresh value name derived from `base`. */
+  private freshName(base: string): string {
+    let name = `${base}__t`, k = 1;
+    while (this.values.has(name)) name = `${base}__t${k++}`;
+    return name;
+  }
+
+  /** A new constant value (e.g. a scaled bias) under a fresh name. */
+  private newConstant(base: string, t: Tensor): string {
+    let name = `${base}__c`, k = 1;
+    while (this.values.has(name)) name = `${base}__c${k++}`;
+    this.values.set(name, { t, constant: true });
+    return name;
+  }
+
+  private autoPads(n: NodeProto, a: Attributes, inSpatial: number[], kernel: number[], strides: number[], dilations: number[]): number[] {
+    const mode = a.string('auto_pad', 'NOTSET');
+    const r = kernel.length;
+    if (mode === 'NOTSET') {
+      const pads = a.ints('pads', new Array<number>(2 * r).fill(0));
+      if (pads.length !== 2 * r) this.unsupported(n, `pads has ${pads.length} values for ${r} spatial axes`);
+      return pads;
+    }
+    if (mode === 'VALID') return new Array<number>(2 * r).fill(0);
+    if (mode !== 'SAME_UPPER' && mode !== 'SAME_LOWER') this.unsupported(n, `auto_pad ${mode}`);
+    const pads = new Array<number>(2 * r).fill(0);
+    for (let i = 0; i < r; i++) {
+      const out = Math.ceil(inSpatial[i] / strides[i]);
+      const total = Math.max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - inSpatial[i]);
+      const small = Math.floor(total / 2), big = total - small;
+      pads[i] = mode === 'SAME_UPPER' ? small : big;
+      pads[r + i] = mode === 'SAME_UPPER' ? big : small;
+    }
+    return pads;
+  }
+
+  private node(n: NodeProto, index: number): void {
+    const a = new Attributes(n, this.baseDir);
+    const input = (i: number) => n.input?.[i] ?? '';
+    const output = (i: number) => n.output?.[i] ?? '';
+    const x = () => this.get(input(0), `node ${this.nodeName(n)}`).t;
+    const simple = (op: string, attrs: Record<string, unknown> = {}, inputs = [input(0)]) => this.emit({ op, inputs, outputs: [output(0)], attrs });
+    const opset = this.opset;
+    switch (n.opType) {
+      case 'Identity': return simple('identity');
+      case 'Relu': return simple('relu');
+      case 'Sigmoid': return simple('sigmoid');
+      case 'Tanh': return simple('tanh');
+      case 'LeakyRelu': return simple('leakyRelu', { alpha: a.float('alpha', 0.01) });
+      case 'HardSigmoid': return simple('hardSigmoid', { alpha: a.float('alpha', 0.2), beta: a.float('beta', 0.5) });
+      case 'HardSwish': return simple('hardSwish');
+      case 'Add': case 'Sub': case 'Mul': case 'Div':
+        if (opset < 7 && a.has('broadcast')) this.unsupported(n, 'legacy broadcast attribute (opset < 7); export with opset >= 11');
+        return simple(n.opType.toLowerCase(), {}, [input(0), input(1)]);
+      case 'Clip': {
+        if (opset < 11) {
+          const lo = a.float('min', -Infinity), hi = a.float('max', Infinity);
+          return simple('clamp', { min: lo === -Infinity ? null : lo, max: hi === Infinity ? null : hi });
+        }
+        // Constant bounds clamp; bounds computed at run time become maximum / minimum.
+        const bound = (i: number) => (input(i) && !this.get(input(i), `node ${this.nodeName(n)}`).constant ? input(i) : null);
+        const cmin = bound(1) ? null : this.constant(n, 1, 'min'), cmax = bound(2) ? null : this.constant(n, 2, 'max');
+        let cur = input(0);
+        const step = (op: string, attrs: Record<string, unknown>, inputs: string[], last: boolean) => {
+          const out = last ? output(0) : this.freshName(output(0));
+          this.emit({ op, inputs, outputs: [out], attrs });
+          cur = out;
+        };
+        const needMin = !!bound(1), needMax = !!bound(2);
+        step('clamp', { min: cmin ? cmin.data[0] : null, max: cmax ? cmax.data[0] : null }, [cur], !needMin && !needMax);
+        if (needMin) step('maximum', {}, [cur, input(1)], !needMax);
+        if (needMax) step('minimum', {}, [cur, input(2)], true);
+        return;
+      }
+      case 'Conv': return this.conv(n, a, index);
+      case 'Gemm': return this.gemm(n, a, index);
+      case 'MatMul': return this.matmul(n, index);
+      case 'BatchNormalization': return this.batchNorm(n, a, index);
+      case 'MaxPool': case 'AveragePool': {
+        if (output(1)) this.unsupported(n, 'the Indices output');
+        if (a.int('storage_order', 0) !== 0) this.unsupported(n, 'storage_order 1');
+        const t = x();
+        const kernel = a.ints('kernel_shape', []);
+        const r = kernel.length;
+        if (r < 1 || r > 3 || t.rank !== r + 2) this.unsupported(n, `pooling over ${r} axes of a ${formatShape(t.shape)} input (lowbit pools over 1, 2 or 3)`);
+        const strides = a.ints('strides', new Array<number>(r).fill(1));
+        const dilations = a.ints('dilations', new Array<number>(r).fill(1));
+        const pads = this.autoPads(n, a, t.shape.slice(2), kernel, strides, dilations);
+        const attrs: Record<string, unknown> = { kernel, strides, pads, dilations, ceilMode: a.int('ceil_mode', 0) === 1 };
+        if (n.opType === 'AveragePool') attrs.countIncludePad = a.int('count_include_pad', 0) === 1;
+        return simple(n.opType === 'MaxPool' ? 'maxPool' : 'avgPool', attrs);
+      }
+      case 'GlobalAveragePool': return simple('globalAvgPool');
+      case 'Flatten': return simple('flatten', { axis: a.int('axis', 1) });
+      case 'Reshape': {
+        const t = x();
+        const target = opset < 5 ? { data: a.ints('shape', []), dims: [] } : this.constant(n, 1, 'shape');
+        if (!target) this.unsupported(n, 'no shape input');
+        const allowZero = a.int('allowzero', 0) === 1;
+        const shape = target.data.map((d, i) => (d === 0 && !allowZero ? t.shape[i] : d));
+        const free = shape.indexOf(-1);
+        if (free >= 0) {
+          const known = shape.reduce((p, d, i) => (i === free ? p : p * d), 1);
+          shape[free] = known === 0 ? 0 : t.size / known;
+        }
+        const v = this.values.get(input(0))!;
+        const batch = !v.constant && this.batch > 0 && t.rank > 0 && t.shape[0] === this.batch && shape[0] === this.batch;
+        return simple('reshape', { shape, batch });
+      }
+      case 'Transpose': return simple('transpose', a.has('perm') ? { perm: a.ints('perm', []) } : {});
+      case 'Squeeze': case 'Unsqueeze': {
+        const axes = opset < 13 ? a.ints('axes') : this.constant(n, 1, 'axes')?.data;
+        if (n.opType === 'Unsqueeze' && !axes) this.unsupported(n, 'no axes');
+        return simple(n.opType.toLowerCase(), axes ? { axes } : {});
+      }
+      case 'Concat': return this.emit({ op: 'concat', inputs: [...(n.input ?? [])], outputs: [output(0)], attrs: { axis: a.int('axis', 0) } });
+      case 'Pad': {
+        const t = x();
+        const mode = a.string('mode', 'constant');
+        if (!['constant', 'edge', 'reflect', 'wrap'].includes(mode)) this.unsupported(n, `mode ${mode}`);
+        let pads: number[], value = 0, runtimeValue = '';
+        if (opset < 11) {
+          pads = a.ints('pads', []); value = a.float('value', 0);
+        } else {
+          pads = this.constant(n, 1, 'pads')!.data;
+          if (input(2) && !this.get(input(2), `node ${this.nodeName(n)}`).constant) runtimeValue = input(2);
+          else value = this.constant(n, 2, 'constant_value')?.data[0] ?? 0;
+          const axes = this.constant(n, 3, 'axes')?.data;
+          if (axes) {
+            const full = new Array<number>(2 * t.rank).fill(0);
+            axes.forEach((ax, i) => {
+              const k = ax < 0 ? ax + t.rank : ax;
+              full[k] = pads[i]; full[t.rank + k] = pads[axes.length + i];
+            });
+            pads = full;
+          }
+        }
+        if (pads.length !== 2 * t.rank) this.unsupported(n, `${pads.length} pads for a rank-${t.rank} input`);
+        if (runtimeValue && mode === 'constant') {
+          return this.emit({ op: 'padValue', inputs: [input(0), runtimeValue], outputs: [output(0)], attrs: { pads } });
+        }
+        return simple('pad', { pads, mode, value });
+      }
+      case 'Dropout': {
+        let ratio = a.float('ratio', 0.5), training = false;
+        if (opset >= 12) {
+          training = (this.constant(n, 2, 'training_mode')?.data[0] ?? 0) !== 0;
+          if (training && n.input?.[1] && !this.get(n.input[1], `node ${this.nodeName(n)}`).constant) {
+            this.unsupported(n, 'dropout in training mode (random output); export the model in evaluation mode');
+          }
+          if (training) ratio = this.constant(n, 1, 'ratio')?.data[0] ?? 0.5;
+        } else if (opset < 7) {
+          training = a.int('is_test', 0) === 0;
+        }
+        if (training && ratio !== 0) this.unsupported(n, 'dropout in training mode (random output); export the model in evaluation mode');
+        simple('identity');
+        if (output(1)) this.emit({ op: 'onesMask', inputs: [input(0)], outputs: [output(1)] });
+        return;
+      }
+      case 'Softmax': return simple('softmax', opset < 13 ? { axis: a.int('axis', 1), legacy: true } : { axis: a.int('axis', -1) });
+      case 'Constant': {
+        let v: { data: ArrayLike<number>; dims: number[]; dtype: DType } | undefined = a.tensor('value');
+        if (!v && a.has('value_float')) v = { data: [a.float('value_float', 0)], dims: [], dtype: 'f32' };
+        if (!v && a.has('value_floats')) { const f = a.floats('value_floats')!; v = { data: f, dims: [f.length], dtype: 'f32' }; }
+        if (!v && a.has('value_int')) v = { data: [a.int('value_int', 0)], dims: [], dtype: 'i32' };
+        if (!v && a.has('value_ints')) { const f = a.ints('value_ints')!; v = { data: f, dims: [f.length], dtype: 'i32' }; }
+        if (!v) this.unsupported(n, `constant of kind ${a.names().join(', ')}`);
+        this.values.set(output(0), { t: Tensor.from(v.data, v.dims, v.dtype), constant: true });
+        return;
+      }
+      case 'Shape': {
+        const t = x();
+        const clampAxis = (i: number) => Math.min(Math.max(i < 0 ? i + t.rank : i, 0), t.rank);
+        const dims = t.shape.slice(clampAxis(a.int('start', 0)), clampAxis(a.int('end', t.rank)));
+        this.values.set(output(0), { t: Tensor.from(Int32Array.from(dims), [dims.length], 'i32'), constant: true });
+        return;
+      }
+      case 'Gather': {
+        const idx = this.constant(n, 1, 'indices')!;
+        return simple('gather', { axis: a.int('axis', 0), indices: idx.data, indicesShape: idx.dims });
+      }
+      default:
+        this.unsupported(n, 'op not mapped');
+    }
+  }
+
+  private conv(n: NodeProto, a: Attributes, index: number): void {
+    const xName = n.input![0], wName = n.input![1], bName = n.input?.[2] ?? '';
+    const x = this.get(xName, `node ${this.nodeName(n)}`).t;
+    const w = this.get(wName, `node ${this.nodeName(n)}`);
+    if (w.t.rank !== 4 || x.rank !== 4) this.unsupported(n, `convolution over ${w.t.rank - 2} spatial axes (lowbit convolves 2-D NCHW inputs)`);
+    const kernel = a.ints('kernel_shape', w.t.shape.slice(2));
+    const strides = a.ints('strides', [1, 1]), dilations = a.ints('dilations', [1, 1]);
+    const groups = a.int('group', 1);
+    const pads = this.autoPads(n, a, x.shape.slice(2), kernel, strides, dilations);
+    const geometry = { stride: strides as [number, number], padding: [pads[0], pads[1], pads[2], pads[3]] as [number, number, number, number], dilation: dilations as [number, number], groups };
+    const b = bName ? this.get(bName, `node ${this.nodeName(n)}`) : null;
+    if (w.constant && (!b || b.constant)) {
+      const name = this.layerName(n, index);
+      const [outC, cPerGroup, kH, kW] = w.t.shape;
+      const layer = this.module.addLayer({ kind: 'conv', name, inChannels: cPerGroup * groups, outChannels: outC, kernel: [kH, kW], ...geometry, bias: !!b }, this.rng);
+      layer.weight.assign(w.t);
+      if (b) layer.bias!.assign(b.t);
+      return this.emit({ op: 'layer', inputs: [xName], outputs: [n.output![0]], attrs: { layer: name } });
+    }
+    this.emit({ op: 'conv', inputs: [xName, wName, bName], outputs: [n.output![0]], attrs: geometry });
+  }
+
+  private gemm(n: NodeProto, a: Attributes, index: number): void {
+    const [aName, bName] = n.input!;
+    const cName = n.input?.[2] ?? '';
+    const A = this.get(aName, `node ${this.nodeName(n)}`), B = this.get(bName, `node ${this.nodeName(n)}`);
+    const C = cName ? this.get(cName, `node ${this.nodeName(n)}`) : null;
+    const transA = a.int('transA', 0) === 1, transB = a.int('transB', 0) === 1;
+    const alpha = a.float('alpha', 1), beta = a.float('beta', 1);
+    if (B.constant && !transA && A.t.rank === 2 && !A.constant && (!C || C.constant)) {
+      const w = transB ? B.t : ops.transpose(B.t);
+      const [outF, inF] = w.shape;
+      // C broadcasts to [M, N]: a per-output vector becomes the bias; anything else stays an add.
+      const cVector = C && (C.t.size === outF && (C.t.rank <= 1 || (C.t.rank === 2 && C.t.shape[0] === 1)) || C.t.size === 1);
+      const name = this.layerName(n, index);
+      const layer = this.module.addLayer({ kind: 'linear', name, inFeatures: inF, outFeatures: outF, bias: !!cVector }, this.rng);
+      layer.weight.assign(alpha !== 1 ? ops.mulScalar(w, alpha) : w);
+      if (cVector) {
+        const c = C!.t.size === 1 ? Tensor.full([outF], C!.t.item()) : ops.reshape(C!.t, [outF]);
+        layer.bias!.assign(beta !== 1 ? ops.mulScalar(c, beta) : c);
+      }
+      const out = n.output![0];
+      if (!C || cVector) return this.emit({ op: 'layer', inputs: [aName], outputs: [out], attrs: { layer: name } });
+      const mid = `${out}__gemm`;
+      this.emit({ op: 'layer', inputs: [aName], outputs: [mid], attrs: { layer: name } });
+      const c = this.newConstant(cName, beta !== 1 ? ops.mulScalar(C!.t, beta) : C!.t);
+      return this.emit({ op: 'add', inputs: [mid, c], outputs: [out] });
+    }
+    this.emit({ op: 'gemm', inputs: [aName, bName, cName], outputs: [n.output![0]], attrs: { transA, transB, alpha, beta } });
+  }
+
+  private matmul(n: NodeProto, index: number): void {
+    const [aName, bName] = n.input!;
+    const A = this.get(aName, `node ${this.nodeName(n)}`), B = this.get(bName, `node ${this.nodeName(n)}`);
+    if (B.constant && !A.constant && A.t.rank === 2 && B.t.rank === 2) {
+      const name = this.layerName(n, index);
+      const [inF, outF] = B.t.shape;
+      const layer = this.module.addLayer({ kind: 'linear', name, inFeatures: inF, outFeatures: outF, bias: false }, this.rng);
+      layer.weight.assign(ops.transpose(B.t));
+      return this.emit({ op: 'layer', inputs: [aName], outputs: [n.output![0]], attrs: { layer: name } });
+    }
+    this.emit({ op: 'matmul', inputs: [aName, bName], outputs: [n.output![0]] });
+  }
+
+  private batchNorm(n: NodeProto, a: Attributes, index: number): void {
+    if (a.int('training_mode', 0) === 1 || (n.output ?? []).slice(1).some((o) => o)) {
+      this.unsupported(n, 'training mode (running statistics as outputs); export the model in evaluation mode');
+    }
+    const names = n.input!.slice(0, 5);
+    const [x, ...params] = names.map((name) => this.get(name, `node ${this.nodeName(n)}`));
+    if (x.t.rank !== 4 && x.t.rank !== 2) this.unsupported(n, `batch normalization of a rank-${x.t.rank} input (lowbit: [N, C, H, W] or [N, C])`);
+    const eps = a.float('epsilon', 1e-5);
+    if (params.every((p) => p.constant)) {
+      const name = this.layerName(n, index);
+      const layer = this.module.addLayer({ kind: 'batchNorm', name, channels: params[0].t.size, eps, momentum: 1 - a.float('momentum', 0.9) }, this.rng);
+      layer.gamma.assign(params[0].t); layer.beta.assign(params[1].t);
+      layer.runningMean.assign(params[2].t); layer.runningVar.assign(params[3].t);
+      return this.emit({ op: 'layer', inputs: [names[0]], outputs: [n.output![0]], attrs: { layer: name } });
+    }
+    this.emit({ op: 'batchNorm', inputs: names, outputs: [n.output![0]], attrs: { eps } });
+  }
+}
+
+/**
+ * If the graph starts with a per-channel normalization of its image input, (x - mean) / std with constant
+ * [1, C, 1, 1] (or [C, 1, 1]) tensors — what `lowbit export` and many exporters put first — return the
+ * graph without it and the mean and std, so that the model takes normalized input like a zoo model (the
+ * runtime's graph capture and the first layer's input quantizer then see what they see for zoo models).
+ */
+export function extractInputNormalization(module: GraphModule): { module: GraphModule; mean: number[]; std: number[] } | null {
+  const desc = module.graph;
+  if (desc.inputs.length !== 1 || desc.inputs[0].shape.length !== 4 || desc.ops.length < 2) return null;
+  const input = desc.inputs[0].name, C = desc.inputs[0].shape[1];
+  const [sub, div] = desc.ops;
+  const constant = (name: string) => desc.constants.find((c) => c.value === name);
+  const perChannel = (name: string) => {
+    const c = constant(name);
+    if (!c || c.dtype !== 'f32' || c.shape.reduce((a, b) => a * b, 1) !== C) return null;
+    const dims = c.shape.length === 4 ? c.shape.slice(1) : c.shape;
+    if (dims.length !== 3 || dims[0] !== C || dims[1] !== 1 || dims[2] !== 1) return null;
+    return Array.from(module.stateDict().get(c.buffer)!.toFloat32Array());
+  };
+  if (sub.op !== 'sub' || sub.inputs[0] !== input || div.op !== 'div' || div.inputs[0] !== sub.outputs[0]) return null;
+  const mean = perChannel(sub.inputs[1]), std = perChannel(div.inputs[1]);
+  if (!mean || !std || std.some((s) => !(s > 0))) return null;
+  const rest = desc.ops.slice(2);
+  const normalized = div.outputs[0];
+  const readers = (name: string) => rest.some((o) => o.inputs.includes(name)) || desc.outputs.includes(name);
+  if (readers(sub.outputs[0]) || readers(input) || desc.outputs.includes(normalized)) return null;
+  const dropped = new Set([sub.inputs[1], div.inputs[1]].filter((v) => !rest.some((o) => o.inputs.includes(v))));
+  const next = {
+    ...desc,
+    constants: desc.constants.filter((c) => !dropped.has(c.value)),
+    ops: rest.map((o) => ({ ...o, inputs: o.inputs.map((i) => (i === normalized ? input : i)) })),
+  };
+  const out = GraphModule.fromDescription(next, new Random(0));
+  const state = module.stateDict();
+  out.loadStateDict(new Map([...out.stateDict().keys()].map((k) => [k, state.get(k)!])));
+  out.train(module.training);
+  return { module: out, mean, std };
+}

@@ -1,0 +1,288 @@
+// ONNX import: float CNNs written by another tool (bench/onnx-networks.ts, built with onnx-proto) and a
+// PyTorch-style export (dynamic batch, BatchNormalization, Shape -> Gather -> Concat -> Reshape, Softmax)
+// give onnxruntime-node's outputs; imported models save and reload as .lowbit files, train, and quantize
+// (PTQ); bad files are clear errors.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
+import type { onnx as OnnxTypes } from 'onnx-proto';
+import * as ort from 'onnxruntime-node';
+import { Tensor, tidy, noGrad, init, shutdown, backward } from '../src/index.js';
+import * as ops from '../src/autograd/index.js';
+import { Conv2d, GraphModule, Linear, BatchNorm } from '../src/nn/index.js';
+import { importOnnx } from '../src/formats/onnx/import.js';
+import { LowbitError } from '../src/errors.js';
+import { loadModel, saveModel } from '../src/zoo/index.js';
+import { quantizePostTraining } from '../src/quant/ptq.js';
+import { disposeQuantized } from '../src/quant/quantized.js';
+import { floatNetworkModel, networkSpec } from '../bench/onnx-networks.js';
+import { pseudoRandom } from '../bench/onnx-builders.js';
+
+const { onnx } = onnxProto;
+const FLOAT = onnx.TensorProto.DataType.FLOAT, INT64 = onnx.TensorProto.DataType.INT64;
+
+async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; dims: number[] }>): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], logSeverityLevel: 3, graphOptimizationLevel: 'all' });
+  const inputs: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) inputs[k] = new ort.Tensor('float32', v.data, v.dims);
+  const res = await session.run(inputs);
+  return res[session.outputNames[0]].data as Float32Array;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+function lowbitRun(m: GraphModule, data: Float32Array, dims: number[]): Float32Array {
+  return noGrad(() => tidy(() => m.forward(Tensor.from(data, dims)).toFloat32Array()));
+}
+
+const f32 = (name: string, dims: number[], values: Float32Array): OnnxTypes.ITensorProto => ({ name, dims, dataType: FLOAT, floatData: Array.from(values) });
+const i64 = (name: string, values: number[]): OnnxTypes.ITensorProto => ({ name, dims: [values.length], dataType: INT64, int64Data: values });
+const vi = (name: string, dims: (number | string)[]): OnnxTypes.IValueInfoProto => ({
+  name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+});
+const attrInt = (name: string, i: number) => ({ name, type: onnx.AttributeProto.AttributeType.INT, i });
+const attrInts = (name: string, ints: number[]) => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints });
+const attrFloat = (name: string, f: number) => ({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f });
+
+function encode(graph: OnnxTypes.IGraphProto, opset = 17): Uint8Array {
+  return onnx.ModelProto.encode({ irVersion: 8, producerName: 'lowbit-test', opsetImport: [{ domain: '', version: opset }], graph }).finish();
+}
+
+/** What torch.onnx.export writes for conv-bn-relu-pool-flatten(view(N, -1))-fc-softmax with a dynamic batch. */
+function torchStyleModel(): Uint8Array {
+  const r = (n: number, seed: number, scale = 0.5) => pseudoRandom(n, seed).map((v) => v * scale);
+  return encode({
+    name: 'torch-style',
+    input: [vi('input', ['batch_size', 2, 8, 8])],
+    output: [vi('probs', ['batch_size', 5])],
+    initializer: [
+      f32('conv.weight', [4, 2, 3, 3], r(72, 1)), f32('conv.bias', [4], r(4, 2)),
+      f32('bn.weight', [4], r(4, 3).map((v) => 1 + v)), f32('bn.bias', [4], r(4, 4)),
+      f32('bn.running_mean', [4], r(4, 5)), f32('bn.running_var', [4], r(4, 6).map((v) => 1 + Math.abs(v))),
+      f32('fc.weight', [5, 64], r(320, 7, 0.2)), f32('fc.bias', [5], r(5, 8)),
+      i64('minus_one', [-1]), { name: 'zero', dims: [], dataType: INT64, int64Data: [0] },
+    ],
+    node: [
+      { name: '/conv/Conv', opType: 'Conv', input: ['input', 'conv.weight', 'conv.bias'], output: ['c'], attribute: [attrInts('pads', [1, 1, 1, 1]), attrInts('kernel_shape', [3, 3])] },
+      { name: '/bn/BatchNormalization', opType: 'BatchNormalization', input: ['c', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'], output: ['b'], attribute: [attrFloat('epsilon', 1e-5)] },
+      { name: '/relu/Relu', opType: 'Relu', input: ['b'], output: ['r'] },
+      { name: '/pool/MaxPool', opType: 'MaxPool', input: ['r'], output: ['p'], attribute: [attrInts('kernel_shape', [2, 2]), attrInts('strides', [2, 2])] },
+      { name: '/Shape', opType: 'Shape', input: ['p'], output: ['shape'] },
+      { name: '/Gather', opType: 'Gather', input: ['shape', 'zero'], output: ['n'], attribute: [attrInt('axis', 0)] },
+      { name: '/Unsqueeze', opType: 'Unsqueeze', input: ['n', 'zero'], output: ['n1'] },
+      { name: '/Concat', opType: 'Concat', input: ['n1', 'minus_one'], output: ['target'], attribute: [attrInt('axis', 0)] },
+      { name: '/Reshape', opType: 'Reshape', input: ['p', 'target'], output: ['flat'] },
+      { name: '/fc/Gemm', opType: 'Gemm', input: ['flat', 'fc.weight', 'fc.bias'], output: ['logits'], attribute: [attrInt('transB', 1)] },
+      { name: '/Softmax', opType: 'Softmax', input: ['logits'], output: ['probs'], attribute: [attrInt('axis', 1)] },
+    ],
+  });
+}
+
+let dir = '';
+before(async () => {
+  await init();
+  dir = mkdtempSync(join(tmpdir(), 'lowbit-onnx-import-'));
+});
+after(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await shutdown();
+});
+
+describe('ONNX import: matches onnxruntime-node', () => {
+  for (const name of ['lenet5', 'resnet20'] as const) {
+    it(`${name} (bench/onnx-networks.ts): max |lowbit - onnxruntime| < 1e-4 on random inputs, any batch size`, async () => {
+      const spec = networkSpec(name);
+      const model = floatNetworkModel(spec);
+      const imported = importOnnx(model.bytes);
+      const m = imported.module;
+      assert.deepEqual(imported.inputShape, spec.input.dims);
+      assert.deepEqual(imported.outputShape, spec.output.dims);
+      // Convs and the fc are real layers (quantizable, trainable).
+      const layers = m.namedModules().map(([, l]) => l);
+      assert.ok(layers.filter((l) => l instanceof Conv2d).length >= (name === 'lenet5' ? 2 : 19));
+      assert.ok(layers.some((l) => l instanceof Linear));
+      const dims = spec.input.dims;
+      const per = dims.slice(1).reduce((a, b) => a * b, 1);
+      const batch = 3;
+      const xs = pseudoRandom(per * batch, 99);
+      const ours = lowbitRun(m, xs, [batch, ...dims.slice(1)]);
+      const classes = spec.output.dims[1];
+      for (let b = 0; b < batch; b++) {
+        const theirs = await runOrt(model.bytes, { [spec.input.name]: { data: xs.slice(b * per, (b + 1) * per), dims } });
+        const d = maxAbsDiff(ours.subarray(b * classes, (b + 1) * classes), theirs);
+        assert.ok(d < 1e-4, `${name} image ${b}: max |diff| ${d}`);
+      }
+      m.dispose();
+    });
+  }
+
+  it('a PyTorch-style export (dynamic batch, BatchNormalization, Shape/Gather/Concat/Reshape, Softmax)', async () => {
+    const bytes = torchStyleModel();
+    const imported = importOnnx(bytes);
+    assert.deepEqual(imported.inputShape, [1, 2, 8, 8]); // the dynamic batch is traced as 1
+    const m = imported.module;
+    assert.ok(m.namedModules().some(([n, l]) => l instanceof BatchNorm && n === 'bn_BatchNormalization'), m.namedModules().map(([n]) => n).join(','));
+    const x = pseudoRandom(4 * 128, 5);
+    const ours = lowbitRun(m, x, [4, 2, 8, 8]);
+    const theirs = await runOrt(bytes, { input: { data: x, dims: [4, 2, 8, 8] } });
+    const d = maxAbsDiff(ours, theirs);
+    assert.ok(d < 1e-5, `max |diff| ${d}: ${ours.slice(0, 5)} vs ${theirs.slice(0, 5)}`);
+    m.dispose();
+  });
+});
+
+describe('ONNX import: imported models are lowbit models', () => {
+  it('save as .lowbit and load back (graph description + state dict), same outputs; loadModel reads .onnx', () => {
+    const spec = networkSpec('lenet5');
+    const onnxPath = join(dir, 'lenet5.onnx');
+    writeFileSync(onnxPath, floatNetworkModel(spec).bytes);
+    const src = loadModel(onnxPath);
+    assert.equal(src.name, 'onnx');
+    assert.deepEqual({ ...src.config }, { inChannels: 1, inputSize: 28, classes: 10 });
+    const path = join(dir, 'lenet5-imported.lowbit');
+    saveModel(path, src.name, src.config, src.model, src.metadata);
+    const back = loadModel(path);
+    assert.equal(back.name, 'graph');
+    assert.deepEqual(back.config, src.config);
+    assert.ok(back.model instanceof GraphModule);
+    assert.deepEqual([...back.model.stateDict().keys()], [...src.model.stateDict().keys()]);
+    const x = pseudoRandom(2 * 784, 3);
+    assert.deepEqual(lowbitRun(back.model as GraphModule, x, [2, 1, 28, 28]), lowbitRun(src.model as GraphModule, x, [2, 1, 28, 28]));
+    src.model.dispose();
+    back.model.dispose();
+  });
+
+  it('a leading (x - mean) / std moves into metadata.preprocess; outputs unchanged on normalized input', () => {
+    const w = pseudoRandom(2 * 3 * 9, 12);
+    const bytes = encode({
+      input: [vi('x', ['N', 3, 6, 6])], output: [vi('y', ['N', 8])],
+      initializer: [
+        f32('mean', [1, 3, 1, 1], Float32Array.from([0.4, 0.5, 0.6])), f32('std', [1, 3, 1, 1], Float32Array.from([0.2, 0.25, 0.3])),
+        f32('w', [2, 3, 3, 3], w), i64('shape', [0, -1]),
+      ],
+      node: [
+        { opType: 'Sub', input: ['x', 'mean'], output: ['xm'] },
+        { opType: 'Div', input: ['xm', 'std'], output: ['xn'] },
+        { name: 'conv', opType: 'Conv', input: ['xn', 'w'], output: ['c'] },
+        { opType: 'Reshape', input: ['c', 'shape'], output: ['y'] },
+      ],
+    });
+    const path = join(dir, 'normalized.onnx');
+    writeFileSync(path, bytes);
+    const loaded = loadModel(path);
+    assert.deepEqual(loaded.metadata.preprocess, { mean: [0.4, 0.5, 0.6].map(Math.fround), std: [0.2, 0.25, 0.3].map(Math.fround) });
+    assert.deepEqual([...loaded.model.stateDict().keys()], ['conv.weight']);
+    const raw = importOnnx(bytes).module;
+    const x = pseudoRandom(2 * 108, 8).map((v) => (v + 1) / 2);
+    const xn = x.map((v, i) => { const c = Math.floor(i / 36) % 3; return (v - [0.4, 0.5, 0.6][c]) / [0.2, 0.25, 0.3][c]; });
+    const d = maxAbsDiff(lowbitRun(loaded.model as GraphModule, xn, [2, 3, 6, 6]), lowbitRun(raw, x, [2, 3, 6, 6]));
+    assert.ok(d < 1e-5, `max |diff| ${d}`);
+    raw.dispose();
+    loaded.model.dispose();
+  });
+
+  it('trains: gradients reach every conv and linear weight, and an SGD step lowers the loss', () => {
+    const m = importOnnx(torchStyleModel()).module;
+    m.train();
+    const x = Tensor.from(pseudoRandom(8 * 128, 21), [8, 2, 8, 8]);
+    const labels = Tensor.from(Int32Array.from([0, 1, 2, 3, 4, 0, 1, 2]), [8], 'i32');
+    const lossOf = () => tidy(() => ops.crossEntropy(ops.log(m.forward(x)), labels).item());
+    const before = noGrad(lossOf);
+    tidy(() => {
+      const loss = ops.crossEntropy(ops.log(m.forward(x)), labels);
+      backward(loss);
+    });
+    for (const [name, p] of m.namedParameters()) {
+      assert.ok(p.grad, `${name} has no gradient`);
+      noGrad(() => tidy(() => { p.assign(ops.sub(p, ops.mulScalar(p.grad!, 0.1))); }));
+      p.grad.dispose();
+      p.grad = null;
+    }
+    const afterLoss = noGrad(lossOf);
+    assert.ok(afterLoss < before, `loss ${before} -> ${afterLoss}`);
+    x.dispose(); labels.dispose(); m.dispose();
+  });
+
+  it('quantizes post-training (int8) like a zoo model', () => {
+    const spec = networkSpec('lenet5');
+    const onnxPath = join(dir, 'lenet5-ptq.onnx');
+    writeFileSync(onnxPath, floatNetworkModel(spec).bytes);
+    const src = loadModel(onnxPath);
+    const calibration = [0, 1].map((i) => ({
+      x: Tensor.from(pseudoRandom(16 * 784, 40 + i).map((v) => (v + 1) / 2), [16, 1, 28, 28]),
+      y: Tensor.zeros([16], 'i32'), index: i, indices: new Int32Array(16),
+    }));
+    const q = quantizePostTraining(src, { spec: 'int8', calibration });
+    assert.ok(q.layers.length >= 4, `${q.layers.length} quantized layers`);
+    const x = pseudoRandom(4 * 784, 77).map((v) => (v + 1) / 2);
+    const yf = lowbitRun(src.model as GraphModule, x, [4, 1, 28, 28]);
+    const yq = noGrad(() => tidy(() => q.model.forward(Tensor.from(x, [4, 1, 28, 28])).toFloat32Array()));
+    const scale = Math.max(...yf.map(Math.abs));
+    const d = maxAbsDiff(yq, yf);
+    assert.ok(d > 0 && d < 0.1 * scale, `int8 vs float: max |diff| ${d}, max |y| ${scale}`);
+    disposeQuantized(q);
+    src.model.dispose();
+  });
+});
+
+describe('ONNX import: bad input is a clear LowbitError', () => {
+  const expectError = (fn: () => unknown, pattern: RegExp) =>
+    assert.throws(fn, (e: unknown) => e instanceof LowbitError && pattern.test((e as Error).message) || assert.fail(`got ${(e as Error).message}`));
+
+  it('not ONNX, truncated', () => {
+    expectError(() => importOnnx(new TextEncoder().encode('hello, this is not a model at all\n')), /not an ONNX model/);
+    const good = floatNetworkModel(networkSpec('lenet5')).bytes;
+    expectError(() => importOnnx(good.subarray(0, Math.floor(good.length / 2))), /truncated|not an ONNX model/);
+  });
+
+  it('unsupported ops: lists op types and node names, points to the supported list', () => {
+    const bytes = encode({
+      input: [vi('x', [1, 3, 4, 4])], output: [vi('z', [1, 3, 8, 8])],
+      node: [
+        { name: 'erf_1', opType: 'Erf', input: ['x'], output: ['y'] },
+        { name: 'up', opType: 'Resize', input: ['y'], output: ['z'] },
+      ],
+    });
+    expectError(() => importOnnx(bytes), /Erf \(erf_1\).*Resize \(up\).*onnx-ops/);
+  });
+
+  it('a dynamic dimension that must be static names the input and the flag; --input-shape fixes it', () => {
+    const bytes = encode({ input: [vi('image', ['N', 3, 'H', 'W'])], output: [vi('y', ['N', 3, 'H', 'W'])], node: [{ opType: 'Relu', input: ['image'], output: ['y'] }] });
+    expectError(() => importOnnx(bytes), /input image has a dynamic dimension 2 \(H\).*--input-shape/);
+    const ok = importOnnx(bytes, { inputShape: [1, 3, 5, 5] });
+    assert.deepEqual(ok.outputShape, [1, 3, 5, 5]);
+    ok.module.dispose();
+  });
+
+  it('external data whose file is missing; an initializer whose size does not match its shape', () => {
+    const external = encode({
+      input: [vi('x', [1, 4])], output: [vi('y', [1, 4])],
+      initializer: [{ name: 'w', dims: [4], dataType: FLOAT, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: [{ key: 'location', value: 'weights.bin' }] }],
+      node: [{ opType: 'Add', input: ['x', 'w'], output: ['y'] }],
+    });
+    const path = join(dir, 'external.onnx');
+    writeFileSync(path, external);
+    expectError(() => importOnnx(path), /external file weights\.bin, which is missing/);
+    // With the file present it loads.
+    writeFileSync(join(dir, 'weights.bin'), Buffer.from(Float32Array.from([1, 2, 3, 4]).buffer));
+    const ok = importOnnx(path);
+    assert.deepEqual(Array.from(lowbitRun(ok.module, new Float32Array(4), [1, 4])), [1, 2, 3, 4]);
+    ok.module.dispose();
+
+    const bad = encode({
+      input: [vi('x', [1, 4])], output: [vi('y', [1, 4])],
+      initializer: [{ name: 'w', dims: [4], dataType: FLOAT, rawData: new Uint8Array(12) }],
+      node: [{ opType: 'Add', input: ['x', 'w'], output: ['y'] }],
+    });
+    expectError(() => importOnnx(bad), /initializer w.*needs 16 bytes.*holds 12/);
+  });
+});
