@@ -161,6 +161,7 @@ describe('runtime: LeNet-5 on MNIST digits against the simulation', () => {
     ['fixed:8.4', ['int8', 'int8', 'int8', 'int8', 'int8']],
     ['dorefa:w2a2', ['float', 'int8', 'int8', 'int8', 'float']],
     ['dorefa:w1a2', ['float', 'int8', 'int8', 'int8', 'float']],
+    ['dorefa:w2a2g8', ['float', 'int8', 'int8', 'int8', 'float']], // the gradient quantizer only acts in training
     ['w=twn,a=int8', ['int8', 'int8', 'int8', 'int8', 'int8']],
     ['w=pow2:4,a=int8', ['int8', 'int8', 'int8', 'int8', 'int8']],
     ['bnn', ['float', 'binary', 'binary', 'binary', 'float']],

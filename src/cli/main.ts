@@ -122,10 +122,10 @@ export function buildProgram(): Command {
 
   program
     .command('export')
-    .description('write a quantized model in a deployable form: lowbit = the packed file (weights at their bit width) the integer runtime runs')
-    .requiredOption('--model <file>', 'a quantized model (lowbit quantize --out)')
+    .description('write a model in a deployable form: lowbit = the packed file (weights at their bit width) the integer runtime runs; onnx = float ONNX (quantizers as exact float ops); onnx-qdq = int8 QDQ ONNX that onnxruntime fuses into QLinearConv. ONNX models take float32 NCHW pixels / 255 with a dynamic batch, normalize inside, output [N, classes]')
+    .requiredOption('--model <file>', 'a quantized model (lowbit quantize --out); for --format onnx also a float model (.lowbit or zoo:name)')
     .requiredOption('--out <file>', 'output file')
-    .option('--format <format>', 'lowbit (packed runtime file)', 'lowbit')
+    .option('--format <format>', 'lowbit (packed runtime file), onnx or onnx-qdq', 'lowbit')
     .action(async (o: { model: string; out: string; format: string }) => {
       const { runExport } = await import('./runtime.js');
       await init({});
@@ -141,6 +141,19 @@ export function buildProgram(): Command {
       const { runInspect } = await import('./runtime.js');
       await init({});
       runInspect(o, (s) => console.log(s));
+    });
+
+  program
+    .command('onnx-ops')
+    .description('the ONNX ops lowbit imports, with the ONNX conformance cases (libonnx-testdata) each passes, run now')
+    .option('--details', 'also list the cases that do not pass, and why')
+    .action(async (o: { details?: boolean }) => {
+      const { conformance, conformanceTable, CONFORMANCE_DIR } = await import('../formats/onnx/conformance.js');
+      await init({});
+      const { results, ops } = conformance();
+      if (results.length === 0) throw new LowbitError(`no conformance cases under ${CONFORMANCE_DIR}; install the Debian package libonnx-testdata`);
+      console.log(conformanceTable(ops));
+      if (o.details) for (const r of results) if (r.status !== 'pass') console.log(`${r.status}: ${r.name}: ${r.message}`);
     });
 
   program
@@ -194,6 +207,7 @@ export function buildProgram(): Command {
     .option('--calib-samples <n>', 'PTQ calibration images (default 1024; --quick 256)', positiveInt('--calib-samples'))
     .option('--method <name>', `PTQ calibration observer: ${CALIBRATION_METHODS.join(', ')}`, choice('--method', [...CALIBRATION_METHODS]))
     .option('--first-last <policy>', 'first and last layers: auto (the papers\' conventions), fp32, or quantize', choice('--first-last', ['auto', 'fp32', 'quantize']), 'auto')
+    .option('--hist-layer <name>', 'the layer whose weight histogram the report shows (default: the largest conv layer)')
     .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
     .action(async (o) => {
       const { runCompareCli } = await import('./compare.js');

@@ -14,6 +14,8 @@ import { needsTraining, trainsFromScratch, type FirstLastPolicy } from '../quant
 import { checkClasses, costOf, subsetSplit } from '../quant/compare.js';
 import { disposeQuantized, type QuantizedModel } from '../quant/quantized.js';
 import { saveQuantizedModel } from '../quant/load.js';
+import { exportOnnx } from '../formats/onnx/export.js';
+import { writeFileAtomic } from '../formats/atomic.js';
 import type { CalibrationMethod } from '../quant/observers.js';
 
 export interface QuantizeCliOptions {
@@ -47,7 +49,9 @@ export interface QuantizeResult {
 
 export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s: string) => void): Promise<QuantizeResult> {
   checkModelArgument(o.model);
-  if (!o.out.endsWith('.lowbit')) throw new UsageError(`--out ${o.out}: the quantized model is a .lowbit file; name it <name>.lowbit`);
+  if (!o.out.endsWith('.lowbit') && !o.out.endsWith('.onnx')) {
+    throw new UsageError(`--out ${o.out}: name it <name>.lowbit (lowbit's quantized model) or <name>.onnx (QDQ ONNX for onnxruntime)`);
+  }
   const spec = parseSpec(o.spec);
   if (o.fromScratch && !o.qat) throw new UsageError('--from-scratch trains the model: use it with --qat');
   if (o.epochs !== undefined && !o.qat) throw new UsageError('--epochs is the number of QAT epochs: use it with --qat');
@@ -97,10 +101,16 @@ export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s
       log(`test accuracy: ${(100 * accuracy).toFixed(2)}% quantized, ${(100 * floatAccuracy).toFixed(2)}% float (${ds.test.count} images of ${ds.name})`);
     }
     const cost = costOf(source, q.info, q);
-    saveQuantizedModel(o.out, q, {
-      quantizedBy: { command: `lowbit ${argv.join(' ')}`, dataset: ds.name, seconds: (Date.now() - started) / 1000, testAccuracy: accuracy, floatTestAccuracy: floatAccuracy },
-    });
-    log(`saved ${o.out}: ${q.effective.text}, ${q.mode.toUpperCase()}, packed ${cost.bytes} bytes (${cost.compression.toFixed(1)}x smaller than fp32)`);
+    if (o.out.endsWith('.onnx')) {
+      // QDQ ONNX (int8 weights and activations where the datatype has them, exact float ops otherwise)
+      writeFileAtomic(o.out, exportOnnx(q, 'onnx-qdq'));
+      log(`saved ${o.out}: ${q.effective.text}, ${q.mode.toUpperCase()}, QDQ ONNX (float32 pixels / 255 in, [N, classes] out)`);
+    } else {
+      saveQuantizedModel(o.out, q, {
+        quantizedBy: { command: `lowbit ${argv.join(' ')}`, dataset: ds.name, seconds: (Date.now() - started) / 1000, testAccuracy: accuracy, floatTestAccuracy: floatAccuracy },
+      });
+      log(`saved ${o.out}: ${q.effective.text}, ${q.mode.toUpperCase()}, packed ${cost.bytes} bytes (${cost.compression.toFixed(1)}x smaller than fp32)`);
+    }
     return {
       spec: spec.text, effective_spec: q.effective.text, mode: q.mode, accuracy, float_accuracy: floatAccuracy,
       bytes: cost.bytes, compression: +cost.compression.toFixed(2), out: o.out,

@@ -1,10 +1,12 @@
-// `lowbit export --format lowbit` (a quantized model as a packed runtime file), `lowbit inspect` (which kernel
+// `lowbit export` (a quantized model as a packed runtime file, or a float/quantized model as ONNX), `lowbit inspect` (which kernel
 // runs each layer, and why) and evaluation of packed files for `lowbit eval`.
 
 import Table from 'cli-table3';
 import { existsSync } from 'node:fs';
 import { LowbitError, UsageError } from '../errors.js';
-import { loadQuantizedModel, isQuantizedModelFile } from '../quant/load.js';
+import { loadAnyModel, loadQuantizedModel, isQuantizedModelFile } from '../quant/load.js';
+import { exportOnnx, type OnnxFormat } from '../formats/onnx/export.js';
+import { writeFileAtomic } from '../formats/atomic.js';
 import { disposeQuantized } from '../quant/quantized.js';
 import { compileQuantized, exportPacked, isRuntimeFile, loadRuntimePlan, type Plan, type PlanLayerSummary } from '../runtime/index.js';
 import { loadDataset, batches } from '../data/index.js';
@@ -14,11 +16,23 @@ function needFile(path: string): void {
 }
 
 export function runExport(o: { model: string; format: string; out: string }, log: (s: string) => void): void {
+  const formats = ['lowbit', 'onnx', 'onnx-qdq'];
+  if (!formats.includes(o.format)) throw new UsageError(`--format ${o.format}: use lowbit (the packed runtime file), onnx (float ONNX) or onnx-qdq (int8 QuantizeLinear/DequantizeLinear ONNX)`);
+  if (!o.model.startsWith('zoo:')) needFile(o.model);
   if (o.format !== 'lowbit') {
-    throw new UsageError(`--format ${o.format}: this lowbit exports 'lowbit' (the packed runtime file); ONNX export (onnx, onnx-qdq) is not implemented yet`);
+    // ONNX: a quantized model (its fake quantizers in the graph) or a float model (onnx only)
+    const m = loadAnyModel(o.model);
+    try {
+      const bytes = exportOnnx(m.quantized ?? m, o.format as OnnxFormat);
+      writeFileAtomic(o.out, bytes);
+      log(`wrote ${o.out}: ${bytes.length} bytes, ${o.format}${m.quantized ? ` (${m.quantized.spec.text})` : ' (float)'}; input float32 [N, ${m.config.inChannels}, ${m.config.inputSize}, ${m.config.inputSize}] = pixels / 255, normalization inside the graph; output [N, ${m.config.classes}]`);
+    } finally {
+      if (m.quantized) disposeQuantized(m.quantized);
+      else m.model.dispose();
+    }
+    return;
   }
-  needFile(o.model);
-  if (!isQuantizedModelFile(o.model)) throw new LowbitError(`${o.model} is not a quantized model; quantize it first with \`lowbit quantize --model ${o.model} --spec <datatype> --out q.lowbit\``);
+  if (o.model.startsWith('zoo:') || !isQuantizedModelFile(o.model)) throw new LowbitError(`${o.model} is not a quantized model; quantize it first with \`lowbit quantize --model ${o.model} --spec <datatype> --out q.lowbit\` (float models export with --format onnx)`);
   const q = loadQuantizedModel(o.model);
   try {
     const s = exportPacked(q, o.out);

@@ -487,12 +487,12 @@ export class FakeQuantLayer {
 
   /**
    * Restore a state written by state() (the layer's quantizers must come from the same scheme). With
-   * `weightsQuantized`, the layer's weights already hold their quantized values (the runtime's float path):
-   * the weight quantizer is not checked and its parameters are not needed.
+   * `weightsQuantized`, the layer's weights already hold their quantized values and it only runs inference
+   * (the runtime's float path): the weight and gradient quantizers are not checked, weight parameters not needed.
    */
   restore(s: FakeQuantState, tensors: Map<string, Tensor>, prefix: string, opts: { weightsQuantized?: boolean } = {}): void {
     const same = (a: string | null, b: string | null, role: string) => {
-      if (role === 'weights' && opts.weightsQuantized) return;
+      if ((role === 'weights' || role === 'gradients') && opts.weightsQuantized) return;
       if (a !== b) throw new LowbitError(`quantized model: layer ${this.name} has ${role} ${b ?? 'fp32'} in the file but ${a ?? 'fp32'} from the spec`);
     };
     same(this.scheme.weight?.spec ?? null, s.weight, 'weights');
