@@ -46,6 +46,16 @@ describe('ONNX conformance (libonnx-testdata)', { skip: available ? false : `${C
       assert.ok(why, `${r.name} was rejected unexpectedly: ${r.message}`);
       assert.match(r.message ?? '', why, r.name);
     }
+    // The quantized ops (already-quantized models): every case passes, integer outputs compared exactly.
+    const quantized = ['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger'];
+    for (const op of quantized) {
+      const o = ops.find((p) => p.op === op);
+      assert.ok(o && o.cases > 0 && o.passed === o.cases, `${op}: ${o?.passed} / ${o?.cases} cases pass`);
+    }
+    for (const name of ['test_quantizelinear', 'test_quantizelinear_axis', 'test_dequantizelinear', 'test_dequantizelinear_axis', 'test_qlinearconv',
+      'test_qlinearmatmul_2D', 'test_qlinearmatmul_3D', 'test_basic_convinteger', 'test_convinteger_with_padding', 'test_convinteger_without_padding', 'test_matmulinteger']) {
+      assert.equal(results.find((r) => r.name === name)?.status, 'pass', name);
+    }
     // Every supported op has conformance cases, and most of them pass.
     for (const o of ops) {
       if (o.op === 'Constant') continue; // its one case is also counted; see the table

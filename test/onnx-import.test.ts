@@ -20,6 +20,8 @@ import { loadModel, saveModel } from '../src/zoo/index.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
 import { disposeQuantized } from '../src/quant/quantized.js';
 import { floatNetworkModel, networkSpec } from '../bench/onnx-networks.js';
+import { exportOnnx } from '../src/formats/onnx/export.js';
+import { batches, loadDataset } from '../src/data/index.js';
 import { pseudoRandom } from '../bench/onnx-builders.js';
 
 const { onnx } = onnxProto;
@@ -231,6 +233,141 @@ describe('ONNX import: imported models are lowbit models', () => {
     assert.ok(d > 0 && d < 0.1 * scale, `int8 vs float: max |diff| ${d}, max |y| ${scale}`);
     disposeQuantized(q);
     src.model.dispose();
+  });
+});
+
+describe('ONNX import: already-quantized (QDQ) models', () => {
+  it('int8 PTQ LeNet-5 exported as onnx-qdq imports back: logits match onnxruntime on 200 MNIST images', async (t) => {
+    const mnist = await loadDataset('mnist');
+    const lenet = loadModel('zoo:lenet5-mnist');
+    const pre = lenet.metadata!.preprocess as { mean: number[]; std: number[] };
+    const calibration = [batches(mnist.train, { batchSize: 256, normalize: pre }).next().value!];
+    const q = quantizePostTraining(lenet, { spec: 'int8', calibration });
+    try {
+      const bytes = exportOnnx(q, 'onnx-qdq');
+      const imported = importOnnx(bytes, { what: 'lenet5-int8-qdq.onnx' });
+      const m = imported.module;
+      const kinds = m.graph.ops.map((o) => o.op);
+      t.diagnostic(`imported ops: ${kinds.join(' ')}`);
+      assert.ok(kinds.filter((k) => k === 'fakeQuant').length >= 5, 'QuantizeLinear -> DequantizeLinear pairs become fakeQuant ops');
+      assert.ok(!kinds.includes('quantize') && !kinds.includes('dequantize'), 'no lone quantize / dequantize ops remain (weights and biases fold)');
+      assert.equal(m.graph.layers.filter((l) => l.kind === 'conv').length, 2);
+      assert.equal(m.graph.layers.filter((l) => l.kind === 'linear').length, 3);
+      const n = 200, start = 1000, s = mnist.test, per = s.channels * s.height * s.width;
+      const raw = Float32Array.from(s.images.subarray(start * per, (start + n) * per), (v) => v / 255);
+      const dims = [n, 1, 28, 28];
+      const yo = await runOrt(bytes, { input: { data: raw, dims } });
+      const yl = lowbitRun(m, raw, dims);
+      let lo = Infinity, hi = -Infinity;
+      for (const v of yo) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      const d = maxAbsDiff(yl, yo);
+      const top1 = (v: Float32Array, i: number) => { let k = 0; for (let c = 1; c < 10; c++) if (v[i * 10 + c] > v[i * 10 + k]) k = c; return k; };
+      let agree = 0;
+      for (let i = 0; i < n; i++) if (top1(yl, i) === top1(yo, i)) agree++;
+      t.diagnostic(`max |lowbit - onnxruntime| ${d.toExponential(3)} (logit range ${(hi - lo).toFixed(3)}); top-1 agreement ${agree}/${n}`);
+      assert.ok(d <= 1e-3 * (hi - lo), `max |diff| ${d} > 1e-3 of the logit range ${hi - lo}`);
+      assert.ok(agree >= 199, `top-1 agreement ${agree}/${n}`);
+      // a lowbit model: saves as .lowbit (scales and zero points are buffers) and reloads with the same outputs
+      const onnxPath = join(dir, 'lenet5-int8-qdq.onnx');
+      writeFileSync(onnxPath, bytes);
+      const src = loadModel(onnxPath);
+      const path = join(dir, 'lenet5-int8-qdq.lowbit');
+      saveModel(path, src.name, src.config, src.model, src.metadata);
+      const back = loadModel(path);
+      const x = raw.subarray(0, 4 * 784);
+      assert.deepEqual(lowbitRun(back.model as GraphModule, x, [4, 1, 28, 28]), lowbitRun(src.model as GraphModule, x, [4, 1, 28, 28]));
+      src.model.dispose();
+      back.model.dispose();
+      m.dispose();
+    } finally {
+      disposeQuantized(q);
+      lenet.model.dispose();
+    }
+  });
+});
+
+describe('ONNX import: quantized ops with constant weights', () => {
+  const U8 = onnx.TensorProto.DataType.UINT8, I8 = onnx.TensorProto.DataType.INT8, I32 = onnx.TensorProto.DataType.INT32;
+  const ints = (name: string, dims: number[], dataType: number, values: number[]): OnnxTypes.ITensorProto => ({ name, dims, dataType, int32Data: values });
+  const scalar = (name: string, v: number) => f32(name, [], Float32Array.of(v));
+  const codes = (n: number, seed: number, lo: number, hi: number) => Array.from(pseudoRandom(n, seed), (v) => Math.round(lo + ((v + 1) / 2) * (hi - lo)));
+
+  it('QLinearConv (per-channel int8 weights, int32 bias) and per-axis QuantizeLinear -> DequantizeLinear: a Conv2d layer, onnxruntime\'s codes', async () => {
+    const bytes = encode({
+      name: 'qconv',
+      input: [vi('x', [1, 2, 6, 6])],
+      output: [vi('y', [1, 3, 6, 6]), vi('z', [1, 2, 6, 6])],
+      initializer: [
+        scalar('xs', 0.02), ints('xzp', [], U8, [128]),
+        ints('w', [3, 2, 3, 3], I8, codes(54, 5, -127, 127)), f32('ws', [3], Float32Array.of(0.01, 0.02, 0.005)), ints('wzp', [3], I8, [0, 0, 0]),
+        scalar('ys', 0.05), ints('yzp', [], U8, [100]), ints('b', [3], I32, [-300, 120, 4000]),
+        f32('cs', [2], Float32Array.of(0.03, 0.01)), ints('czp', [2], I8, [-3, 7]),
+      ],
+      node: [
+        { opType: 'QuantizeLinear', input: ['x', 'xs', 'xzp'], output: ['xq'] },
+        { opType: 'QLinearConv', input: ['xq', 'xs', 'xzp', 'w', 'ws', 'wzp', 'ys', 'yzp', 'b'], output: ['yq'], attribute: [attrInts('pads', [1, 1, 1, 1])] },
+        { opType: 'DequantizeLinear', input: ['yq', 'ys', 'yzp'], output: ['y'] },
+        { opType: 'QuantizeLinear', input: ['x', 'cs', 'czp'], output: ['c'], attribute: [attrInt('axis', 1)] },
+        { opType: 'DequantizeLinear', input: ['c', 'cs', 'czp'], output: ['z'], attribute: [attrInt('axis', 1)] },
+      ],
+    });
+    const m = importOnnx(bytes).module;
+    assert.equal(m.graph.layers.filter((l) => l.kind === 'conv').length, 1);
+    assert.ok(m.graph.ops.some((o) => o.op === 'fakeQuant'));
+    const x = pseudoRandom(72, 9).map((v) => 2 * v);
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], logSeverityLevel: 3 });
+    const res = await session.run({ x: new ort.Tensor('float32', x, [1, 2, 6, 6]) });
+    const [y, z] = noGrad(() => tidy(() => m.run([Tensor.from(x, [1, 2, 6, 6])]).map((t) => t.toFloat32Array())));
+    assert.deepEqual(Array.from(z), Array.from(res.z.data as Float32Array));
+    // onnxruntime requantizes an integer accumulator; the float simulation may round a tie the other way: one code at most
+    const yo = res.y.data as Float32Array;
+    assert.ok(maxAbsDiff(y, yo) <= 0.05 + 1e-6, `max |diff| ${maxAbsDiff(y, yo)}`);
+    assert.ok(y.filter((v, i) => v === yo[i]).length >= 0.95 * y.length);
+    m.dispose();
+  });
+
+  it('MatMulInteger with a constant B becomes a Linear layer; exact integer sums', async () => {
+    const A = codes(8, 3, 0, 255), B = codes(12, 4, -128, 127);
+    const bytes = encode({
+      name: 'mmi',
+      input: [{ name: 'a', type: { tensorType: { elemType: U8, shape: { dim: [{ dimValue: 2 }, { dimValue: 4 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: I32, shape: { dim: [{ dimValue: 2 }, { dimValue: 3 }] } } } }],
+      initializer: [ints('B', [4, 3], I8, B), ints('azp', [], U8, [130]), ints('bzp', [3], I8, [1, -2, 0])],
+      node: [{ opType: 'MatMulInteger', input: ['a', 'B', 'azp', 'bzp'], output: ['y'] }],
+    });
+    const m = importOnnx(bytes).module;
+    assert.equal(m.graph.layers.filter((l) => l.kind === 'linear').length, 1);
+    const y = noGrad(() => tidy(() => m.run([Tensor.from(Uint8Array.from(A), [2, 4], 'u8')])[0].toFloat32Array()));
+    const bzp = [1, -2, 0];
+    const want: number[] = [];
+    for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) {
+      let acc = 0;
+      for (let k = 0; k < 4; k++) acc += (A[i * 4 + k] - 130) * (B[k * 3 + j] - bzp[j]);
+      want.push(acc);
+    }
+    assert.deepEqual(Array.from(y), want);
+    m.dispose();
+  });
+
+  it('out-of-scope variants are clear errors: blocked quantization, 16-bit codes', () => {
+    const blocked = encode({
+      name: 'blocked', input: [vi('x', [2, 4])], output: [vi('y', [2, 4])],
+      initializer: [f32('s', [2, 2], Float32Array.of(1, 2, 3, 4))],
+      node: [
+        { opType: 'QuantizeLinear', input: ['x', 's'], output: ['q'], attribute: [attrInt('axis', 1), attrInt('block_size', 2)] },
+        { opType: 'DequantizeLinear', input: ['q', 's'], output: ['y'], attribute: [attrInt('axis', 1), attrInt('block_size', 2)] },
+      ],
+    }, 21);
+    assert.throws(() => importOnnx(blocked), (e: Error) => e instanceof LowbitError && /block_size/.test(e.message));
+    const wide = encode({
+      name: 'wide', input: [vi('x', [2, 4])], output: [vi('y', [2, 4])],
+      initializer: [scalar('s', 0.1), ints('zp', [], onnx.TensorProto.DataType.UINT16, [5])],
+      node: [
+        { opType: 'QuantizeLinear', input: ['x', 's', 'zp'], output: ['q'] },
+        { opType: 'DequantizeLinear', input: ['q', 's', 'zp'], output: ['y'] },
+      ],
+    });
+    assert.throws(() => importOnnx(wide), (e: Error) => e instanceof LowbitError && /UINT16/.test(e.message));
   });
 });
 

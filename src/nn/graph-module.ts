@@ -178,6 +178,30 @@ function gather(x: Tensor, axis: number, indices: number[], indicesShape: number
   return ops.reshape(parts.length === 1 ? parts[0] : ops.concat(parts, a), shape);
 }
 
+/** A scale or zero point laid along `axis` of a rank-`rank` value (per-axis quantization); scalars and size-1 tensors broadcast as they are. */
+function alongAxis(t: Tensor, axis: unknown, rank: number): Tensor {
+  const f = asF32(t);
+  if (f.size === 1 || f.rank !== 1 || rank <= 1) return f.size === 1 && f.rank > 0 ? ops.reshape(f, []) : f;
+  const a = normAxis(num(axis, 1), rank);
+  const shape = new Array<number>(rank).fill(1);
+  shape[a] = f.size;
+  return ops.reshape(f, shape);
+}
+
+/** ONNX QuantizeLinear's codes (as f32): clamp(round_half_even(x / scale) + zp, qmin, qmax). */
+function quantizeCodes(x: Tensor, scale: Tensor, zp: Tensor | null, a: Record<string, unknown>): Tensor {
+  let q = ops.round(ops.div(asF32(x), alongAxis(scale, a.axis, x.rank)));
+  if (zp) q = ops.add(q, alongAxis(zp, a.axis, x.rank));
+  return ops.clamp(q, num(a.qmin, 0), num(a.qmax, 255));
+}
+
+/** ONNX DequantizeLinear: (x - zp) * scale in f32 (no scale: x - zp, the integer ops' centring). */
+function dequantize(x: Tensor, scale: Tensor | null, zp: Tensor | null, a: Record<string, unknown>): Tensor {
+  let y = asF32(x);
+  if (zp) y = ops.sub(y, alongAxis(zp, a.axis, x.rank));
+  return scale ? ops.mul(y, alongAxis(scale, a.axis, x.rank)) : y;
+}
+
 /** The ops a GraphModule runs, by name. Layers (conv/linear/batchNorm modules) run through op 'layer'. */
 export const GRAPH_OPS: Record<string, OpImpl> = {
   identity: ([x]) => [x!],
@@ -253,6 +277,12 @@ export const GRAPH_OPS: Record<string, OpImpl> = {
   },
   gather: ([x], a) => [gather(x!, num(a.axis, 0), a.indices as number[], a.indicesShape as number[])],
   slice: ([x], a) => [ops.slice(x!, a.starts as number[], a.ends as number[])],
+  /** QuantizeLinear: integer codes held as f32. attrs: axis (per-axis scale/zero point), qmin, qmax. */
+  quantize: ([x, scale, zp], a) => [quantizeCodes(x!, scale!, zp, a)],
+  /** DequantizeLinear (and the zero-point centring of ConvInteger / MatMulInteger, without scale). attrs: axis. */
+  dequantize: ([x, scale, zp], a) => [dequantize(x!, scale, zp, a)],
+  /** QuantizeLinear -> DequantizeLinear: (clamp(round_half_even(x / s) + zp, qmin, qmax) - zp) * s. attrs: axis, qmin, qmax. */
+  fakeQuant: ([x, scale, zp], a) => [dequantize(quantizeCodes(x!, scale!, zp, a), scale, zp, a)],
   /** Dropout's mask output in inference: all true. */
   onesMask: ([x]) => {
     const m = Tensor.empty(x!.shape, 'u8');

@@ -48,6 +48,11 @@ function compare(actual: Tensor, expected: TensorValue, what: string): string | 
     return `${what}: shape [${actual.shape.join(',')}], expected [${expected.dims.join(',')}]`;
   }
   const a = actual.toArray(), e = expected.data;
+  if (expected.dtype !== 'f32') {
+    // integer outputs (quantized codes, integer accumulators, indices; lowbit may hold them as f32): exact
+    for (let i = 0; i < e.length; i++) if (a[i] !== e[i]) return `${what}: element ${i} is ${a[i]}, expected ${e[i]} (exactly: ${expected.dtype})`;
+    return null;
+  }
   for (let i = 0; i < e.length; i++) {
     if (Number.isNaN(e[i]) && Number.isNaN(a[i])) continue;
     if (e[i] === a[i]) continue; // infinities

@@ -4,6 +4,10 @@
 // op. The import runs the graph once on a zero input of the static input shape: that gives every value's
 // shape (auto_pad, Reshape's 0 and -1) and folds whatever only depends on constants (Shape -> Gather ->
 // Concat -> Reshape chains, Constant nodes) into constants.
+// Already-quantized models (QDQ, QLinearConv/QLinearMatMul, ConvInteger/MatMulInteger) import as an exact
+// float simulation: DequantizeLinear of an initializer folds to a float constant, QuantizeLinear ->
+// DequantizeLinear on an activation becomes one fakeQuant op, a lone QuantizeLinear gives integer codes held
+// as f32, and the QLinear / Integer ops become dequantize -> Conv2d/Linear layer (or conv/matmul op) -> quantize.
 
 import { dirname } from 'node:path';
 import { LowbitError } from '../../errors.js';
@@ -38,6 +42,12 @@ export const SUPPORTED_OPS: Record<string, string> = {
   Pad: 'constant, edge, reflect and wrap padding with constant pads',
   Identity: 'identity', Dropout: 'identity (inference)', Softmax: 'softmax over one axis (opset >= 13) or flattened axes (< 13)',
   Constant: 'folded at import', Shape: 'folded at import (static shapes)', Gather: 'gather with constant indices',
+  QuantizeLinear: 'integer codes as f32 (uint8/int8, per-tensor or per-axis); QuantizeLinear -> DequantizeLinear becomes one fakeQuant op (no block_size, no 16-bit/4-bit/float8 types)',
+  DequantizeLinear: '(q - zp) scale in f32, folded to a float constant for initializers (uint8/int8/int32, per-tensor or per-axis; no block_size)',
+  QLinearConv: 'dequantize -> Conv2d layer (constant weights, bias int32 of scale x_scale w_scale) or conv op -> quantize; 2-D',
+  QLinearMatMul: 'dequantize -> Linear layer (2-D input, constant 2-D B) or matmul -> quantize',
+  ConvInteger: 'conv of (x - x_zp) and (w - w_zp) as f32 (exact while sums < 2^24); 2-D',
+  MatMulInteger: 'matmul of (A - a_zp) and (B - b_zp) as f32 (exact while sums < 2^24)',
 };
 
 export interface ImportOptions {
@@ -107,6 +117,11 @@ class Importer {
   private readonly usedNames = new Set<string>();
   private readonly buffered = new Set<string>();
   private batch = -1;
+  /** Nodes reading each value, and the graph outputs (for fusing QuantizeLinear -> DequantizeLinear). */
+  private readonly readers = new Map<string, NodeProto[]>();
+  private readonly graphOutputs = new Set<string>();
+  /** QuantizeLinear outputs read only by matching DequantizeLinear nodes: not computed, each reader becomes a fakeQuant. */
+  private readonly pendingQuantize = new Map<string, GraphOp>();
 
   constructor(private readonly model: ModelProto, private readonly what: string, private readonly baseDir: string | undefined, private readonly opts: ImportOptions) {
     this.opset = defaultOpset(model);
@@ -150,6 +165,10 @@ class Importer {
       this.values.set(name, { t: Tensor.zeros(shape, dtype), constant: false });
     }
 
+    for (const n of g.node ?? []) {
+      for (const name of n.input ?? []) if (name) this.readers.set(name, [...(this.readers.get(name) ?? []), n]);
+    }
+    for (const o of g.output ?? []) this.graphOutputs.add(o.name ?? '');
     (g.node ?? []).forEach((n, i) => this.node(n, i));
 
     const outputs: ImportedModel['outputs'] = [];
@@ -431,9 +450,135 @@ class Importer {
         const idx = this.constant(n, 1, 'indices')!;
         return simple('gather', { axis: a.int('axis', 0), indices: idx.data, indicesShape: idx.dims });
       }
+      case 'QuantizeLinear': return this.quantizeLinear(n, a);
+      case 'DequantizeLinear': return this.dequantizeLinear(n, a);
+      case 'QLinearConv': case 'ConvInteger': return this.quantizedConv(n, a, index);
+      case 'QLinearMatMul': case 'MatMulInteger': return this.quantizedMatMul(n, index);
       default:
         this.unsupported(n, 'op not mapped');
     }
+  }
+
+  /** The code range of a quantized value from its zero point's type (or QuantizeLinear's output_dtype; default uint8). */
+  private codeRange(n: NodeProto, zpName: string, outputDtype = 0): { qmin: number; qmax: number } {
+    let dtype: DType | 'other' = 'u8';
+    if (zpName) dtype = this.get(zpName, `node ${this.nodeName(n)}`).t.dtype;
+    else if (outputDtype === 3) dtype = 'i8';
+    else if (outputDtype !== 0 && outputDtype !== 2) dtype = 'other';
+    if (dtype === 'u8') return { qmin: 0, qmax: 255 };
+    if (dtype === 'i8') return { qmin: -128, qmax: 127 };
+    this.unsupported(n, `quantized type ${zpName ? dtype : onnxTypeName(outputDtype)} (lowbit imports uint8 and int8 codes)`);
+  }
+
+  /** The axis of a scale / zero point: per-tensor (size 1) or along `axis` of the quantized value, checked. */
+  private quantAxis(n: NodeProto, a: Attributes, x: Tensor, params: string[], dflt = 1): number {
+    if (a.int('block_size', 0) !== 0) this.unsupported(n, 'blocked quantization (block_size)');
+    const axis = a.int('axis', dflt);
+    const ax = axis < 0 ? axis + x.rank : axis;
+    for (const name of params) {
+      if (!name) continue;
+      const t = this.get(name, `node ${this.nodeName(n)}`).t;
+      if (t.size === 1 && t.rank <= 1) continue;
+      if (t.rank !== 1 || !(ax >= 0 && ax < x.rank) || t.shape[0] !== x.shape[ax]) {
+        this.unsupported(n, `scale/zero point ${name} of shape ${formatShape(t.shape)} for a ${formatShape(x.shape)} value with axis ${axis} (lowbit: per-tensor or per-axis)`);
+      }
+    }
+    return ax;
+  }
+
+  private quantizeLinear(n: NodeProto, a: Attributes): void {
+    const [x, scale, zp = ''] = n.input!;
+    const out = n.output![0];
+    const t = this.get(x, `node ${this.nodeName(n)}`).t;
+    const axis = this.quantAxis(n, a, t, [scale, zp]);
+    const op: GraphOp = { op: 'quantize', inputs: [x, scale, zp], outputs: [out], attrs: { axis, ...this.codeRange(n, zp, a.int('output_dtype', 0)) } };
+    // read only by DequantizeLinear nodes with the same scale and zero point: each of them becomes a fakeQuant
+    const readers = this.readers.get(out) ?? [];
+    const same = (r: NodeProto) => r.opType === 'DequantizeLinear' && (r.domain ?? '') === '' && r.input?.[0] === out && r.input?.[1] === scale
+      && (r.input?.[2] ?? '') === zp && new Attributes(r, this.baseDir).int('axis', 1) === a.int('axis', 1);
+    if (readers.length && !this.graphOutputs.has(out) && readers.every(same)) {
+      this.pendingQuantize.set(out, op);
+      return;
+    }
+    this.emit(op);
+  }
+
+  private dequantizeLinear(n: NodeProto, a: Attributes): void {
+    const [x, scale, zp = ''] = n.input!;
+    const out = n.output![0];
+    const q = this.pendingQuantize.get(x);
+    if (q) return this.emit({ ...q, op: 'fakeQuant', outputs: [out] });
+    const t = this.get(x, `node ${this.nodeName(n)}`).t;
+    const axis = this.quantAxis(n, a, t, [scale, zp]);
+    this.emit({ op: 'dequantize', inputs: [x, scale, zp], outputs: [out], attrs: { axis } });
+  }
+
+  /** A fresh value computed by `op` from `inputs` (a step of a decomposed node). */
+  private step(base: string, op: string, inputs: string[], attrs: Record<string, unknown> = {}): string {
+    const out = this.freshName(base);
+    this.emit({ op, inputs, outputs: [out], attrs });
+    return out;
+  }
+
+  /** QLinearConv = quantize(conv(dequant x, dequant w) + dequant B); ConvInteger = conv(x - x_zp, w - w_zp). */
+  private quantizedConv(n: NodeProto, a: Attributes, index: number): void {
+    const inp = (i: number) => n.input?.[i] ?? '';
+    const out = n.output![0];
+    const qlinear = n.opType === 'QLinearConv';
+    const [x, xs, xzp, w, ws, wzp] = qlinear ? [0, 1, 2, 3, 4, 5].map(inp) : [inp(0), '', inp(2), inp(1), '', inp(3)];
+    const xt = this.get(x, `node ${this.nodeName(n)}`).t, wt = this.get(w, `node ${this.nodeName(n)}`).t;
+    if (xt.rank !== 4 || wt.rank !== 4) this.unsupported(n, `convolution over ${wt.rank - 2} spatial axes (lowbit convolves 2-D NCHW inputs)`);
+    this.quantParams(n, xt, [xs, xzp], 1);
+    this.quantParams(n, wt, [ws, wzp], 0);
+    const xf = this.step(out, 'dequantize', [x, xs, xzp], { axis: 1 });
+    const wf = this.step(out, 'dequantize', [w, ws, wzp], { axis: 0 });
+    let bf = '';
+    if (qlinear && inp(8)) {
+      const bs = this.step(out, 'mul', [xs, ws]); // the bias's scale: x_scale w_scale, zero point 0
+      bf = this.step(out, 'dequantize', [inp(8), bs, ''], { axis: 0 });
+    }
+    if (!qlinear) return this.conv({ ...n, opType: 'Conv', input: [xf, wf], output: [out] }, a, index);
+    const yf = this.freshName(out);
+    this.conv({ ...n, opType: 'Conv', input: [xf, wf, bf], output: [yf] }, a, index);
+    const [ys, yzp] = [inp(6), inp(7)];
+    this.quantParams(n, this.get(yf, `node ${this.nodeName(n)}`).t, [ys, yzp], 1);
+    this.emit({ op: 'quantize', inputs: [yf, ys, yzp], outputs: [out], attrs: { axis: 1, ...this.codeRange(n, yzp) } });
+  }
+
+  /** QLinearMatMul = quantize(matmul(dequant a, dequant b)); MatMulInteger = matmul(a - a_zp, b - b_zp). */
+  private quantizedMatMul(n: NodeProto, index: number): void {
+    const inp = (i: number) => n.input?.[i] ?? '';
+    const out = n.output![0];
+    const qlinear = n.opType === 'QLinearMatMul';
+    const [A, as, azp, B, bs, bzp] = qlinear ? [0, 1, 2, 3, 4, 5].map(inp) : [inp(0), '', inp(2), inp(1), '', inp(3)];
+    const at = this.get(A, `node ${this.nodeName(n)}`).t, bt = this.get(B, `node ${this.nodeName(n)}`).t;
+    if (at.rank < 2 || bt.rank < 2) this.unsupported(n, 'a rank-1 operand');
+    // per-row parameters of A (axis -2), per-column of B (axis -1)
+    const aAxis = this.quantParams(n, at, [as, azp], at.rank - 2);
+    const bAxis = this.quantParams(n, bt, [bs, bzp], bt.rank - 1);
+    const af = this.step(out, 'dequantize', [A, as, azp], { axis: aAxis });
+    const bf = this.step(out, 'dequantize', [B, bs, bzp], { axis: bAxis });
+    if (!qlinear) return this.matmul({ ...n, opType: 'MatMul', input: [af, bf], output: [out] }, index);
+    const yf = this.freshName(out);
+    this.matmul({ ...n, opType: 'MatMul', input: [af, bf], output: [yf] }, index);
+    const [ys, yzp] = [inp(6), inp(7)];
+    const yt = this.get(yf, `node ${this.nodeName(n)}`).t;
+    const yAxis = this.quantParams(n, yt, [ys, yzp], yt.rank - 1);
+    this.emit({ op: 'quantize', inputs: [yf, ys, yzp], outputs: [out], attrs: { axis: yAxis, ...this.codeRange(n, yzp) } });
+  }
+
+  /** Check the scale / zero point of an operand of a QLinear / Integer op: per-tensor or along `axis`; returns the axis. */
+  private quantParams(n: NodeProto, x: Tensor, params: string[], axis: number): number {
+    for (const name of params) {
+      if (!name) continue;
+      const t = this.get(name, `node ${this.nodeName(n)}`).t;
+      if (t.size === 1 && t.rank <= 1) continue;
+      if (t.rank !== 1 || t.shape[0] !== x.shape[axis]) {
+        this.unsupported(n, `scale/zero point ${name} of shape ${formatShape(t.shape)} for a ${formatShape(x.shape)} operand (lowbit: per-tensor or along axis ${axis})`);
+      }
+      if (t.dtype !== 'f32' && t.dtype !== 'u8' && t.dtype !== 'i8') this.unsupported(n, `zero point ${name} of type ${t.dtype} (lowbit imports uint8 and int8 codes)`);
+    }
+    return axis;
   }
 
   private conv(n: NodeProto, a: Attributes, index: number): void {
