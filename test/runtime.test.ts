@@ -17,7 +17,9 @@ import { loadDataset, batches, type Dataset } from '../src/data/index.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
 import { disposeQuantized, type ModelSource, type QuantizedModel } from '../src/quant/quantized.js';
 import { LowbitError } from '../src/errors.js';
-import { compileModel, compileQuantized, exportPacked, loadRuntimePlan, type Plan } from '../src/runtime/index.js';
+import { compileModel, compileQuantized, describeModel, exportPacked, loadRuntimePlan, saveRuntimeModel, type Plan } from '../src/runtime/index.js';
+import { exportOnnx } from '../src/formats/onnx/export.js';
+import { importOnnx } from '../src/formats/onnx/import.js';
 import { fixedPointMultiplier } from '../src/runtime/plan.js';
 import { traceGraph } from '../src/runtime/trace.js';
 import { packIndices, unpackIndices, tableWeights, checkDeclaredBits } from '../src/runtime/weights.js';
@@ -276,6 +278,37 @@ describe('runtime: ResNet-20 (random weights and inputs)', () => {
       disposeQuantized(q);
       x.dispose();
       model.dispose();
+    }
+  });
+});
+
+describe('runtime: graphs with constants (imported ONNX)', () => {
+  it('an int8 QDQ LeNet-5, exported and imported back (constants, div, round, clamp), runs like the module', () => {
+    const q = ptq(lenet, 'int8', mnistBatch('train', 128));
+    const imported = importOnnx(exportOnnx(q, 'onnx-qdq'));
+    disposeQuantized(q);
+    const m = imported.module;
+    m.eval();
+    const x = mnistBatch('test', 20); // any float input: the module and the plan must agree on it
+    const plan = compileModel(m, [], imported.inputShape);
+    const path = join(dir, 'imported.lowbit');
+    try {
+      assert.ok(plan.nodes.some((n) => n.op === 'constant'), 'constants are graph nodes');
+      const a = plan.run(x), b = noGrad(() => tidy(() => m.forward(x)));
+      assert.deepEqual(a.toFloat32Array(), b.toFloat32Array());
+      // and through a packed file (constants stored in its float area)
+      const { graph, specs } = describeModel(m, [], imported.inputShape);
+      saveRuntimeModel(path, { graph, specs, norms: new Map() }, {});
+      for (const sp of specs.values()) for (const t of sp.quantTensors.values()) t.dispose();
+      const { plan: loaded } = loadRuntimePlan(path);
+      const c = loaded.run(x);
+      assert.deepEqual(c.toFloat32Array(), b.toFloat32Array());
+      loaded.dispose();
+      for (const t of [a, b, c]) t.dispose();
+    } finally {
+      plan.dispose();
+      m.dispose();
+      x.dispose();
     }
   });
 });

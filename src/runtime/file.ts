@@ -134,6 +134,7 @@ export function encodeRuntimeModel(graph: { nodes: GraphNode[]; output: number }
     nodes: graph.nodes.map((n) => {
       const { geometry: _g, ...attrs } = n.attrs;
       void _g;
+      if (n.op === 'constant') attrs.value = blobs.f32(attrs.value as Float32Array);
       return [n.op, n.inputs, n.shape, attrs, n.name ?? null];
     }),
     layers,
@@ -187,7 +188,12 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
     if (!Array.isArray(d.nodes) || d.nodes.length === 0 || !(d.output >= 0 && d.output < d.nodes.length)) bad(where, 'the graph is empty or its output is out of range');
     const nodes = d.nodes.map(([op, inputs, shape, attrs, name], id) => {
       if (typeof op !== 'string' || !Array.isArray(inputs) || inputs.some((i) => !(Number.isInteger(i) && i >= 0 && i < id))) bad(where, `graph node ${id} is malformed`);
-      return { id, op, inputs, shape, attrs: attrs ?? {}, name: name ?? undefined };
+      const a = { ...(attrs ?? {}) };
+      if (op === 'constant') {
+        a.value = f32(a.value as Span, `constant node ${id}`);
+        if ((a.value as Float32Array).length !== shape.reduce((p: number, d: number) => p * d, 1)) bad(where, `constant node ${id} does not fill its shape`);
+      }
+      return { id, op, inputs, shape, attrs: a, name: name ?? undefined };
     });
     const specs = new Map<string, LayerSpec>();
     for (const [name, r] of Object.entries(d.layers ?? {})) {

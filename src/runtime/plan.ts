@@ -22,7 +22,7 @@ import { batchNormEvalAffine } from '../autograd/ops/norm.js';
 import { BatchNorm, type Conv2d, type Module } from '../nn/index.js';
 import { engine, keep, tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { ConvGeometry, IntEpilogue, UnaryOp } from '../kernels/types.js';
+import { UNARY_OPS, type ConvGeometry, type IntEpilogue, type UnaryOp } from '../kernels/types.js';
 import { LowbitError } from '../errors.js';
 import { xnorBoxFilter } from '../quant/binary.js';
 import { readerCounts, type GraphNode } from './trace.js';
@@ -33,8 +33,15 @@ import { buildRuntimeLayer, disposeRuntimeLayer, type InputCodes, type LayerSpec
 const STEM_MIN_ELEMENTS = 1 << 19;
 
 /** Float ops the runtime executes as they were traced. */
-const FLOAT_UNARY = new Set(['relu', 'relu6', 'hardtanh', 'sigmoid', 'tanh', 'clamp', 'leakyRelu', 'neg', 'abs']);
-const SUPPORTED = ['input', 'conv', 'linear', 'batchNorm', 'reshape', 'add', 'sub', 'mul', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad', ...FLOAT_UNARY];
+const FLOAT_UNARY = new Set<string>(UNARY_OPS);
+/** Elementwise binary ops with broadcasting, by traced name. */
+const FLOAT_BINARY: Record<string, (a: Tensor, b: Tensor) => Tensor> = {
+  add: ops.add, sub: ops.sub, mul: ops.mul, div: ops.div, maximum: ops.maximum, minimum: ops.minimum,
+};
+const SUPPORTED = [
+  'input', 'constant', 'conv', 'linear', 'batchNorm', 'reshape', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad',
+  ...Object.keys(FLOAT_BINARY), ...FLOAT_UNARY,
+];
 
 /** A node of the plan's graph with what the runtime needs to run it. */
 export interface PlanNode extends Omit<GraphNode, 'module'> {
@@ -412,17 +419,15 @@ export class Plan {
         return { kind: 'float', t: ops.avgPool2d(this.toFloat(ins[0]), a.opts as ops.Pool2dOptions) };
       case 'globalAvgPool2d':
         return { kind: 'float', t: ops.globalAvgPool2d(this.toFloat(ins[0])) };
-      case 'add':
-        return { kind: 'float', t: ops.add(this.toFloat(ins[0]), this.toFloat(ins[1])) };
-      case 'sub':
-        return { kind: 'float', t: ops.sub(this.toFloat(ins[0]), this.toFloat(ins[1])) };
-      case 'mul':
-        return { kind: 'float', t: ops.mul(this.toFloat(ins[0]), this.toFloat(ins[1])) };
+      case 'constant':
+        // a tensor the model computes without its input (a GraphModule's constants, folded parameters)
+        return { kind: 'float', t: Tensor.from(a.value as Float32Array, n.shape) };
       case 'concat':
         return { kind: 'float', t: ops.concat(ins.map((v) => this.toFloat(v)), a.axis as number) };
       case 'pad':
         return { kind: 'float', t: ops.pad(this.toFloat(ins[0]), a.pads as [number, number][], a.value as number) };
       default:
+        if (FLOAT_BINARY[n.op]) return { kind: 'float', t: FLOAT_BINARY[n.op](this.toFloat(ins[0]), this.toFloat(ins[1])) };
         if (FLOAT_UNARY.has(n.op)) {
           const x = this.toFloat(ins[0]);
           if (!inPlace) return { kind: 'float', t: ops.unaryOp(n.op as never, x, a.a as number, a.b as number) };

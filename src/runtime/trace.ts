@@ -12,7 +12,10 @@ import { LowbitError } from '../errors.js';
 
 export interface GraphNode {
   id: number;
-  /** 'input', 'conv', 'linear', 'batchNorm', or the autograd op name (relu, add, maxPool2d, reshape, ...). */
+  /**
+   * 'input', 'constant' (attrs.value: the values of a tensor the model computes without its input), 'conv',
+   * 'linear', 'batchNorm', or the autograd op name (relu, add, maxPool2d, reshape, ...).
+   */
   op: string;
   inputs: number[];
   /** Output shape for the traced batch (dimension 0 is the batch). */
@@ -38,13 +41,7 @@ export function traceGraph(model: Module, inputShape: number[]): Graph {
   const idOf = new Map<Tensor, number>();
   let depth = 0;
   const add = (op: string, out: Tensor, inputs: Tensor[], attrs: Record<string, unknown>, name?: string, module?: Module) => {
-    const ids = inputs.map((t) => {
-      const id = idOf.get(t);
-      if (id === undefined) {
-        throw new LowbitError(`cannot capture the model's graph: ${op}${name ? ` (${name})` : ''} reads a tensor that is not computed from the input (a constant?); lowbit's runtime supports models whose ops all start from the input`);
-      }
-      return id;
-    });
+    const ids = inputs.map((t) => idOf.get(t) ?? constant(t));
     if (IDENTITY_OPS.has(op) && ids.length === 1) {
       idOf.set(out, ids[0]);
       return;
@@ -54,6 +51,14 @@ export function traceGraph(model: Module, inputShape: number[]): Graph {
     idOf.set(out, node.id);
   };
 
+  /** A tensor not computed from the input (a constant of the model): a 'constant' node holding its values. */
+  const constant = (t: Tensor): number => {
+    const value = t.dtype === 'f32' ? t.toFloat32Array() : Float32Array.from(t.view());
+    const node: GraphNode = { id: nodes.length, op: 'constant', inputs: [], shape: [...t.shape], attrs: { value } };
+    nodes.push(node);
+    idOf.set(t, node.id);
+    return node.id;
+  };
   const patched: Module[] = [];
   for (const [name, m] of model.namedModules()) {
     const kind = m instanceof Conv2d ? 'conv' : m instanceof Linear ? 'linear' : m instanceof BatchNorm ? 'batchNorm' : null;
