@@ -111,7 +111,7 @@ function convLayerCases(): { dtype: RuntimeDtype; run: () => void; how: string; 
 }
 
 /** A zoo network with random weights (and non-trivial batch norms) compiled for one dtype. */
-function networkPlan(name: string, dtype: RuntimeDtype): { plan: Plan; x: Tensor; dispose: () => void; how: string } {
+export function networkPlan(name: string, dtype: RuntimeDtype): { plan: Plan; x: Tensor; dispose: () => void; how: string } {
   const net = NETWORKS[name];
   const { model, config } = buildModel(net.zoo, net.config, 1);
   const r = new Random(2);

@@ -14,9 +14,12 @@
 // Where the WebAssembly kernel runs the exact integer Winograd F(2x2, 3x3) (int8WinogradApplies: 3x3,
 // stride 1, undilated, groups 1, 8..INT8_WINOGRAD_MAX_IN_CHANNELS input and >= 8 output channels; see
 // assembly/int8-winograd.ts), the transformed weights U' = G' g G'^T, G' = [[2,0,0],[1,1,1],[1,-1,1],[0,0,2]]
-// (integers, |U'| <= 1152), follow the direct ones, as i16 pairs of the same input channels (2j, 2j+1):
-//   packed[winogradOffset + ...][xi][block][j][i]  (u32 words)  = U'[xi] of output channel block*INT8_MR + i
-// with xi = 4 * row + column of the 4 x 4 transformed tile. This reference reads only the direct weights.
+// (integers, |U'| <= 1152), REPLACE the direct ones, as i16 pairs of the same input channels (2j, 2j+1):
+//   packed[xi][block][j][i]  (u32 words)  = U'[xi] of output channel block*INT8_MR + i
+// with xi = 4 * row + column of the 4 x 4 transformed tile. Only one of the two layouts is stored (3.6 bytes
+// per weight, not 5.6): g is exactly recoverable from U' (int8WeightsFromWinograd), which this reference
+// does to read them, and the WebAssembly kernel does in the rare case its Winograd path cannot run (a band
+// of one tile row larger than its scratch).
 
 import type { EngineMemory, Ptr } from '../memory.js';
 import type { ConvGeometry, IntEpilogue, IntKernels, PoolGeometry } from '../types.js';
@@ -32,24 +35,25 @@ export const INT8_MR = 4;
  */
 export const INT8_WINOGRAD_MAX_IN_CHANNELS = 1827;
 
-/** The packed weights carry the Winograd-transformed weights too (a function of the weights' shape only). */
+/** The packed weights are the Winograd-transformed ones (a function of the geometry, not of the batch). */
 export function int8WinogradApplies(g: ConvGeometry): boolean {
   return g.kH === 3 && g.kW === 3 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.dilationW === 1 &&
-    g.groups === 1 && g.inC >= 8 && g.outC >= 8 && g.inC <= INT8_WINOGRAD_MAX_IN_CHANNELS;
+    g.groups === 1 && g.inC >= 8 && g.outC >= 8 && g.inC <= INT8_WINOGRAD_MAX_IN_CHANNELS && g.outH >= 2 && g.outW >= 2;
 }
 
 /** Sizes of the packed weight layout (see the header). */
 export function int8Layout(g: ConvGeometry): {
-  cinG: number; coutG: number; pairs: number; K2: number; blocks: number; winograd: boolean; winogradOffset: number; bytes: number;
+  cinG: number; coutG: number; pairs: number; K2: number; blocks: number; winograd: boolean; directBytes: number; bytes: number;
 } {
   const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
   const pairs = Math.ceil(cinG / 2);
   const K2 = pairs * g.kH * g.kW;
   const blocks = Math.ceil(coutG / INT8_MR);
-  const direct = g.groups * blocks * K2 * INT8_MR * 4;
+  /** Bytes of the direct layout (stored, or built for the moment from U'). */
+  const directBytes = g.groups * blocks * K2 * INT8_MR * 4;
   const winograd = int8WinogradApplies(g);
-  const bytes = direct + (winograd ? 16 * blocks * pairs * INT8_MR * 4 : 0);
-  return { cinG, coutG, pairs, K2, blocks, winograd, winogradOffset: direct, bytes };
+  const bytes = winograd ? 16 * blocks * pairs * INT8_MR * 4 : directBytes;
+  return { cinG, coutG, pairs, K2, blocks, winograd, directBytes, bytes };
 }
 
 /** U' = G' g G'^T (4 x 4, row-major) of one 3 x 3 kernel g (row-major). */
@@ -63,9 +67,58 @@ export function int8WinogradWeights(g: ArrayLike<number>): number[] {
   return s.flatMap(([a, b, c]) => [2 * a, a + b + c, a - b + c, 2 * c]);
 }
 
+/** The 3 x 3 kernel g (row-major) back from U' = G' g G'^T (exact: G' has a left inverse with halves that divide). */
+export function int8WeightsFromWinograd(u: ArrayLike<number>): number[] {
+  // rows of s = G' g from each row r of U' = s G'^T: s_r = [U'r0 / 2, (U'r1 - U'r2) / 2, U'r3 / 2]
+  const s = [0, 1, 2, 3].map((r) => [u[4 * r] / 2, (u[4 * r + 1] - u[4 * r + 2]) / 2, u[4 * r + 3] / 2]);
+  // g rows from s = G' g: g0 = s0 / 2, g1 = (s1 - s2) / 2, g2 = s3 / 2
+  return [...s[0].map((v) => v / 2), ...s[1].map((v, i) => (v - s[2][i]) / 2), ...s[3].map((v) => v / 2)];
+}
+
+/** Word index, within Winograd-packed weights, of U'[xi] of output channel oc and input channel c. */
+function winogradWordAt(oc: number, c: number, xi: number, pairs: number, blocks: number): number {
+  return ((xi * blocks + Math.floor(oc / INT8_MR)) * pairs + (c >> 1)) * INT8_MR + (oc % INT8_MR);
+}
+
+/**
+ * Write the direct layout of Winograd-packed weights u into dst (int8Layout(g).directBytes): the weights
+ * recovered from U', for the direct kernel.
+ */
+export function int8DirectFromWinograd(mem: EngineMemory, g: ConvGeometry, u: Ptr, dst: Ptr): void {
+  const { cinG, pairs, directBytes, K2, blocks } = int8Layout(g);
+  const view = new DataView(mem.u8.buffer);
+  mem.u8.fill(0, dst, dst + directBytes);
+  const tile = new Array<number>(16);
+  for (let oc = 0; oc < g.outC; oc++)
+    for (let c = 0; c < cinG; c++) {
+      for (let xi = 0; xi < 16; xi++) tile[xi] = view.getInt16(u + winogradWordAt(oc, c, xi, pairs, blocks) * 4 + (c & 1) * 2, true);
+      const k = int8WeightsFromWinograd(tile);
+      for (let t = 0; t < 9; t++) view.setInt16(dst + packedWeightAt(g, oc, c, Math.floor(t / 3), t % 3, K2, blocks), k[t], true);
+    }
+}
+
+/** The weights [outC, cinG, kH, kW] read back from packed ones (either layout). */
+export function unpackInt8Weights(mem: EngineMemory, g: ConvGeometry, w: Ptr): Int16Array {
+  const { cinG, winograd, directBytes, K2, blocks } = int8Layout(g);
+  const out = new Int16Array(g.outC * cinG * g.kH * g.kW);
+  const direct = winograd ? mem.alloc(directBytes) : w;
+  try {
+    if (winograd) int8DirectFromWinograd(mem, g, w, direct);
+    const view = new DataView(mem.u8.buffer);
+    for (let oc = 0; oc < g.outC; oc++)
+      for (let c = 0; c < cinG; c++)
+        for (let ky = 0; ky < g.kH; ky++)
+          for (let kx = 0; kx < g.kW; kx++)
+            out[((oc * cinG + c) * g.kH + ky) * g.kW + kx] = view.getInt16(direct + packedWeightAt(g, oc, c, ky, kx, K2, blocks), true);
+  } finally {
+    if (winograd) mem.free(direct);
+  }
+  return out;
+}
+
 /** Byte offset, within packed weights, of the i16 weight of output channel oc, input channel c, tap (ky, kx). */
-function packedWeightAt(g: ConvGeometry, oc: number, c: number, ky: number, kx: number): number {
-  const { coutG, K2, blocks } = int8Layout(g);
+function packedWeightAt(g: ConvGeometry, oc: number, c: number, ky: number, kx: number, K2: number, blocks: number): number {
+  const coutG = g.outC / g.groups;
   const gi = Math.floor(oc / coutG), o = oc % coutG;
   const k = ((c >> 1) * g.kH + ky) * g.kW + kx;
   const word = ((gi * blocks + Math.floor(o / INT8_MR)) * K2 + k) * INT8_MR + (o % INT8_MR);
@@ -171,34 +224,33 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
 
     int8PackWeights(g, w, dst) {
       checkConvGeometry(g, 'int8PackWeights');
-      const { cinG, pairs, blocks, winograd, winogradOffset, bytes } = int8Layout(g);
+      const { cinG, pairs, winograd, bytes, K2, blocks } = int8Layout(g);
       mem.u8.fill(0, dst, dst + bytes);
       const i8 = mem.i8;
       const view = new DataView(mem.u8.buffer);
+      if (winograd) {
+        for (let oc = 0; oc < g.outC; oc++)
+          for (let c = 0; c < cinG; c++) {
+            const u = int8WinogradWeights(i8.subarray(w + (oc * cinG + c) * 9, w + (oc * cinG + c) * 9 + 9));
+            for (let xi = 0; xi < 16; xi++) view.setInt16(dst + winogradWordAt(oc, c, xi, pairs, blocks) * 4 + (c & 1) * 2, u[xi], true);
+          }
+        return;
+      }
       for (let oc = 0; oc < g.outC; oc++)
         for (let c = 0; c < cinG; c++)
           for (let ky = 0; ky < g.kH; ky++)
             for (let kx = 0; kx < g.kW; kx++) {
               const v = i8[w + ((oc * cinG + c) * g.kH + ky) * g.kW + kx];
-              view.setInt16(dst + packedWeightAt(g, oc, c, ky, kx), v, true);
+              view.setInt16(dst + packedWeightAt(g, oc, c, ky, kx, K2, blocks), v, true);
             }
-      if (!winograd) return;
-      for (let oc = 0; oc < g.outC; oc++)
-        for (let c = 0; c < cinG; c++) {
-          const u = int8WinogradWeights(i8.subarray(w + (oc * cinG + c) * 9, w + (oc * cinG + c) * 9 + 9));
-          for (let xi = 0; xi < 16; xi++) {
-            const word = ((xi * blocks + Math.floor(oc / INT8_MR)) * pairs + (c >> 1)) * INT8_MR + (oc % INT8_MR);
-            view.setInt16(dst + winogradOffset + word * 4 + (c & 1) * 2, u[xi], true);
-          }
-        }
     },
 
     convInt8(g, x, xType, xZero, w, ep, y) {
       checkConvGeometry(g, 'convInt8');
       checkZero(xType, xZero, 'convInt8');
       const xs = codes(xType);
-      const view = new DataView(mem.u8.buffer);
       const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
+      const weights = unpackInt8Weights(mem, g, w);
       const P = g.outH * g.outW;
       const acc = new Int32Array(g.n * g.outC * P);
       for (let b = 0; b < g.n; b++)
@@ -215,7 +267,7 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
                     // a padded tap reads xZero: it contributes 0
                     if (iy < 0 || iy >= g.inH || ix < 0 || ix >= g.inW) continue;
                     const xv = xs[x + ((b * g.inC + gi * cinG + c) * g.inH + iy) * g.inW + ix];
-                    const wv = view.getInt16(w + packedWeightAt(g, oc, c, ky, kx), true);
+                    const wv = weights[((oc * cinG + c) * g.kH + ky) * g.kW + kx];
                     a = (a + (xv - xZero) * wv) | 0;
                   }
                 }

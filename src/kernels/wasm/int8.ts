@@ -2,17 +2,18 @@
 // argument slots, buffer sizes and the split of each job into units for the threads.
 //   convInt8:  Int8Prep (the zero-point-shifted, padded, channel-paired i16 input; pair-tap offsets) then
 //              Int8Conv (tiles of 8 output pixels, every output channel, the epilogue fused), or, where the
-//              packed weights carry Winograd-transformed ones (ref/int8.ts int8WinogradApplies) and the
-//              output has at least 2 x 2 pixels, Int8Prep then Int8Winograd (exact integer F(2x2, 3x3),
-//              assembly/int8-winograd.ts: bands of tile rows, the epilogue fused). The 'bits' epilogue runs
-//              as int32 accumulators followed by requantize.
+//              packed weights are Winograd-transformed ones (ref/int8.ts int8WinogradApplies), Int8Prep then
+//              Int8Winograd (exact integer F(2x2, 3x3), assembly/int8-winograd.ts: bands of tile rows, the
+//              epilogue fused; if a band of one tile row exceeds the scratch, the direct kernel on weights
+//              recovered from U' for the call). The 'bits' epilogue runs as int32 accumulators followed by
+//              requantize.
 //   the rest:  one job each, split over planes or elements.
 
 import type { EngineMemory, Ptr } from '../memory.js';
 import type { ConvGeometry, IntEpilogue, PoolGeometry } from '../types.js';
 import { Job } from './abi.js';
 import type { WasmBackend } from './backend.js';
-import { checkAddArgs, checkConvGeometry, checkZero, int8Layout, type Int8Kernels } from '../ref/int8.js';
+import { checkAddArgs, checkConvGeometry, checkZero, int8DirectFromWinograd, int8Layout, type Int8Kernels } from '../ref/int8.js';
 
 export type { Int8Kernels };
 
@@ -94,7 +95,7 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
     const P = g.outH * g.outW;
     if (g.n * g.outC * P === 0) return;
     const layout = int8Layout(g);
-    const { pairs, K2, coutG } = layout;
+    const { pairs, K2 } = layout;
     if (ep.kind === 'bits' || K2 === 0) {
       // bits: int32 accumulators, then binarize them; no taps: every accumulator is 0
       const acc = mem.alloc(g.n * g.outC * P * 4);
@@ -107,7 +108,20 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       }
       return;
     }
-    if (layout.winograd && g.outH >= 2 && g.outW >= 2 && winograd(g, x, xType, xZero, w + layout.winogradOffset, ep, y)) return;
+    if (!layout.winograd) return directConv(g, x, xType, xZero, w, ep, y, K2, pairs);
+    if (winograd(g, x, xType, xZero, w, ep, y)) return;
+    const direct = mem.alloc(layout.directBytes);
+    try {
+      int8DirectFromWinograd(mem, g, w, direct);
+      directConv(g, x, xType, xZero, direct, ep, y, K2, pairs);
+    } finally {
+      mem.free(direct);
+    }
+  }
+
+  /** The direct kernel (w in the direct layout). */
+  function directConv(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr, K2: number, pairs: number): void {
+    const P = g.outH * g.outW;
     if (PANEL_AT + K2 * NR * 4 > scratchBytes)
       throw new RangeError(`lowbit: convInt8: ${K2 * 2} input channel taps per output exceed the kernel's scratch buffer`);
     const { Hp, Wq } = padded(g);
@@ -127,7 +141,6 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       be.run(Job.Int8Prep, Math.min(planes, be.units(planes * g.strideW * Hp * Wq, GRAIN_ELEMENTS)));
       const tiles = g.groups * Math.ceil((g.n * P) / NR);
       const macs = g.n * P * g.outC * K2 * 2;
-      void coutG;
       be.run(Job.Int8Conv, Math.min(tiles, be.units(macs, GRAIN_MACS)));
     } finally {
       mem.free(xq);
@@ -185,17 +198,13 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
 
     int8PackWeights(g, w, dst) {
       checkConvGeometry(g, 'int8PackWeights');
-      const { blocks, bytes, winograd, winogradOffset } = int8Layout(g);
+      const { blocks, bytes, winograd } = int8Layout(g);
       if (bytes === 0) return;
       writeGeometry(g, 0, 0);
       be.setArg(18, w);
       be.setArg(20, dst);
-      const units = g.groups * blocks;
-      be.run(Job.Int8PackWeights, Math.min(units, be.units(bytes / 4, GRAIN_ELEMENTS)));
-      if (winograd) {
-        be.setArg(20, dst + winogradOffset);
-        be.run(Job.Int8WinogradPack, Math.min(blocks, be.units(blocks * 4 * g.inC * 16, GRAIN_ELEMENTS)));
-      }
+      if (winograd) be.run(Job.Int8WinogradPack, Math.min(blocks, be.units(blocks * 4 * g.inC * 16, GRAIN_ELEMENTS)));
+      else be.run(Job.Int8PackWeights, Math.min(g.groups * blocks, be.units(bytes / 4, GRAIN_ELEMENTS)));
     },
 
     convInt8,
