@@ -12,7 +12,8 @@
 // transformed tile, with input channels paired as i16 (like the direct kernel) for i32x4.dot_i16x8_s:
 //   M[xi] (outC x tiles) = U'[xi] (outC x pairs) * V[xi] (pairs x tiles)
 // Layouts (u32 words holding the i16 pair of channels 2j, 2j+1):
-//   U'  packed weights, after the direct ones:  [xi][block of 4 output channels][pair j][4]
+//   U'  the transformed weights of one block of 4 output channels, made from the packed i8 weights per band
+//       (transformBlock), thread scratch: [xi][pair j][4]
 //   xq  the padded (x - xZero) input of the direct kernel (assembly/int8.ts prepInput), one phase, with
 //       Hp >= 2*TH + 2 rows and Wq >= 2*TW4 + 2 columns so that whole 4 x 4 tiles can be read
 //   V   thread scratch: [xi][panel of 8 tiles][pair j][8]
@@ -21,12 +22,13 @@
 // assembly/winograd.ts); tiles past the image are computed and dropped.
 // A unit is a band of R tile rows of one image and a share of the output-channel blocks (several shares
 // only when there are too few bands for the threads). Per unit: input transform of the band into V, then per
-// block of 4 output channels: the 16 GEMMs into M [xi][4][tiles] (register tiles of 4 channels x 8 tiles),
-// the output transform into the band's accumulators O [4][rows][outW], and the epilogue on O.
+// block of 4 output channels: its weight transform into U', the 16 GEMMs into M [xi][4][tiles] (register
+// tiles of 4 channels x 8 tiles), the output transform into the band's accumulators O [4][rows][outW], and
+// the epilogue on O.
 
 import { argI, argP } from './layout';
 import { inputTransform4, storeRow8 } from './winograd';
-import { i8Tile4x8, epilogueRun, I_INC, I_OUTC, I_OUTH, I_OUTW, I_HP, I_WQ, I_X, I_XQ, I_W, I_Y, I_WR, I_WS } from './int8';
+import { i8Tile4x8, epilogueRun, I_INC, I_OUTC, I_OUTH, I_OUTW, I_HP, I_WQ, I_XQ, I_W, I_Y, I_WR, I_WS } from './int8';
 
 /** Bytes between the xi planes of V and M beyond their contents (keeps the 16 planes off one cache set). */
 const XI_PAD: usize = 64;
@@ -42,9 +44,14 @@ const XI_PAD: usize = 64;
   const panels = (R * tw4(outW) + 7) >> 3;
   return (<usize>panels * <usize>pairs << 5) + XI_PAD;
 }
+/** Bytes of one xi plane of the block's transformed weights U'. */
+// @ts-ignore: decorator
+@inline function uPlane(pairs: i32): usize {
+  return (<usize>pairs << 4) + XI_PAD;
+}
 /** Row stride (bytes) of M: the band's tiles rounded up to whole panels of 8. */
-// (The scratch a unit uses, 16 * vPlane + 16 * (4 * mRow + XI_PAD) + 4 * 2R * outW * 4 bytes, is mirrored
-// in src/kernels/wasm/int8.ts winogradScratchBytes.)
+// (The scratch a unit uses, 16 * vPlane + 16 * (4 * mRow + XI_PAD) + 4 * 2R * outW * 4 + 16 * uPlane bytes,
+// is mirrored in src/kernels/wasm/int8.ts winogradScratchBytes.)
 // @ts-ignore: decorator
 @inline function mRow(R: i32, outW: i32): usize {
   return <usize>(((R * tw4(outW) + 7) >> 3) << 5);
@@ -52,50 +59,35 @@ const XI_PAD: usize = 64;
 
 // ---- weights ------------------------------------------------------------------------------------------------
 
-/** U' = G' g G'^T of output-channel blocks [b0, b1) (w: i8 [outC, inC, 3, 3]) into dst [16][blocks][pairs][4]. */
-export function winogradPackInt8(ctrl: usize, b0: i32, b1: i32): void {
-  const inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC);
-  const w = argP(ctrl, I_X), dst = argP(ctrl, I_W);
-  const pairs = (inC + 1) >> 1, blocks = (outC + 3) >> 2;
-  const xiB = (<usize>blocks * <usize>pairs) << 4; // bytes per xi
-  for (let blk = b0; blk < b1; blk++) {
-    for (let i = 0; i < 4; i++) {
-      const oc = blk * 4 + i;
-      for (let j = 0; j < pairs; j++) {
-        const d = dst + ((<usize>(blk * pairs + j) * 4 + <usize>i) << 2);
-        if (oc >= outC) {
-          for (let xi = 0; xi < 16; xi++) store<u32>(d + <usize>xi * xiB, 0);
-          continue;
-        }
-        for (let h = 0; h < 2; h++) {
-          const c = 2 * j + h;
-          const at = d + (<usize>h << 1);
-          if (c >= inC) {
-            for (let xi = 0; xi < 16; xi++) store<i16>(at + <usize>xi * xiB, 0);
-            continue;
-          }
-          const src = w + <usize>(oc * inC + c) * 9;
-          const g00 = <i32>load<i8>(src), g01 = <i32>load<i8>(src, 1), g02 = <i32>load<i8>(src, 2);
-          const g10 = <i32>load<i8>(src, 3), g11 = <i32>load<i8>(src, 4), g12 = <i32>load<i8>(src, 5);
-          const g20 = <i32>load<i8>(src, 6), g21 = <i32>load<i8>(src, 7), g22 = <i32>load<i8>(src, 8);
-          // s = G' g (4 x 3), then each row (a, b, c) times G'^T: (2a, a + b + c, a - b + c, 2c)
-          packRow(at, xiB, 0, 2 * g00, 2 * g01, 2 * g02);
-          packRow(at, xiB, 1, g00 + g10 + g20, g01 + g11 + g21, g02 + g12 + g22);
-          packRow(at, xiB, 2, g00 - g10 + g20, g01 - g11 + g21, g02 - g12 + g22);
-          packRow(at, xiB, 3, 2 * g20, 2 * g21, 2 * g22);
-        }
-      }
-    }
+/**
+ * U' = G' g G'^T of one block of 4 output channels into u [16][pairs][4] (u32: i16 pairs), from the packed
+ * i8 weights pa (assembly/int8.ts layout [pair tap k = 9j + t][4] of i8 pairs). Each tap's 4 channels' pairs
+ * widen to one i16x8 vector in exactly U's lane order, so the transform is 8-lane i16 arithmetic
+ * (|U'| <= 9 * 128 fits). Done per band and block: it costs under 1/8 of the block's 16 GEMMs on one panel
+ * of 8 tiles, and it keeps the weights at 1 byte each in memory.
+ */
+function transformBlock(pa: usize, pairs: i32, u: usize, uXi: usize): void {
+  for (let j = 0; j < pairs; j++) {
+    const p = pa + <usize>(j * 9) * 8;
+    const g00 = v128.load8x8_s(p), g01 = v128.load8x8_s(p, 8), g02 = v128.load8x8_s(p, 16);
+    const g10 = v128.load8x8_s(p, 24), g11 = v128.load8x8_s(p, 32), g12 = v128.load8x8_s(p, 40);
+    const g20 = v128.load8x8_s(p, 48), g21 = v128.load8x8_s(p, 56), g22 = v128.load8x8_s(p, 64);
+    // s = G' g (4 x 3), then each row (a, b, c) times G'^T: (2a, a + b + c, a - b + c, 2c)
+    const d = u + (<usize>j << 4);
+    transformRow(d, uXi, 0, i16x8.add(g00, g00), i16x8.add(g01, g01), i16x8.add(g02, g02));
+    transformRow(d, uXi, 1, i16x8.add(i16x8.add(g00, g10), g20), i16x8.add(i16x8.add(g01, g11), g21), i16x8.add(i16x8.add(g02, g12), g22));
+    transformRow(d, uXi, 2, i16x8.add(i16x8.sub(g00, g10), g20), i16x8.add(i16x8.sub(g01, g11), g21), i16x8.add(i16x8.sub(g02, g12), g22));
+    transformRow(d, uXi, 3, i16x8.add(g20, g20), i16x8.add(g21, g21), i16x8.add(g22, g22));
   }
 }
 
 // @ts-ignore: decorator
-@inline function packRow(at: usize, xiB: usize, r: i32, a: i32, b: i32, c: i32): void {
-  const p = at + <usize>(4 * r) * xiB;
-  store<i16>(p, <i16>(2 * a));
-  store<i16>(p + xiB, <i16>(a + b + c));
-  store<i16>(p + 2 * xiB, <i16>(a - b + c));
-  store<i16>(p + 3 * xiB, <i16>(2 * c));
+@inline function transformRow(d: usize, uXi: usize, r: i32, a: v128, b: v128, c: v128): void {
+  const p = d + <usize>(4 * r) * uXi;
+  v128.store(p, i16x8.add(a, a));
+  v128.store(p + uXi, i16x8.add(i16x8.add(a, b), c));
+  v128.store(p + 2 * uXi, i16x8.add(i16x8.sub(a, b), c));
+  v128.store(p + 3 * uXi, i16x8.add(c, c));
 }
 
 // ---- transforms -----------------------------------------------------------------------------------------
@@ -142,9 +134,10 @@ export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize):
   const TH = (outH + 1) >> 1, TW4 = tw4(outW);
   const bandsPerImage = (TH + R - 1) / R;
   const vXi = vPlane(R, outW, pairs), ldm = mRow(R, outW), mXi = (ldm << 2) + XI_PAD;
-  const V = scratch, M = V + 16 * vXi, O = M + 16 * mXi;
   const oPlane = (<usize>(2 * R) * <usize>outW) << 2; // bytes of O per output channel
-  const uXi = (<usize>blocks * <usize>pairs) << 4; // bytes of U' per xi
+  const uXi = uPlane(pairs);
+  const V = scratch, M = V + 16 * vXi, O = M + 16 * mXi, Ub = O + 4 * oPlane;
+  const blockB = <usize>pairs * 9 * 8; // bytes of one block of packed i8 weights
   const planeB = (<usize>Hp * <usize>Wq) << 2;
   const rowB = <usize>Wq << 2;
   const P = <usize>outH * <usize>outW;
@@ -168,10 +161,11 @@ export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize):
     const blk0 = (share * blocks) / S, blk1 = ((share + 1) * blocks) / S;
     const rowsOut = min(2 * rowsT, outH - 2 * ty0);
     for (let blk = blk0; blk < blk1; blk++) {
+      transformBlock(U + <usize>blk * blockB, pairs, Ub, uXi);
       for (let xi = 0; xi < 16; xi++) {
-        const pa = U + <usize>xi * uXi + ((<usize>blk * <usize>pairs) << 4);
+        const pa = Ub + <usize>xi * uXi;
         const vx = V + <usize>xi * vXi, mx = M + <usize>xi * mXi;
-        for (let p = 0; p < panels; p++) i8Tile4x8(pairs, vx + ((<usize>p * <usize>pairs) << 5), pa, mx + (<usize>p << 5), ldm);
+        for (let p = 0; p < panels; p++) i8Tile4x8<i16>(pairs, vx + ((<usize>p * <usize>pairs) << 5), pa, mx + (<usize>p << 5), ldm);
       }
       const rows = min(4, outC - blk * 4);
       for (let i = 0; i < rows; i++) {

@@ -9,29 +9,32 @@
 //   xq      the input as (x - xZero) in i16, padded with zeros (a padded tap reads xZero, so it adds 0)
 //           and phase-split like the float convolution (assembly/conv.ts), one 32-bit word per pixel
 //           holding channels (2j, 2j+1) of a group:  xq[b][g][j][phase][Hp][Wq] (u32)
-//   packed  weights as pairs of i16 in the same channel order (src/kernels/ref/int8.ts has the layout):
-//           [g][block of MR output channels][pair tap k][MR] (u32)
+//   packed  weights as pairs of i8 in the same channel order (src/kernels/ref/int8.ts has the layout):
+//           [g][block of MR output channels][pair tap k][MR] (u16): 1 byte per weight, widened to i16 as
+//           they are loaded (v128.load8x8_s, 4 channels' pairs at once)
 // A tile is NR = 8 consecutive output pixels (of the image-major flattened output, so batch and row
 // boundaries don't waste lanes, and a linear layer's batch fills them). Its inputs are gathered once into a
 // panel [K2][NR] (u32, thread scratch; 2 vector copies per tap when the 8 pixels are consecutive in xq), and
-// each block of MR = 4 output channels is a 4 x 8 register tile: per pair tap, two loads of the panel, four
-// 32-bit splats of weight pairs, 8 dot products and 8 adds. Exact: |x - xZero| <= 255, |w| <= 128, so each
+// each block of MR = 4 output channels is a 4 x 8 register tile: per pair tap, two loads of the panel, one
+// widening load of the 4 weight pairs and 4 lane splats, 8 dot products and 8 adds. Exact: |x - xZero| <= 255, |w| <= 128, so each
 // dot product's pair sum fits easily and i32 accumulation wraps exactly like the reference. Tiles of at
 // most FEW_PIXELS pixels (a linear layer at batch 1) put 8 output channels in the lanes instead (i8Pixel8).
 // The epilogue is applied to each finished tile (scalar; 64-bit products for the requantization).
 // Speed: the 4 x 8 tile runs near the dot/add issue limit of one core (~10 multiply-adds per cycle);
 // 3x3 stride-1 convolutions (groups 1, >= 8 channels) take an exact integer Winograd F(2x2, 3x3) instead,
-// 2.25x fewer multiplies with the same tile (assembly/int8-winograd.ts). Contiguous runs of the epilogue
+// 2.25x fewer multiplies with the same tile (assembly/int8-winograd.ts), which transforms the same packed i8
+// weights on the fly (so weights cost 1 byte each in memory on every path). Contiguous runs of the epilogue
 // are vectorized (epilogueVector), bit for bit the scalar arithmetic.
 
 import { firstTap, endTap, phaseStart, phaseEnd } from './window';
 import { ARR, argI, argP, scratchOf, shareStart } from './layout';
-import { winogradPackInt8, winogradConvInt8 } from './int8-winograd';
+import { GEMM_SCRATCH } from './gemm';
+import { winogradConvInt8 } from './int8-winograd';
 
 // Job ids 40-49 (mirrored in src/kernels/wasm/abi.ts).
 export const J_I8_PACK = 40, J_I8_PREP = 41, J_I8_CONV = 42, J_I8_REQUANT = 43, J_I8_SUM = 44, J_I8_MAXPOOL = 45, J_I8_ADD = 46;
-// Winograd F(2x2, 3x3) (assembly/int8-winograd.ts): weight transform, convolution
-export const J_I8_WINO_PACK = 47, J_I8_WINO = 48;
+// Winograd F(2x2, 3x3) (assembly/int8-winograd.ts)
+export const J_I8_WINO = 48;
 
 // Tile: output channels x output pixels.
 export const I8_MR: i32 = 4;
@@ -196,7 +199,7 @@ function packWeights(ctrl: usize, u0: i32, u1: i32): void {
   const pairs = (cinG + 1) >> 1, K2 = pairs * kk, blocks = (coutG + I8_MR - 1) / I8_MR;
   for (let u = u0; u < u1; u++) {
     const g = u / blocks, blk = u % blocks;
-    const d = dst + ((<usize>u * <usize>K2 * <usize>I8_MR) << 2);
+    const d = dst + ((<usize>u * <usize>K2 * <usize>I8_MR) << 1);
     for (let i = 0; i < I8_MR; i++) {
       const oc = blk * I8_MR + i;
       const src = w + <usize>(g * coutG + oc) * <usize>cinG * <usize>kk;
@@ -205,11 +208,11 @@ function packWeights(ctrl: usize, u0: i32, u1: i32): void {
         if (oc < coutG) {
           const j = k / kk, t = k % kk;
           const c0 = 2 * j;
-          const w0 = <u32>load<i8>(src + <usize>(c0 * kk + t)) & 0xffff;
-          const w1 = c0 + 1 < cinG ? <u32>load<i8>(src + <usize>((c0 + 1) * kk + t)) & 0xffff : 0;
-          word = w0 | (w1 << 16);
+          const w0 = <u32>load<u8>(src + <usize>(c0 * kk + t));
+          const w1 = c0 + 1 < cinG ? <u32>load<u8>(src + <usize>((c0 + 1) * kk + t)) : 0;
+          word = w0 | (w1 << 8);
         }
-        store<u32>(d + ((<usize>k * <usize>I8_MR + <usize>i) << 2), word);
+        store<u16>(d + ((<usize>k * <usize>I8_MR + <usize>i) << 1), <u16>word);
       }
     }
   }
@@ -294,29 +297,39 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
 // ---- convolution: compute ---------------------------------------------------------------------------------
 
 /**
- * acc[4][8] (i32 rows ldm bytes apart at out) = packed weights pa [K2][4] x panel [K2][8] (pairs of i16):
- * the register tile of the direct kernel (ldm 32) and of the Winograd GEMMs (int8-winograd.ts).
+ * acc[4][8] (i32 rows ldm bytes apart at out) = weights pa [K2][4] x panel [K2][8] (pairs of i16): the
+ * register tile of the direct kernel (W = i8: packed i8 pairs, ldm 32) and of the Winograd GEMMs
+ * (W = i16: the transformed weights, int8-winograd.ts).
  */
 // @ts-ignore: decorator
-@inline export function i8Tile4x8(K2: i32, panel: usize, pa: usize, out: usize, ldm: usize): void {
+@inline export function i8Tile4x8<W>(K2: i32, panel: usize, pa: usize, out: usize, ldm: usize): void {
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c10 = i32x4.splat(0), c11 = i32x4.splat(0);
   let c20 = i32x4.splat(0), c21 = i32x4.splat(0), c30 = i32x4.splat(0), c31 = i32x4.splat(0);
   for (let k = 0; k < K2; k++) {
     const a0 = v128.load(panel), a1 = v128.load(panel, 16);
-    let w = v128.load32_splat(pa);
-    c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w));
-    c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a1, w));
-    w = v128.load32_splat(pa, 4);
-    c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a0, w));
-    c11 = i32x4.add(c11, i32x4.dot_i16x8_s(a1, w));
-    w = v128.load32_splat(pa, 8);
-    c20 = i32x4.add(c20, i32x4.dot_i16x8_s(a0, w));
-    c21 = i32x4.add(c21, i32x4.dot_i16x8_s(a1, w));
-    w = v128.load32_splat(pa, 12);
-    c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a0, w));
-    c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a1, w));
+    let w0: v128, w1: v128, w2: v128, w3: v128;
+    if (sizeof<W>() == 1) {
+      const wv = v128.load8x8_s(pa); // the 4 channels' pairs, widened to i16
+      w0 = v128.shuffle<u32>(wv, wv, 0, 0, 0, 0);
+      w1 = v128.shuffle<u32>(wv, wv, 1, 1, 1, 1);
+      w2 = v128.shuffle<u32>(wv, wv, 2, 2, 2, 2);
+      w3 = v128.shuffle<u32>(wv, wv, 3, 3, 3, 3);
+    } else {
+      w0 = v128.load32_splat(pa);
+      w1 = v128.load32_splat(pa, 4);
+      w2 = v128.load32_splat(pa, 8);
+      w3 = v128.load32_splat(pa, 12);
+    }
+    c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w0));
+    c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a1, w0));
+    c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a0, w1));
+    c11 = i32x4.add(c11, i32x4.dot_i16x8_s(a1, w1));
+    c20 = i32x4.add(c20, i32x4.dot_i16x8_s(a0, w2));
+    c21 = i32x4.add(c21, i32x4.dot_i16x8_s(a1, w2));
+    c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a0, w3));
+    c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a1, w3));
     panel += 32;
-    pa += 16;
+    pa += 4 * 2 * sizeof<W>();
   }
   v128.store(out, c00); v128.store(out, c01, 16);
   v128.store(out + ldm, c10); v128.store(out + ldm, c11, 16);
@@ -325,7 +338,7 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
 }
 
 /**
- * One pixel (panel column at px, 32 bytes per pair tap) times two blocks of packed weights (pa, pa + blockB):
+ * One pixel (panel column at px, 32 bytes per pair tap) times two blocks of packed i8 weights (pa, pa + blockB):
  * output channels in the lanes, acc[8] (i32 at out) for the 8 channels. For tiles of a few pixels (a linear
  * layer at batch 1): every lane does useful work, where the 4 x 8 tile would waste most of them.
  */
@@ -334,108 +347,149 @@ function i8Pixel8(K2: i32, px: usize, pa: usize, blockB: usize, out: usize): voi
   const pb = pa + blockB;
   let k = 0;
   for (; k + 2 <= K2; k += 2) {
-    const o = <usize>k << 4;
+    const o = <usize>k << 3;
     const x0 = v128.load32_splat(px + (<usize>k << 5)), x1 = v128.load32_splat(px + (<usize>k << 5), 32);
-    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(v128.load(pa + o), x0));
-    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(v128.load(pb + o), x0));
-    d0 = i32x4.add(d0, i32x4.dot_i16x8_s(v128.load(pa + o, 16), x1));
-    d1 = i32x4.add(d1, i32x4.dot_i16x8_s(v128.load(pb + o, 16), x1));
+    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(v128.load8x8_s(pa + o), x0));
+    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(v128.load8x8_s(pb + o), x0));
+    d0 = i32x4.add(d0, i32x4.dot_i16x8_s(v128.load8x8_s(pa + o, 8), x1));
+    d1 = i32x4.add(d1, i32x4.dot_i16x8_s(v128.load8x8_s(pb + o, 8), x1));
   }
   if (k < K2) {
-    const o = <usize>k << 4;
+    const o = <usize>k << 3;
     const x0 = v128.load32_splat(px + (<usize>k << 5));
-    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(v128.load(pa + o), x0));
-    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(v128.load(pb + o), x0));
+    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(v128.load8x8_s(pa + o), x0));
+    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(v128.load8x8_s(pb + o), x0));
   }
   v128.store(out, i32x4.add(c0, d0));
   v128.store(out, i32x4.add(c1, d1), 16);
 }
 
-/** Tiles [t0, t1) (tile = g * tilesPerGroup + tile of NR consecutive output pixels of all images). */
-function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
+/** Tiles gathered per pass: each block's weights are widened to i16 once per pass, not once per tile. */
+const TILE_GROUP: i32 = 8;
+// Scratch layout of convTiles: the accumulator tile [MR][NR] (128 bytes), then per tile of the pass its NR
+// pixel base offsets into xq and NR output element indices, its pixel count and whether the outputs are
+// contiguous; at PANEL_AT the widened block [K2][MR] (u32: i16 pairs), then the pass's panels [K2][NR].
+const META_BASES: usize = 128, META_YOUTS: usize = 384, META_CNT: usize = 640;
+
+/**
+ * Gather tile t (pixels q0 .. q0 + NR - 1 of group g) into its panel [K2][NR] and its metadata (slot i of
+ * the pass); lanes past the pixel count hold stale values whose results are never stored.
+ */
+function gatherTile(ctrl: usize, g: i32, q0: i32, scratch: usize, i: i32, panel: usize): void {
   const n = argI(ctrl, I_N), inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC), G = argI(ctrl, I_G);
   const kk = argI(ctrl, I_KH) * argI(ctrl, I_KW), sH = argI(ctrl, I_SH), sW = argI(ctrl, I_SW);
   const outH = argI(ctrl, I_OUTH), outW = argI(ctrl, I_OUTW), Hp = argI(ctrl, I_HP), Wq = argI(ctrl, I_WQ);
-  const xq = argP(ctrl, I_XQ), wpack = argP(ctrl, I_W), offs = argP(ctrl, I_OFFS), y = argP(ctrl, I_Y);
+  const xq = argP(ctrl, I_XQ), offs = argP(ctrl, I_OFFS);
+  const cinG = inC / G, coutG = outC / G;
+  const pairs = (cinG + 1) >> 1, K2 = pairs * kk;
+  const P = outH * outW, PP = n * P;
+  const planeB = (<usize>sW * <usize>Hp * <usize>Wq) << 2;
+  const bases = scratch + META_BASES + (<usize>i << 5), youts = scratch + META_YOUTS + (<usize>i << 5);
+  const cnt = min(I8_NR, PP - q0);
+  let contiguous = cnt == I8_NR, yContiguous = true;
+  // pixel q0 by division, the next ones by stepping (ox, oy, b)
+  let b = q0 / P, p = q0 % P;
+  let oy = p / outW, ox = p % outW;
+  for (let jj = 0; jj < cnt; jj++) {
+    const base = <u32>((<usize>(b * G + g) * <usize>pairs) * planeB + ((<usize>(oy * sH) * <usize>Wq + <usize>ox) << 2));
+    const yo = <u32>(<usize>(b * outC + g * coutG) * <usize>P + <usize>p);
+    store<u32>(bases + (<usize>jj << 2), base);
+    store<u32>(youts + (<usize>jj << 2), yo);
+    if (jj > 0) {
+      if (base != load<u32>(bases) + (<u32>jj << 2)) contiguous = false;
+      if (yo != load<u32>(youts) + <u32>jj) yContiguous = false;
+    }
+    p++;
+    if (++ox == outW) {
+      ox = 0;
+      if (++oy == outH) { oy = 0; p = 0; b++; }
+    }
+  }
+  store<i32>(scratch + META_CNT + (<usize>i << 3), cnt);
+  store<i32>(scratch + META_CNT + (<usize>i << 3), yContiguous ? 1 : 0, 4);
+  if (contiguous) {
+    const src = xq + <usize>load<u32>(bases);
+    for (let k = 0; k < K2; k++) {
+      const s = src + <usize>load<i32>(offs + (<usize>k << 2));
+      const d = panel + (<usize>k << 5);
+      v128.store(d, v128.load(s));
+      v128.store(d, v128.load(s, 16), 16);
+    }
+  } else {
+    for (let k = 0; k < K2; k++) {
+      const s = xq + <usize>load<i32>(offs + (<usize>k << 2));
+      const d = panel + (<usize>k << 5);
+      for (let jj = 0; jj < cnt; jj++) store<u32>(d + (<usize>jj << 2), load<u32>(s + <usize>load<u32>(bases + (<usize>jj << 2))));
+    }
+  }
+}
+
+/** Tiles [t0, t1) (tile = g * tilesPerGroup + tile of NR consecutive output pixels of all images). */
+function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
+  const n = argI(ctrl, I_N), inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC), G = argI(ctrl, I_G);
+  const kk = argI(ctrl, I_KH) * argI(ctrl, I_KW);
+  const outH = argI(ctrl, I_OUTH), outW = argI(ctrl, I_OUTW);
+  const wpack = argP(ctrl, I_W), y = argP(ctrl, I_Y);
   const cinG = inC / G, coutG = outC / G;
   const pairs = (cinG + 1) >> 1, K2 = pairs * kk, blocks = (coutG + I8_MR - 1) / I8_MR;
   const P = outH * outW, PP = n * P;
   const tpg = (PP + I8_NR - 1) / I8_NR;
-  const planeB = (<usize>sW * <usize>Hp * <usize>Wq) << 2;
   const tile = scratch; // acc [MR][NR] i32
-  const bases = scratch + 128; // NR byte offsets into xq of each pixel's (b, g) planes + (oy, ox)
-  const youts = scratch + 192; // NR output element indices (channel g*coutG)
-  const panel = scratch + PANEL_AT;
-  for (let t = t0; t < t1; t++) {
-    const g = t / tpg, q0 = (t % tpg) * I8_NR;
-    const cnt = min(I8_NR, PP - q0);
-    let contiguous = cnt == I8_NR, yContiguous = true;
-    // pixel q0 by division, the next ones by stepping (ox, oy, b)
-    let b = q0 / P, p = q0 % P;
-    let oy = p / outW, ox = p % outW;
-    for (let jj = 0; jj < cnt; jj++) {
-      const base = <u32>((<usize>(b * G + g) * <usize>pairs) * planeB + ((<usize>(oy * sH) * <usize>Wq + <usize>ox) << 2));
-      const yo = <u32>(<usize>(b * outC + g * coutG) * <usize>P + <usize>p);
-      store<u32>(bases + (<usize>jj << 2), base);
-      store<u32>(youts + (<usize>jj << 2), yo);
-      if (jj > 0) {
-        if (base != load<u32>(bases) + (<u32>jj << 2)) contiguous = false;
-        if (yo != load<u32>(youts) + <u32>jj) yContiguous = false;
-      }
-      p++;
-      if (++ox == outW) {
-        ox = 0;
-        if (++oy == outH) { oy = 0; p = 0; b++; }
-      }
+  const wide = scratch + PANEL_AT;
+  const panels = wide + (<usize>K2 << 4), panelB = <usize>K2 << 5;
+  const T = <i32>min<usize>(<usize>TILE_GROUP, (GEMM_SCRATCH - PANEL_AT - (<usize>K2 << 4)) / panelB);
+  const blockB = (<usize>K2 * <usize>I8_MR) << 1; // bytes of one block of packed i8 weights
+  let t = t0;
+  while (t < t1) {
+    const g = t / tpg;
+    const tn = min(T, min(t1, (g + 1) * tpg) - t); // the pass stays in one group
+    let full = false; // any tile for the register tile (the others take the few-pixel path)
+    for (let i = 0; i < tn; i++) {
+      gatherTile(ctrl, g, ((t + i) % tpg) * I8_NR, scratch, i, panels + <usize>i * panelB);
+      if (load<i32>(scratch + META_CNT + (<usize>i << 3)) > FEW_PIXELS) full = true;
     }
-    // gather the panel [K2][NR]; lanes past cnt hold stale values whose results are never stored
-    if (contiguous) {
-      const src = xq + <usize>load<u32>(bases);
-      for (let k = 0; k < K2; k++) {
-        const s = src + <usize>load<i32>(offs + (<usize>k << 2));
-        const d = panel + (<usize>k << 5);
-        v128.store(d, v128.load(s));
-        v128.store(d, v128.load(s, 16), 16);
-      }
-    } else {
-      for (let k = 0; k < K2; k++) {
-        const s = xq + <usize>load<i32>(offs + (<usize>k << 2));
-        const d = panel + (<usize>k << 5);
-        for (let jj = 0; jj < cnt; jj++) store<u32>(d + (<usize>jj << 2), load<u32>(s + <usize>load<u32>(bases + (<usize>jj << 2))));
-      }
-    }
-    if (cnt <= FEW_PIXELS) {
-      // channels in the lanes, one pixel at a time, two blocks per pass (the second may be a repeat)
-      for (let blk = 0; blk < blocks; blk += 2) {
-        const pa = wpack + ((<usize>(g * blocks + blk) * <usize>K2 * <usize>I8_MR) << 2);
-        const blockB: usize = blk + 1 < blocks ? (<usize>K2 * <usize>I8_MR) << 2 : 0;
-        const rows = min(2 * I8_MR, coutG - blk * I8_MR);
-        for (let jj = 0; jj < cnt; jj++) {
-          i8Pixel8(K2, panel + (<usize>jj << 2), pa, blockB, tile);
-          const yo = <usize>load<u32>(youts + (<usize>jj << 2));
-          for (let i = 0; i < rows; i++) {
-            const oc = blk * I8_MR + i;
-            epilogueRun(ctrl, tile + (<usize>i << 2), 4, 1, g * coutG + oc, y, yo + <usize>oc * <usize>P, 1);
+    for (let blk = 0; full && blk < blocks; blk++) {
+      const pa = wpack + <usize>(g * blocks + blk) * blockB;
+      for (let k = 0; k < K2; k++) v128.store(wide + (<usize>k << 4), v128.load8x8_s(pa + (<usize>k << 3)));
+      const rows = min(I8_MR, coutG - blk * I8_MR);
+      for (let i = 0; i < tn; i++) {
+        const meta = scratch + META_CNT + (<usize>i << 3);
+        const cnt = load<i32>(meta);
+        if (cnt <= FEW_PIXELS) continue;
+        i8Tile4x8<i16>(K2, panels + <usize>i * panelB, wide, tile, 32);
+        const youts = scratch + META_YOUTS + (<usize>i << 5);
+        for (let r = 0; r < rows; r++) {
+          const oc = blk * I8_MR + r;
+          const row = tile + (<usize>r << 5);
+          if (load<i32>(meta, 4) != 0) {
+            epilogueRun(ctrl, row, 4, cnt, g * coutG + oc, y, <usize>load<u32>(youts) + <usize>oc * <usize>P, 1);
+          } else {
+            for (let jj = 0; jj < cnt; jj++)
+              epilogueRun(ctrl, row + (<usize>jj << 2), 4, 1, g * coutG + oc, y, <usize>load<u32>(youts + (<usize>jj << 2)) + <usize>oc * <usize>P, 1);
           }
         }
       }
-      continue;
     }
-    for (let blk = 0; blk < blocks; blk++) {
-      const pa = wpack + ((<usize>(g * blocks + blk) * <usize>K2 * <usize>I8_MR) << 2);
-      i8Tile4x8(K2, panel, pa, tile, 32);
-      const rows = min(I8_MR, coutG - blk * I8_MR);
-      for (let i = 0; i < rows; i++) {
-        const oc = blk * I8_MR + i;
-        const row = tile + (<usize>i << 5);
-        if (yContiguous) {
-          epilogueRun(ctrl, row, 4, cnt, g * coutG + oc, y, <usize>load<u32>(youts) + <usize>oc * <usize>P, 1);
-        } else {
-          for (let jj = 0; jj < cnt; jj++)
-            epilogueRun(ctrl, row + (<usize>jj << 2), 4, 1, g * coutG + oc, y, <usize>load<u32>(youts + (<usize>jj << 2)) + <usize>oc * <usize>P, 1);
+    // tiles of a few pixels (a linear layer at batch 1): channels in the lanes, one pixel at a time, two
+    // blocks per pass (the second may be a repeat), straight from the i8 weights
+    for (let i = 0; i < tn; i++) {
+      const cnt = load<i32>(scratch + META_CNT + (<usize>i << 3));
+      if (cnt > FEW_PIXELS) continue;
+      const panel = panels + <usize>i * panelB, youts = scratch + META_YOUTS + (<usize>i << 5);
+      for (let blk = 0; blk < blocks; blk += 2) {
+        const pa = wpack + <usize>(g * blocks + blk) * blockB;
+        const rows = min(2 * I8_MR, coutG - blk * I8_MR);
+        for (let jj = 0; jj < cnt; jj++) {
+          i8Pixel8(K2, panel + (<usize>jj << 2), pa, blk + 1 < blocks ? blockB : 0, tile);
+          const yo = <usize>load<u32>(youts + (<usize>jj << 2));
+          for (let r = 0; r < rows; r++) {
+            const oc = blk * I8_MR + r;
+            epilogueRun(ctrl, tile + (<usize>r << 2), 4, 1, g * coutG + oc, y, yo + <usize>oc * <usize>P, 1);
+          }
         }
       }
     }
+    t += tn;
   }
 }
 
@@ -548,11 +602,6 @@ export function int8Job(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       addRange(ctrl, shareStart(n, u, U, 16), shareStart(n, u + 1, U, 16));
       break;
     }
-    case J_I8_WINO_PACK: {
-      const blocks = (argI(ctrl, I_OUTC) + 3) >> 2;
-      winogradPackInt8(ctrl, lo(blocks, u, U), hi(blocks, u, U));
-      break;
-    }
     case J_I8_WINO: {
       const items = argI(ctrl, I_WUNITS);
       winogradConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t));
@@ -565,5 +614,5 @@ export function int8Job(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
 
 /** Bytes of thread scratch a convolution with K2 pair taps needs. */
 export function int8ConvScratch(K2: i32): usize {
-  return PANEL_AT + (<usize>K2 << 5);
+  return PANEL_AT + (<usize>K2 << 4) + (<usize>K2 << 5);
 }

@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineMemory, type Ptr } from '../src/kernels/memory.js';
 import { createRefKernels } from '../src/kernels/ref/index.js';
-import { int8WeightsFromWinograd, int8WinogradApplies, int8WinogradWeights } from '../src/kernels/ref/int8.js';
+import { int8WinogradApplies } from '../src/kernels/ref/int8.js';
+import { int8ConvPaths } from '../src/kernels/wasm/int8.js';
 import type { ConvGeometry, IntEpilogue, Kernels, PoolGeometry } from '../src/kernels/types.js';
 import { createWasmKernels, type WasmKernels } from '../src/kernels/wasm/index.js';
 import { rng } from './rng.js';
@@ -344,13 +345,7 @@ describe('int8 wasm == ref', () => {
     }
   });
 
-  it('the 3 x 3 weights are recovered exactly from the transformed ones (U\' = G\' g G\'^T)', () => {
-    const kernels = [new Array(9).fill(-128), new Array(9).fill(127), [-128, 127, -128, 127, -128, 127, -128, 127, -128]];
-    for (let i = 0; i < 2000; i++) kernels.push(Array.from({ length: 9 }, () => randInt(-128, 127)));
-    for (const k of kernels) assert.deepStrictEqual(int8WeightsFromWinograd(int8WinogradWeights(k)), k);
-  });
-
-  it('convInt8 on Winograd weights when a band of one tile row exceeds the scratch: direct kernel, same result', () => {
+  it('convInt8 where a Winograd band of one tile row exceeds the scratch: the direct kernel, same result', () => {
     // 200 input channels, 1000 output columns: one tile row of transformed input is ~3.2 MB > the 3 MiB scratch
     const g = conv(1, 200, 4, 1002, 8, 3);
     assert.ok(int8WinogradApplies(g));
@@ -361,7 +356,9 @@ describe('int8 wasm == ref', () => {
     mem.u8.set(packed.subarray(0, nb), wp);
     const x = codesBuffer(g.n * g.inC * g.inH * g.inW, 'u8');
     const count = g.n * g.outC * g.outH * g.outW;
+    const paths = { ...int8ConvPaths };
     const acc = compareBackends(count * 4, (k, y) => k.convInt8(g, x.p, 'u8', 3, wp, { kind: 'int32' }, y), 'int32');
+    assert.deepStrictEqual(int8ConvPaths, { winograd: paths.winograd, direct: paths.direct + THREADS.length }, 'the direct kernel ran');
     // one accumulator by hand from the original weights: output channel 5, pixel (1, 700)
     let a = 0;
     for (let c = 0; c < g.inC; c++)
@@ -370,23 +367,30 @@ describe('int8 wasm == ref', () => {
     for (const p of [w.p, wp, x.p]) mem.free(p);
   });
 
-  it('convInt8 takes the Winograd path where it applies (it reads the transformed weights)', () => {
-    const g = conv(1, 16, 9, 9, 8, 3, { pad: 1 });
-    const w = codesBuffer(g.outC * g.inC * 9, 'i8');
-    const nb = ref.int8PackedWeightBytes(g);
-    const blocks = Math.ceil(g.outC / 4), pairs = Math.ceil(g.inC / 2);
-    assert.equal(nb, 16 * blocks * pairs * 16, 'only the Winograd-transformed weights (i16 pairs of 4 x 4 tiles)');
-    const wp = alloc(nb);
-    wasm.int8PackWeights(g, w.p, wp);
-    const x = codesBuffer(g.n * g.inC * g.inH * g.inW, 'u8');
-    const count = g.n * g.outC * g.outH * g.outW;
-    const y0 = alloc(count * 4), y1 = alloc(count * 4);
-    wasm.convInt8(g, x.p, 'u8', 77, wp, { kind: 'int32' }, y0);
-    mem.u8.fill(0, wp, wp + nb); // zero U': the Winograd path now gives 0 everywhere
-    wasm.convInt8(g, x.p, 'u8', 77, wp, { kind: 'int32' }, y1);
-    assert.ok(Array.from(mem.i32.subarray(y0 >> 2, (y0 >> 2) + count)).some((v) => v !== 0));
-    assert.deepStrictEqual(Array.from(mem.i32.subarray(y1 >> 2, (y1 >> 2) + count)), new Array(count).fill(0));
-    for (const p of [w.p, wp, x.p, y0, y1]) mem.free(p);
+  it('convInt8 takes the Winograd path where it applies, the direct one elsewhere', () => {
+    const cases: [ConvGeometry, boolean][] = [
+      [conv(1, 16, 9, 9, 8, 3, { pad: 1 }), true],
+      [conv(1, 16, 9, 9, 8, 3, { pad: 1, stride: 2 }), false],
+      [conv(1, 7, 9, 9, 8, 3, { pad: 1 }), false], // fewer than 8 input channels
+      [conv(1, 16, 3, 3, 8, 3, { pad: 0 }), false], // a 1 x 1 output
+    ];
+    for (const [g, winograd] of cases) {
+      assert.equal(int8WinogradApplies(g), winograd);
+      const w = codesBuffer(g.outC * g.inC * 9, 'i8');
+      const wp = alloc(wasm.int8PackedWeightBytes(g));
+      wasm.int8PackWeights(g, w.p, wp);
+      const x = codesBuffer(g.n * g.inC * g.inH * g.inW, 'u8');
+      const y = alloc(g.n * g.outC * g.outH * g.outW * 4);
+      const before = { ...int8ConvPaths };
+      wasm.convInt8(g, x.p, 'u8', 77, wp, { kind: 'int32' }, y);
+      assert.deepStrictEqual(int8ConvPaths, winograd ? { ...before, winograd: before.winograd + 1 } : { ...before, direct: before.direct + 1 });
+      for (const p of [w.p, wp, x.p, y]) mem.free(p);
+    }
+  });
+
+  it('packed weights take 1 byte per weight (pairs of input channels, blocks of 4 output channels)', () => {
+    for (const [g, expected] of [[conv(1, 16, 9, 9, 8, 3, { pad: 1 }), 8 * 16 * 9], [conv(1, 7, 5, 5, 6, 1), 8 * 8], [conv(1, 6, 5, 5, 6, 3, { groups: 3 }), 3 * 4 * 2 * 9]] as const)
+      assert.equal(ref.int8PackedWeightBytes(g), expected);
   });
 
   it('requantize: every shift (-30 .. 32), extreme accumulators and clamps (vector and scalar paths)', () => {

@@ -4,22 +4,15 @@
 //
 // Packed conv weights (the layout the WebAssembly microkernel reads; both backends pack identically so a
 // packed buffer works with either). Input channels of a group are taken in pairs (2j, 2j+1); a "pair tap"
-// k = (j * kH + ky) * kW + kx holds the two weights of one output channel at (ky, kx) as two i16 in one
-// 32-bit word (low half: channel 2j; high half: channel 2j+1, or 0 past an odd channel count). Output
+// k = (j * kH + ky) * kW + kx holds the two weights of one output channel at (ky, kx) as two i8 in one
+// 16-bit word (low byte: channel 2j; high byte: channel 2j+1, or 0 past an odd channel count). Output
 // channels go in blocks of INT8_MR (zero-padded past coutG):
-//   packed[g][block][k][i]  (u32 words)  = pair tap k of output channel g*coutG + block*INT8_MR + i
+//   packed[g][block][k][i]  (u16 words)  = pair tap k of output channel g*coutG + block*INT8_MR + i
 // Why: the kernel widens (x - xZero) to i16 and multiplies pairs of channels with i32x4.dot_i16x8_s
-// (8 exact multiply-adds per instruction), so it needs both factors as adjacent i16 pairs.
-//
-// Where the WebAssembly kernel runs the exact integer Winograd F(2x2, 3x3) (int8WinogradApplies: 3x3,
-// stride 1, undilated, groups 1, 8..INT8_WINOGRAD_MAX_IN_CHANNELS input and >= 8 output channels; see
-// assembly/int8-winograd.ts), the transformed weights U' = G' g G'^T, G' = [[2,0,0],[1,1,1],[1,-1,1],[0,0,2]]
-// (integers, |U'| <= 1152), REPLACE the direct ones, as i16 pairs of the same input channels (2j, 2j+1):
-//   packed[xi][block][j][i]  (u32 words)  = U'[xi] of output channel block*INT8_MR + i
-// with xi = 4 * row + column of the 4 x 4 transformed tile. Only one of the two layouts is stored (3.6 bytes
-// per weight, not 5.6): g is exactly recoverable from U' (int8WeightsFromWinograd), which this reference
-// does to read them, and the WebAssembly kernel does in the rare case its Winograd path cannot run (a band
-// of one tile row larger than its scratch).
+// (8 exact multiply-adds per instruction), so it needs both factors as adjacent pairs; the 4 channels of a
+// block's pair tap widen to i16 in one load (v128.load8x8_s). 1 byte per weight in memory.
+// Where the WebAssembly kernel runs the exact integer Winograd F(2x2, 3x3) (int8WinogradApplies), it
+// transforms these same weights per block as it goes (assembly/int8-winograd.ts).
 
 import type { EngineMemory, Ptr } from '../memory.js';
 import type { ConvGeometry, IntEpilogue, IntKernels, PoolGeometry } from '../types.js';
@@ -35,7 +28,7 @@ export const INT8_MR = 4;
  */
 export const INT8_WINOGRAD_MAX_IN_CHANNELS = 1827;
 
-/** The packed weights are the Winograd-transformed ones (a function of the geometry, not of the batch). */
+/** The WebAssembly kernel takes the Winograd path (a function of the geometry, not of the batch). */
 export function int8WinogradApplies(g: ConvGeometry): boolean {
   return g.kH === 3 && g.kW === 3 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.dilationW === 1 &&
     g.groups === 1 && g.inC >= 8 && g.outC >= 8 && g.inC <= INT8_WINOGRAD_MAX_IN_CHANNELS && g.outH >= 2 && g.outW >= 2;
@@ -43,86 +36,35 @@ export function int8WinogradApplies(g: ConvGeometry): boolean {
 
 /** Sizes of the packed weight layout (see the header). */
 export function int8Layout(g: ConvGeometry): {
-  cinG: number; coutG: number; pairs: number; K2: number; blocks: number; winograd: boolean; directBytes: number; bytes: number;
+  cinG: number; coutG: number; pairs: number; K2: number; blocks: number; winograd: boolean; bytes: number;
 } {
   const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
   const pairs = Math.ceil(cinG / 2);
   const K2 = pairs * g.kH * g.kW;
   const blocks = Math.ceil(coutG / INT8_MR);
-  /** Bytes of the direct layout (stored, or built for the moment from U'). */
-  const directBytes = g.groups * blocks * K2 * INT8_MR * 4;
-  const winograd = int8WinogradApplies(g);
-  const bytes = winograd ? 16 * blocks * pairs * INT8_MR * 4 : directBytes;
-  return { cinG, coutG, pairs, K2, blocks, winograd, directBytes, bytes };
+  const bytes = g.groups * blocks * K2 * INT8_MR * 2;
+  return { cinG, coutG, pairs, K2, blocks, winograd: int8WinogradApplies(g), bytes };
 }
 
-/** U' = G' g G'^T (4 x 4, row-major) of one 3 x 3 kernel g (row-major). */
-export function int8WinogradWeights(g: ArrayLike<number>): number[] {
-  const s: number[][] = [
-    [2 * g[0], 2 * g[1], 2 * g[2]],
-    [g[0] + g[3] + g[6], g[1] + g[4] + g[7], g[2] + g[5] + g[8]],
-    [g[0] - g[3] + g[6], g[1] - g[4] + g[7], g[2] - g[5] + g[8]],
-    [2 * g[6], 2 * g[7], 2 * g[8]],
-  ];
-  return s.flatMap(([a, b, c]) => [2 * a, a + b + c, a - b + c, 2 * c]);
-}
-
-/** The 3 x 3 kernel g (row-major) back from U' = G' g G'^T (exact: G' has a left inverse with halves that divide). */
-export function int8WeightsFromWinograd(u: ArrayLike<number>): number[] {
-  // rows of s = G' g from each row r of U' = s G'^T: s_r = [U'r0 / 2, (U'r1 - U'r2) / 2, U'r3 / 2]
-  const s = [0, 1, 2, 3].map((r) => [u[4 * r] / 2, (u[4 * r + 1] - u[4 * r + 2]) / 2, u[4 * r + 3] / 2]);
-  // g rows from s = G' g: g0 = s0 / 2, g1 = (s1 - s2) / 2, g2 = s3 / 2
-  return [...s[0].map((v) => v / 2), ...s[1].map((v, i) => (v - s[2][i]) / 2), ...s[3].map((v) => v / 2)];
-}
-
-/** Word index, within Winograd-packed weights, of U'[xi] of output channel oc and input channel c. */
-function winogradWordAt(oc: number, c: number, xi: number, pairs: number, blocks: number): number {
-  return ((xi * blocks + Math.floor(oc / INT8_MR)) * pairs + (c >> 1)) * INT8_MR + (oc % INT8_MR);
-}
-
-/**
- * Write the direct layout of Winograd-packed weights u into dst (int8Layout(g).directBytes): the weights
- * recovered from U', for the direct kernel.
- */
-export function int8DirectFromWinograd(mem: EngineMemory, g: ConvGeometry, u: Ptr, dst: Ptr): void {
-  const { cinG, pairs, directBytes, K2, blocks } = int8Layout(g);
-  const view = new DataView(mem.u8.buffer);
-  mem.u8.fill(0, dst, dst + directBytes);
-  const tile = new Array<number>(16);
+/** The weights [outC, cinG, kH, kW] read back from packed ones. */
+export function unpackInt8Weights(mem: EngineMemory, g: ConvGeometry, w: Ptr): Int8Array {
+  const { cinG, K2, blocks } = int8Layout(g);
+  const out = new Int8Array(g.outC * cinG * g.kH * g.kW);
   for (let oc = 0; oc < g.outC; oc++)
-    for (let c = 0; c < cinG; c++) {
-      for (let xi = 0; xi < 16; xi++) tile[xi] = view.getInt16(u + winogradWordAt(oc, c, xi, pairs, blocks) * 4 + (c & 1) * 2, true);
-      const k = int8WeightsFromWinograd(tile);
-      for (let t = 0; t < 9; t++) view.setInt16(dst + packedWeightAt(g, oc, c, Math.floor(t / 3), t % 3, K2, blocks), k[t], true);
-    }
-}
-
-/** The weights [outC, cinG, kH, kW] read back from packed ones (either layout). */
-export function unpackInt8Weights(mem: EngineMemory, g: ConvGeometry, w: Ptr): Int16Array {
-  const { cinG, winograd, directBytes, K2, blocks } = int8Layout(g);
-  const out = new Int16Array(g.outC * cinG * g.kH * g.kW);
-  const direct = winograd ? mem.alloc(directBytes) : w;
-  try {
-    if (winograd) int8DirectFromWinograd(mem, g, w, direct);
-    const view = new DataView(mem.u8.buffer);
-    for (let oc = 0; oc < g.outC; oc++)
-      for (let c = 0; c < cinG; c++)
-        for (let ky = 0; ky < g.kH; ky++)
-          for (let kx = 0; kx < g.kW; kx++)
-            out[((oc * cinG + c) * g.kH + ky) * g.kW + kx] = view.getInt16(direct + packedWeightAt(g, oc, c, ky, kx, K2, blocks), true);
-  } finally {
-    if (winograd) mem.free(direct);
-  }
+    for (let c = 0; c < cinG; c++)
+      for (let ky = 0; ky < g.kH; ky++)
+        for (let kx = 0; kx < g.kW; kx++)
+          out[((oc * cinG + c) * g.kH + ky) * g.kW + kx] = mem.i8[w + packedWeightAt(g, oc, c, ky, kx, K2, blocks)];
   return out;
 }
 
-/** Byte offset, within packed weights, of the i16 weight of output channel oc, input channel c, tap (ky, kx). */
+/** Byte offset, within packed weights, of the i8 weight of output channel oc, input channel c, tap (ky, kx). */
 function packedWeightAt(g: ConvGeometry, oc: number, c: number, ky: number, kx: number, K2: number, blocks: number): number {
   const coutG = g.outC / g.groups;
   const gi = Math.floor(oc / coutG), o = oc % coutG;
   const k = ((c >> 1) * g.kH + ky) * g.kW + kx;
   const word = ((gi * blocks + Math.floor(o / INT8_MR)) * K2 + k) * INT8_MR + (o % INT8_MR);
-  return word * 4 + (c & 1) * 2;
+  return word * 2 + (c & 1);
 }
 
 export function checkConvGeometry(g: ConvGeometry, op: string): void {
@@ -224,25 +166,14 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
 
     int8PackWeights(g, w, dst) {
       checkConvGeometry(g, 'int8PackWeights');
-      const { cinG, pairs, winograd, bytes, K2, blocks } = int8Layout(g);
-      mem.u8.fill(0, dst, dst + bytes);
+      const { cinG, bytes, K2, blocks } = int8Layout(g);
       const i8 = mem.i8;
-      const view = new DataView(mem.u8.buffer);
-      if (winograd) {
-        for (let oc = 0; oc < g.outC; oc++)
-          for (let c = 0; c < cinG; c++) {
-            const u = int8WinogradWeights(i8.subarray(w + (oc * cinG + c) * 9, w + (oc * cinG + c) * 9 + 9));
-            for (let xi = 0; xi < 16; xi++) view.setInt16(dst + winogradWordAt(oc, c, xi, pairs, blocks) * 4 + (c & 1) * 2, u[xi], true);
-          }
-        return;
-      }
+      i8.fill(0, dst, dst + bytes);
       for (let oc = 0; oc < g.outC; oc++)
         for (let c = 0; c < cinG; c++)
           for (let ky = 0; ky < g.kH; ky++)
-            for (let kx = 0; kx < g.kW; kx++) {
-              const v = i8[w + ((oc * cinG + c) * g.kH + ky) * g.kW + kx];
-              view.setInt16(dst + packedWeightAt(g, oc, c, ky, kx, K2, blocks), v, true);
-            }
+            for (let kx = 0; kx < g.kW; kx++)
+              i8[dst + packedWeightAt(g, oc, c, ky, kx, K2, blocks)] = i8[w + ((oc * cinG + c) * g.kH + ky) * g.kW + kx];
     },
 
     convInt8(g, x, xType, xZero, w, ep, y) {

@@ -1,19 +1,18 @@
 // Bindings of the int8 kernels (the loops are in assembly/int8.ts, whose header explains the layout):
 // argument slots, buffer sizes and the split of each job into units for the threads.
 //   convInt8:  Int8Prep (the zero-point-shifted, padded, channel-paired i16 input; pair-tap offsets) then
-//              Int8Conv (tiles of 8 output pixels, every output channel, the epilogue fused), or, where the
-//              packed weights are Winograd-transformed ones (ref/int8.ts int8WinogradApplies), Int8Prep then
-//              Int8Winograd (exact integer F(2x2, 3x3), assembly/int8-winograd.ts: bands of tile rows, the
-//              epilogue fused; if a band of one tile row exceeds the scratch, the direct kernel on weights
-//              recovered from U' for the call). The 'bits' epilogue runs as int32 accumulators followed by
-//              requantize.
+//              Int8Conv (tiles of 8 output pixels, every output channel, the epilogue fused), or, where
+//              ref/int8.ts int8WinogradApplies, Int8Prep then Int8Winograd (exact integer F(2x2, 3x3),
+//              assembly/int8-winograd.ts: bands of tile rows, weights transformed per band, the epilogue
+//              fused; the direct kernel if a band of one tile row exceeds the scratch). The 'bits'
+//              epilogue runs as int32 accumulators followed by requantize.
 //   the rest:  one job each, split over planes or elements.
 
 import type { EngineMemory, Ptr } from '../memory.js';
 import type { ConvGeometry, IntEpilogue, PoolGeometry } from '../types.js';
 import { Job } from './abi.js';
 import type { WasmBackend } from './backend.js';
-import { checkAddArgs, checkConvGeometry, checkZero, int8DirectFromWinograd, int8Layout, type Int8Kernels } from '../ref/int8.js';
+import { checkAddArgs, checkConvGeometry, checkZero, int8Layout, type Int8Kernels } from '../ref/int8.js';
 
 export type { Int8Kernels };
 
@@ -30,12 +29,15 @@ const KIND = { requant: 0, float: 1, int32: 2, bits: 3 } as const;
 /** Bytes of transformed input (V, 16 x tiles x pairs x 4) a Winograd band aims at (L2-resident). */
 const WINOGRAD_V_BYTES = 1 << 18;
 
-/** Thread scratch of a Winograd unit (assembly/int8-winograd.ts: V, M and the band's accumulators O). */
+/** Thread scratch of a Winograd unit (assembly/int8-winograd.ts: V, M, the band's accumulators O, U'). */
 function winogradScratchBytes(R: number, outW: number, pairs: number): number {
   const TW4 = Math.ceil(Math.ceil(outW / 2) / 4) * 4;
   const panels = Math.ceil((R * TW4) / 8);
-  return 16 * (panels * pairs * 32 + 64) + 16 * (4 * panels * 32 + 64) + 8 * R * outW * 4;
+  return 16 * (panels * pairs * 32 + 64) + 16 * (4 * panels * 32 + 64) + 8 * R * outW * 4 + 16 * (pairs * 16 + 64);
 }
+
+/** How many int8 convolutions took each path (tests check that the Winograd path really runs). */
+export const int8ConvPaths = { winograd: 0, direct: 0 };
 
 /** Bit pattern of a number rounded to f32 (the float clamp travels through the i32 array). */
 function f32Bits(v: number): number {
@@ -108,21 +110,18 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       }
       return;
     }
-    if (!layout.winograd) return directConv(g, x, xType, xZero, w, ep, y, K2, pairs);
-    if (winograd(g, x, xType, xZero, w, ep, y)) return;
-    const direct = mem.alloc(layout.directBytes);
-    try {
-      int8DirectFromWinograd(mem, g, w, direct);
-      directConv(g, x, xType, xZero, direct, ep, y, K2, pairs);
-    } finally {
-      mem.free(direct);
+    if (layout.winograd && winograd(g, x, xType, xZero, w, ep, y)) {
+      int8ConvPaths.winograd++;
+      return;
     }
+    int8ConvPaths.direct++;
+    directConv(g, x, xType, xZero, w, ep, y, K2, pairs);
   }
 
   /** The direct kernel (w in the direct layout). */
   function directConv(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr, K2: number, pairs: number): void {
     const P = g.outH * g.outW;
-    if (PANEL_AT + K2 * NR * 4 > scratchBytes)
+    if (PANEL_AT + K2 * 16 + K2 * NR * 4 > scratchBytes) // the widened block and one panel (assembly/int8.ts convTiles)
       throw new RangeError(`lowbit: convInt8: ${K2 * 2} input channel taps per output exceed the kernel's scratch buffer`);
     const { Hp, Wq } = padded(g);
     const planes = g.n * g.groups * pairs;
@@ -198,13 +197,12 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
 
     int8PackWeights(g, w, dst) {
       checkConvGeometry(g, 'int8PackWeights');
-      const { blocks, bytes, winograd } = int8Layout(g);
+      const { blocks, bytes } = int8Layout(g);
       if (bytes === 0) return;
       writeGeometry(g, 0, 0);
       be.setArg(18, w);
       be.setArg(20, dst);
-      if (winograd) be.run(Job.Int8WinogradPack, Math.min(blocks, be.units(blocks * 4 * g.inC * 16, GRAIN_ELEMENTS)));
-      else be.run(Job.Int8PackWeights, Math.min(g.groups * blocks, be.units(bytes / 4, GRAIN_ELEMENTS)));
+      be.run(Job.Int8PackWeights, Math.min(g.groups * blocks, be.units(bytes / 2, GRAIN_ELEMENTS)));
     },
 
     convInt8,
