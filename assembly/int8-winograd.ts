@@ -28,7 +28,7 @@
 
 import { argI, argP } from './layout';
 import { inputTransform4, storeRow8 } from './winograd';
-import { i8Tile4x8, epilogueRun, I_INC, I_OUTC, I_OUTH, I_OUTW, I_HP, I_WQ, I_XQ, I_W, I_Y, I_WR, I_WS } from './int8';
+import { i8Tile4x8, widenPairs, epilogueRun, I_WBITS, I_INC, I_OUTC, I_OUTH, I_OUTW, I_HP, I_WQ, I_XQ, I_W, I_Y, I_WR, I_WS } from './int8';
 
 /** Bytes between the xi planes of V and M beyond their contents (keeps the 16 planes off one cache set). */
 const XI_PAD: usize = 64;
@@ -61,17 +61,18 @@ const XI_PAD: usize = 64;
 
 /**
  * U' = G' g G'^T of one block of 4 output channels into u [16][pairs][4] (u32: i16 pairs), from the packed
- * i8 weights pa (assembly/int8.ts layout [pair tap k = 9j + t][4] of i8 pairs). Each tap's 4 channels' pairs
- * widen to one i16x8 vector in exactly U's lane order, so the transform is 8-lane i16 arithmetic
- * (|U'| <= 9 * 128 fits). Done per band and block: it costs under 1/8 of the block's 16 GEMMs on one panel
- * of 8 tiles, and it keeps the weights at 1 byte each in memory.
+ * weights pa (assembly/int8.ts layout [pair tap k = 9j + t][4] of pairs, `bits` per weight). Each tap's
+ * 4 channels' pairs widen to one i16x8 vector in exactly U's lane order, so the transform is 8-lane i16
+ * arithmetic (|U'| <= 9 * 128 fits). Done per band and block: it costs under 1/8 of the block's 16 GEMMs on
+ * one panel of 8 tiles, and it keeps the weights packed in memory.
  */
-function transformBlock(pa: usize, pairs: i32, u: usize, uXi: usize): void {
+function transformBlock(pa: usize, pairs: i32, bits: i32, u: usize, uXi: usize): void {
+  const kB = <usize>bits; // bytes per pair tap
   for (let j = 0; j < pairs; j++) {
-    const p = pa + <usize>(j * 9) * 8;
-    const g00 = v128.load8x8_s(p), g01 = v128.load8x8_s(p, 8), g02 = v128.load8x8_s(p, 16);
-    const g10 = v128.load8x8_s(p, 24), g11 = v128.load8x8_s(p, 32), g12 = v128.load8x8_s(p, 40);
-    const g20 = v128.load8x8_s(p, 48), g21 = v128.load8x8_s(p, 56), g22 = v128.load8x8_s(p, 64);
+    const p = pa + <usize>(j * 9) * kB;
+    const g00 = widenPairs(p, bits), g01 = widenPairs(p + kB, bits), g02 = widenPairs(p + 2 * kB, bits);
+    const g10 = widenPairs(p + 3 * kB, bits), g11 = widenPairs(p + 4 * kB, bits), g12 = widenPairs(p + 5 * kB, bits);
+    const g20 = widenPairs(p + 6 * kB, bits), g21 = widenPairs(p + 7 * kB, bits), g22 = widenPairs(p + 8 * kB, bits);
     // s = G' g (4 x 3), then each row (a, b, c) times G'^T: (2a, a + b + c, a - b + c, 2c)
     const d = u + (<usize>j << 4);
     transformRow(d, uXi, 0, i16x8.add(g00, g00), i16x8.add(g01, g01), i16x8.add(g02, g02));
@@ -137,7 +138,8 @@ export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize):
   const oPlane = (<usize>(2 * R) * <usize>outW) << 2; // bytes of O per output channel
   const uXi = uPlane(pairs);
   const V = scratch, M = V + 16 * vXi, O = M + 16 * mXi, Ub = O + 4 * oPlane;
-  const blockB = <usize>pairs * 9 * 8; // bytes of one block of packed i8 weights
+  const bits = argI(ctrl, I_WBITS);
+  const blockB = <usize>pairs * 9 * <usize>bits; // bytes of one block of packed weights
   const planeB = (<usize>Hp * <usize>Wq) << 2;
   const rowB = <usize>Wq << 2;
   const P = <usize>outH * <usize>outW;
@@ -161,11 +163,11 @@ export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize):
     const blk0 = (share * blocks) / S, blk1 = ((share + 1) * blocks) / S;
     const rowsOut = min(2 * rowsT, outH - 2 * ty0);
     for (let blk = blk0; blk < blk1; blk++) {
-      transformBlock(U + <usize>blk * blockB, pairs, Ub, uXi);
+      transformBlock(U + <usize>blk * blockB, pairs, bits, Ub, uXi);
       for (let xi = 0; xi < 16; xi++) {
         const pa = Ub + <usize>xi * uXi;
         const vx = V + <usize>xi * vXi, mx = M + <usize>xi * mXi;
-        for (let p = 0; p < panels; p++) i8Tile4x8<i16>(pairs, vx + ((<usize>p * <usize>pairs) << 5), pa, mx + (<usize>p << 5), ldm);
+        for (let p = 0; p < panels; p++) i8Tile4x8(pairs, vx + ((<usize>p * <usize>pairs) << 5), pa, mx + (<usize>p << 5), ldm);
       }
       const rows = min(4, outC - blk * 4);
       for (let i = 0; i < rows; i++) {

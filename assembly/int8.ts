@@ -9,14 +9,15 @@
 //   xq      the input as (x - xZero) in i16, padded with zeros (a padded tap reads xZero, so it adds 0)
 //           and phase-split like the float convolution (assembly/conv.ts), one 32-bit word per pixel
 //           holding channels (2j, 2j+1) of a group:  xq[b][g][j][phase][Hp][Wq] (u32)
-//   packed  weights as pairs of i8 in the same channel order (src/kernels/ref/int8.ts has the layout):
-//           [g][block of MR output channels][pair tap k][MR] (u16): 1 byte per weight, widened to i16 as
-//           they are loaded (v128.load8x8_s, 4 channels' pairs at once)
+//   packed  weights as pairs of 8-, 4- or 2-bit integers in the same channel order (src/kernels/ref/int8.ts
+//           has the layout): [g][block of MR output channels][pair tap k][MR], as many bits per weight as
+//           the layer's codes need; widenPairs makes a block's pair tap one i16x8 vector
 // A tile is NR = 8 consecutive output pixels (of the image-major flattened output, so batch and row
 // boundaries don't waste lanes, and a linear layer's batch fills them). Its inputs are gathered once into a
 // panel [K2][NR] (u32, thread scratch; 2 vector copies per tap when the 8 pixels are consecutive in xq), and
-// each block of MR = 4 output channels is a 4 x 8 register tile: per pair tap, two loads of the panel, one
-// widening load of the 4 weight pairs and 4 lane splats, 8 dot products and 8 adds. Exact: |x - xZero| <= 255, |w| <= 128, so each
+// each block of MR = 4 output channels is a 4 x 8 register tile: per pair tap, two loads of the panel, four
+// 32-bit splats of weight pairs, 8 dot products and 8 adds. The tile reads a block's weights widened to i16
+// pairs in scratch, once per pass over up to TILE_GROUP tiles (so weights stay packed in memory). Exact: |x - xZero| <= 255, |w| <= 128, so each
 // dot product's pair sum fits easily and i32 accumulation wraps exactly like the reference. Tiles of at
 // most FEW_PIXELS pixels (a linear layer at batch 1) put 8 output channels in the lanes instead (i8Pixel8).
 // The epilogue is applied to each finished tile (scalar; 64-bit products for the requantization).
@@ -50,6 +51,8 @@ export const I_DH = 11, I_DW = 12, I_G = 13, I_OUTH = 14, I_OUTW = 15, I_HP = 16
 export const I_OFFS = 21, I_Y = 22, I_XTYPE = 23, I_XZERO = 24;
 // Winograd only: tile rows per band, shares of the output-channel blocks, units (bands * shares)
 export const I_WR = 25, I_WS = 26, I_WUNITS = 27;
+/** Bits per packed weight: 8, 4 or 2. */
+export const I_WBITS = 28;
 // The epilogue, in the small int array (ARR): kind (0 requant, 1 float, 2 int32, 3 bits), output type
 // (0 u8, 1 i8), pointers, requant zero point and clamp, float clamp as f32 bit patterns.
 const E_KIND = 0, E_OUT = 1, E_BIAS = 2, E_MULT = 3, E_SHIFT = 4, E_SCALE = 5, E_OFFSET = 6, E_ZP = 7, E_LO = 8, E_HI = 9;
@@ -191,31 +194,52 @@ function bitsPixels(ctrl: usize, acc: usize, c: i32, hw: i32, y: usize, q0: i32,
 
 // ---- convolution: preparation -----------------------------------------------------------------------------
 
-/** Pack weight blocks [u0, u1) (unit = g * blocks + block) of w (i8 [outC, cinG, kH, kW]) into dst. */
+/**
+ * Pack weight blocks [u0, u1) (unit = g * blocks + block) of w (i8 [outC, cinG, kH, kW]) into dst: the pair
+ * (w0, w1) of pair tap k, channel i of a block is 2 * bits bits, at bit (k * MR + i) * 2 * bits of the block,
+ * w0 in the low half.
+ */
 function packWeights(ctrl: usize, u0: i32, u1: i32): void {
   const inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC), G = argI(ctrl, I_G), kk = argI(ctrl, I_KH) * argI(ctrl, I_KW);
-  const w = argP(ctrl, I_X), dst = argP(ctrl, I_W);
+  const w = argP(ctrl, I_X), dst = argP(ctrl, I_W), bits = argI(ctrl, I_WBITS);
   const cinG = inC / G, coutG = outC / G;
   const pairs = (cinG + 1) >> 1, K2 = pairs * kk, blocks = (coutG + I8_MR - 1) / I8_MR;
+  const mask: u32 = (1 << bits) - 1;
   for (let u = u0; u < u1; u++) {
     const g = u / blocks, blk = u % blocks;
-    const d = dst + ((<usize>u * <usize>K2 * <usize>I8_MR) << 1);
+    const d = dst + <usize>u * <usize>K2 * <usize>bits; // K2 * MR pairs of 2 * bits bits
+    memory.fill(d, 0, <usize>K2 * <usize>bits);
     for (let i = 0; i < I8_MR; i++) {
       const oc = blk * I8_MR + i;
+      if (oc >= coutG) continue;
       const src = w + <usize>(g * coutG + oc) * <usize>cinG * <usize>kk;
       for (let k = 0; k < K2; k++) {
-        let word: u32 = 0;
-        if (oc < coutG) {
-          const j = k / kk, t = k % kk;
-          const c0 = 2 * j;
-          const w0 = <u32>load<u8>(src + <usize>(c0 * kk + t));
-          const w1 = c0 + 1 < cinG ? <u32>load<u8>(src + <usize>((c0 + 1) * kk + t)) : 0;
-          word = w0 | (w1 << 8);
-        }
-        store<u16>(d + ((<usize>k * <usize>I8_MR + <usize>i) << 1), <u16>word);
+        const j = k / kk, t = k % kk;
+        const c0 = 2 * j;
+        const w0 = <u32>load<u8>(src + <usize>(c0 * kk + t)) & mask;
+        const w1 = c0 + 1 < cinG ? <u32>load<u8>(src + <usize>((c0 + 1) * kk + t)) & mask : 0;
+        const bit = <usize>(k * I8_MR + i) * <usize>(2 * bits);
+        const at = d + (bit >> 3);
+        if (bits == 8) store<u16>(at, <u16>(w0 | (w1 << 8)));
+        else store<u8>(at, load<u8>(at) | <u8>((w0 | (w1 << bits)) << <u32>(bit & 7)));
       }
     }
   }
+}
+
+/** Pair tap k of a block's 4 channels (at p, `bits` bytes) as i16x8 [w0, w1] x 4: sign-extended fields. */
+// @ts-ignore: decorator
+@inline export function widenPairs(p: usize, bits: i32): v128 {
+  if (bits == 8) return v128.load8x8_s(p);
+  if (bits == 4) {
+    // each i16 lane gets its channel's byte twice; the multiply moves its nibble to the top, shr_s extends it
+    const x = v128.load32_zero(p);
+    const y = i8x16.shuffle(x, x, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    return i16x8.shr_s(i16x8.mul(y, i16x8(4096, 256, 4096, 256, 4096, 256, 4096, 256)), 12);
+  }
+  const x = v128.load16_splat(p);
+  const y = i8x16.shuffle(x, x, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  return i16x8.shr_s(i16x8.mul(y, i16x8(16384, 4096, 1024, 256, 16384, 4096, 1024, 256)), 14);
 }
 
 // @ts-ignore: decorator
@@ -298,28 +322,15 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
 
 /**
  * acc[4][8] (i32 rows ldm bytes apart at out) = weights pa [K2][4] x panel [K2][8] (pairs of i16): the
- * register tile of the direct kernel (W = i8: packed i8 pairs, ldm 32) and of the Winograd GEMMs
- * (W = i16: the transformed weights, int8-winograd.ts).
+ * register tile of the direct kernel (ldm 32) and of the Winograd GEMMs (int8-winograd.ts).
  */
 // @ts-ignore: decorator
-@inline export function i8Tile4x8<W>(K2: i32, panel: usize, pa: usize, out: usize, ldm: usize): void {
+@inline export function i8Tile4x8(K2: i32, panel: usize, pa: usize, out: usize, ldm: usize): void {
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c10 = i32x4.splat(0), c11 = i32x4.splat(0);
   let c20 = i32x4.splat(0), c21 = i32x4.splat(0), c30 = i32x4.splat(0), c31 = i32x4.splat(0);
   for (let k = 0; k < K2; k++) {
     const a0 = v128.load(panel), a1 = v128.load(panel, 16);
-    let w0: v128, w1: v128, w2: v128, w3: v128;
-    if (sizeof<W>() == 1) {
-      const wv = v128.load8x8_s(pa); // the 4 channels' pairs, widened to i16
-      w0 = v128.shuffle<u32>(wv, wv, 0, 0, 0, 0);
-      w1 = v128.shuffle<u32>(wv, wv, 1, 1, 1, 1);
-      w2 = v128.shuffle<u32>(wv, wv, 2, 2, 2, 2);
-      w3 = v128.shuffle<u32>(wv, wv, 3, 3, 3, 3);
-    } else {
-      w0 = v128.load32_splat(pa);
-      w1 = v128.load32_splat(pa, 4);
-      w2 = v128.load32_splat(pa, 8);
-      w3 = v128.load32_splat(pa, 12);
-    }
+    const w0 = v128.load32_splat(pa), w1 = v128.load32_splat(pa, 4), w2 = v128.load32_splat(pa, 8), w3 = v128.load32_splat(pa, 12);
     c00 = i32x4.add(c00, i32x4.dot_i16x8_s(a0, w0));
     c01 = i32x4.add(c01, i32x4.dot_i16x8_s(a1, w0));
     c10 = i32x4.add(c10, i32x4.dot_i16x8_s(a0, w1));
@@ -329,7 +340,7 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
     c30 = i32x4.add(c30, i32x4.dot_i16x8_s(a0, w3));
     c31 = i32x4.add(c31, i32x4.dot_i16x8_s(a1, w3));
     panel += 32;
-    pa += 4 * 2 * sizeof<W>();
+    pa += 16;
   }
   v128.store(out, c00); v128.store(out, c01, 16);
   v128.store(out + ldm, c10); v128.store(out + ldm, c11, 16);
@@ -342,23 +353,24 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
  * output channels in the lanes, acc[8] (i32 at out) for the 8 channels. For tiles of a few pixels (a linear
  * layer at batch 1): every lane does useful work, where the 4 x 8 tile would waste most of them.
  */
-function i8Pixel8(K2: i32, px: usize, pa: usize, blockB: usize, out: usize): void {
+function i8Pixel8(K2: i32, px: usize, pa: usize, blockB: usize, bits: i32, out: usize): void {
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0), d0 = i32x4.splat(0), d1 = i32x4.splat(0);
   const pb = pa + blockB;
   let k = 0;
+  const kB = <usize>bits; // bytes per pair tap of a block
   for (; k + 2 <= K2; k += 2) {
-    const o = <usize>k << 3;
+    const o = <usize>k * kB;
     const x0 = v128.load32_splat(px + (<usize>k << 5)), x1 = v128.load32_splat(px + (<usize>k << 5), 32);
-    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(v128.load8x8_s(pa + o), x0));
-    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(v128.load8x8_s(pb + o), x0));
-    d0 = i32x4.add(d0, i32x4.dot_i16x8_s(v128.load8x8_s(pa + o, 8), x1));
-    d1 = i32x4.add(d1, i32x4.dot_i16x8_s(v128.load8x8_s(pb + o, 8), x1));
+    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(widenPairs(pa + o, bits), x0));
+    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(widenPairs(pb + o, bits), x0));
+    d0 = i32x4.add(d0, i32x4.dot_i16x8_s(widenPairs(pa + o + kB, bits), x1));
+    d1 = i32x4.add(d1, i32x4.dot_i16x8_s(widenPairs(pb + o + kB, bits), x1));
   }
   if (k < K2) {
-    const o = <usize>k << 3;
+    const o = <usize>k * kB;
     const x0 = v128.load32_splat(px + (<usize>k << 5));
-    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(v128.load8x8_s(pa + o), x0));
-    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(v128.load8x8_s(pb + o), x0));
+    c0 = i32x4.add(c0, i32x4.dot_i16x8_s(widenPairs(pa + o, bits), x0));
+    c1 = i32x4.add(c1, i32x4.dot_i16x8_s(widenPairs(pb + o, bits), x0));
   }
   v128.store(out, i32x4.add(c0, d0));
   v128.store(out, i32x4.add(c1, d1), 16);
@@ -438,7 +450,8 @@ function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
   const wide = scratch + PANEL_AT;
   const panels = wide + (<usize>K2 << 4), panelB = <usize>K2 << 5;
   const T = <i32>min<usize>(<usize>TILE_GROUP, (GEMM_SCRATCH - PANEL_AT - (<usize>K2 << 4)) / panelB);
-  const blockB = (<usize>K2 * <usize>I8_MR) << 1; // bytes of one block of packed i8 weights
+  const bits = argI(ctrl, I_WBITS);
+  const blockB = <usize>K2 * <usize>bits; // bytes of one block of packed weights (K2 * MR pairs)
   let t = t0;
   while (t < t1) {
     const g = t / tpg;
@@ -450,13 +463,13 @@ function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
     }
     for (let blk = 0; full && blk < blocks; blk++) {
       const pa = wpack + <usize>(g * blocks + blk) * blockB;
-      for (let k = 0; k < K2; k++) v128.store(wide + (<usize>k << 4), v128.load8x8_s(pa + (<usize>k << 3)));
+      for (let k = 0; k < K2; k++) v128.store(wide + (<usize>k << 4), widenPairs(pa + <usize>k * <usize>bits, bits));
       const rows = min(I8_MR, coutG - blk * I8_MR);
       for (let i = 0; i < tn; i++) {
         const meta = scratch + META_CNT + (<usize>i << 3);
         const cnt = load<i32>(meta);
         if (cnt <= FEW_PIXELS) continue;
-        i8Tile4x8<i16>(K2, panels + <usize>i * panelB, wide, tile, 32);
+        i8Tile4x8(K2, panels + <usize>i * panelB, wide, tile, 32);
         const youts = scratch + META_YOUTS + (<usize>i << 5);
         for (let r = 0; r < rows; r++) {
           const oc = blk * I8_MR + r;
@@ -471,7 +484,7 @@ function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
       }
     }
     // tiles of a few pixels (a linear layer at batch 1): channels in the lanes, one pixel at a time, two
-    // blocks per pass (the second may be a repeat), straight from the i8 weights
+    // blocks per pass (the second may be a repeat), straight from the packed weights
     for (let i = 0; i < tn; i++) {
       const cnt = load<i32>(scratch + META_CNT + (<usize>i << 3));
       if (cnt > FEW_PIXELS) continue;
@@ -480,7 +493,7 @@ function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
         const pa = wpack + <usize>(g * blocks + blk) * blockB;
         const rows = min(2 * I8_MR, coutG - blk * I8_MR);
         for (let jj = 0; jj < cnt; jj++) {
-          i8Pixel8(K2, panel + (<usize>jj << 2), pa, blk + 1 < blocks ? blockB : 0, tile);
+          i8Pixel8(K2, panel + (<usize>jj << 2), pa, blk + 1 < blocks ? blockB : 0, bits, tile);
           const yo = <usize>load<u32>(youts + (<usize>jj << 2));
           for (let r = 0; r < rows; r++) {
             const oc = blk * I8_MR + r;

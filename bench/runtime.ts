@@ -90,9 +90,10 @@ function convLayerCases(): { dtype: RuntimeDtype; run: () => void; how: string; 
   };
   const intCase = (dtype: RuntimeDtype, lo: number, hi: number, how: string) => {
     const w = t(Tensor.from(Int8Array.from({ length: 64 * 64 * 9 }, () => lo + r.int(hi - lo + 1)), [64, 64, 3, 3], 'i8'));
-    const packed = t(Tensor.empty([k.int8PackedWeightBytes(g)], 'u8'));
-    k.int8PackWeights(g, w.ptr, packed.ptr);
-    return { dtype, how, run: () => k.convInt8(g, xq.ptr, 'u8', 128, packed.ptr, ep, yq.ptr), dispose: () => {} };
+    const bits = hi <= 1 ? 2 : hi <= 7 ? 4 : 8; // packed at the codes' width, as the runtime stores them
+    const packed = t(Tensor.empty([k.int8PackedWeightBytes(g, bits)], 'u8'));
+    k.int8PackWeights(g, w.ptr, packed.ptr, bits);
+    return { dtype, how: `${how}, ${bits}-bit packed weights`, run: () => k.convInt8(g, xq.ptr, 'u8', 128, packed.ptr, ep, yq.ptr, bits), dispose: () => {} };
   };
   const xb = t(Tensor.empty([56 * 56 * 8], 'u8'));
   k.binarizePack(xf.ptr, 1, 64, 56, 56, xb.ptr);
@@ -104,8 +105,8 @@ function convLayerCases(): { dtype: RuntimeDtype; run: () => void; how: string; 
   return [
     { dtype: 'fp32', how: 'f32 conv2d (Winograd F(2x2,3x3))', run: () => k.conv2d(g, xf.ptr, wf.ptr, 0, yf.ptr), dispose: () => {} },
     intCase('int8', -127, 127, 'convInt8: u8 codes in, u8 codes out (fixed-point requantization, ReLU fused)'),
-    intCase('int4', -8, 7, 'convInt8 with 4-bit weight codes (stored packed at 4 bits; computed as int8)'),
-    intCase('ternary', -1, 1, 'convInt8 with ternary weight codes (stored at 2 bits; computed as int8)'),
+    intCase('int4', -8, 7, 'convInt8 with 4-bit weight codes (unpacked to i16 per block as it runs)'),
+    intCase('ternary', -1, 1, 'convInt8 with ternary weight codes (unpacked to i16 per block as it runs)'),
     { dtype: 'binary', how: 'convBinary: bit-packed in and out (XNOR-popcount)', run: () => k.convBinary(g, xb.ptr, wb.ptr, bitsEp, yb.ptr), dispose: () => {} },
   ].map((c) => ({ ...c, dispose: () => owned.forEach((o) => o.dispose()) })) as { dtype: RuntimeDtype; run: () => void; how: string; dispose: () => void }[];
 }

@@ -11,7 +11,7 @@ import { EngineMemory, type Ptr } from '../src/kernels/memory.js';
 import { createRefKernels } from '../src/kernels/ref/index.js';
 import { int8WinogradApplies } from '../src/kernels/ref/int8.js';
 import { int8ConvPaths } from '../src/kernels/wasm/int8.js';
-import type { ConvGeometry, IntEpilogue, Kernels, PoolGeometry } from '../src/kernels/types.js';
+import type { ConvGeometry, IntEpilogue, Kernels, PoolGeometry, WeightBits } from '../src/kernels/types.js';
 import { createWasmKernels, type WasmKernels } from '../src/kernels/wasm/index.js';
 import { rng } from './rng.js';
 
@@ -41,8 +41,9 @@ function alloc(bytes: number): Ptr {
   mem.u8.fill(0xab, p, p + bytes + GUARD);
   return p;
 }
-function codesBuffer(n: number, t: CodeType): { p: Ptr; values: number[] } {
-  const [lo, hi] = codeRange(t);
+/** Random codes of a type, or signed weights of `bits` bits (8: all of i8). */
+function codesBuffer(n: number, t: CodeType, bits: WeightBits = 8): { p: Ptr; values: number[] } {
+  const [lo, hi] = bits === 8 ? codeRange(t) : [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1];
   const values = Array.from({ length: n }, () => randInt(lo, hi));
   const p = alloc(n);
   (t === 'u8' ? mem.u8 : mem.i8).set(values, p);
@@ -143,20 +144,20 @@ describe('int8 reference', () => {
       conv(3, 7, 1, 1, 4, 1),
     ];
     for (const g of cases)
-      for (const xType of ['u8', 'i8'] as const) {
+      for (const [xType, bits] of [['u8', 8], ['i8', 8], ['u8', 4], ['i8', 2]] as const) {
         const cinG = g.inC / g.groups;
         const x = codesBuffer(g.n * g.inC * g.inH * g.inW, xType);
-        const w = codesBuffer(g.outC * cinG * g.kH * g.kW, 'i8');
+        const w = codesBuffer(g.outC * cinG * g.kH * g.kW, 'i8', bits);
         const xZero = randInt(...codeRange(xType));
-        const packed = alloc(ref.int8PackedWeightBytes(g));
-        ref.int8PackWeights(g, w.p, packed);
+        const packed = alloc(ref.int8PackedWeightBytes(g, bits));
+        ref.int8PackWeights(g, w.p, packed, bits);
         const outLen = g.n * g.outC * g.outH * g.outW;
         const acc = alloc(outLen * 4);
-        ref.convInt8(g, x.p, xType, xZero, packed, { kind: 'int32' }, acc);
+        ref.convInt8(g, x.p, xType, xZero, packed, { kind: 'int32' }, acc, bits);
         const xf = f32Buffer(x.values.map((v) => v - xZero)), wf = f32Buffer(w.values), yf = alloc(outLen * 4);
         ref.conv2d(g, xf, wf, 0, yf);
         assert.deepStrictEqual(Array.from(mem.i32.subarray(acc >> 2, (acc >> 2) + outLen)), Array.from(mem.f32.subarray(yf >> 2, (yf >> 2) + outLen)),
-          `${JSON.stringify(g)} ${xType}`);
+          `${JSON.stringify(g)} ${xType} x, ${bits}-bit weights`);
         for (const p of [x.p, w.p, packed, acc, xf, wf, yf]) mem.free(p);
       }
   });
@@ -277,14 +278,15 @@ describe('int8 wasm == ref', () => {
     ['Winograd 64 -> 8, 32x30 (two bands of tile rows)', conv(1, 64, 32, 30, 8, 3, { pad: 1 })],
     ['3x3 stride 1, 8 -> 8, 1-pixel-high output (direct)', conv(2, 8, 3, 9, 8, 3)],
   ];
-  for (const [name, g] of cases) {
-    it(`convInt8 ${name}`, () => {
+  for (const [index, [name, g]] of cases.entries()) {
+    const bits = ([8, 4, 2] as const)[index % 3]; // every width on direct and Winograd shapes
+    it(`convInt8 ${name}, ${bits}-bit weights`, () => {
       const cinG = g.inC / g.groups;
       const K = cinG * g.kH * g.kW;
-      const w = codesBuffer(g.outC * cinG * g.kH * g.kW, 'i8');
-      const nb = ref.int8PackedWeightBytes(g);
-      assert.equal(wasm.int8PackedWeightBytes(g), nb);
-      const packed = compareBackends(nb, (k, dst) => k.int8PackWeights(g, w.p, dst), `${name}: int8PackWeights`);
+      const w = codesBuffer(g.outC * cinG * g.kH * g.kW, 'i8', bits);
+      const nb = ref.int8PackedWeightBytes(g, bits);
+      assert.equal(wasm.int8PackedWeightBytes(g, bits), nb);
+      const packed = compareBackends(nb, (k, dst) => k.int8PackWeights(g, w.p, dst, bits), `${name}: int8PackWeights`);
       const wp = alloc(nb);
       mem.u8.set(packed.subarray(0, nb), wp);
       const P = g.outH * g.outW;
@@ -295,7 +297,7 @@ describe('int8 wasm == ref', () => {
           for (const relu of kind === 'requant' || kind === 'float' ? [false, true] : [false]) {
             const out: CodeType = rand() < 0.5 ? 'u8' : 'i8';
             const { ep, outBytes, ptrs } = randomEpilogue(kind, g.outC, out, relu, K);
-            compareBackends(outBytes(g.n * g.outC * P, P, g.n), (k, y) => k.convInt8(g, x.p, xType, xZero, wp, ep, y),
+            compareBackends(outBytes(g.n * g.outC * P, P, g.n), (k, y) => k.convInt8(g, x.p, xType, xZero, wp, ep, y, bits),
               `${name}: ${xType} x, zero ${xZero}, ${kind}${relu ? ' relu' : ''}`);
             for (const p of ptrs) mem.free(p);
           }
@@ -388,9 +390,21 @@ describe('int8 wasm == ref', () => {
     }
   });
 
-  it('packed weights take 1 byte per weight (pairs of input channels, blocks of 4 output channels)', () => {
-    for (const [g, expected] of [[conv(1, 16, 9, 9, 8, 3, { pad: 1 }), 8 * 16 * 9], [conv(1, 7, 5, 5, 6, 1), 8 * 8], [conv(1, 6, 5, 5, 6, 3, { groups: 3 }), 3 * 4 * 2 * 9]] as const)
-      assert.equal(ref.int8PackedWeightBytes(g), expected);
+  it('packed weights take their bits per weight (pairs of input channels, blocks of 4 output channels)', () => {
+    for (const bits of [8, 4, 2] as const)
+      for (const [g, weights] of [[conv(1, 16, 9, 9, 8, 3, { pad: 1 }), 8 * 16 * 9], [conv(1, 7, 5, 5, 6, 1), 8 * 8], [conv(1, 6, 5, 5, 6, 3, { groups: 3 }), 3 * 4 * 2 * 9]] as const)
+        assert.equal(ref.int8PackedWeightBytes(g, bits), (weights * bits) / 8);
+  });
+
+  it('packing refuses weights outside the signed range of the width', () => {
+    const g = conv(1, 4, 3, 3, 4, 1);
+    for (const [bits, bad] of [[4, 8], [4, -9], [2, 2], [2, -3]] as const) {
+      const w = codesBuffer(16, 'i8', bits);
+      mem.i8[w.p + 5] = bad;
+      const dst = alloc(ref.int8PackedWeightBytes(g, bits));
+      for (const k of [ref, wasm]) assert.throws(() => k.int8PackWeights(g, w.p, dst, bits), new RegExp(`weight ${bad} \\(element 5\\) does not fit ${bits} bits`));
+      for (const p of [w.p, dst]) mem.free(p);
+    }
   });
 
   it('requantize: every shift (-30 .. 32), extreme accumulators and clamps (vector and scalar paths)', () => {

@@ -172,6 +172,8 @@ describe('runtime: LeNet-5 on MNIST digits against the simulation', () => {
     ['kmeans:16', ['float', 'float', 'float', 'float', 'float']],
     ['minifloat:e4m3', ['float', 'float', 'float', 'float', 'float']],
   ];
+  /** Bits per weight in memory of the int8-family layers: the fewest that hold the codes. */
+  const MEMORY_BITS: Record<string, number> = { int8: 8, int4: 4, 'w=twn,a=int8': 2, 'dorefa:w2a2': 4, 'dorefa:w1a2': 2 };
   let calib: Tensor, test: Tensor;
   before(() => {
     calib = mnistBatch('train', 256);
@@ -188,6 +190,10 @@ describe('runtime: LeNet-5 on MNIST digits against the simulation', () => {
       const plan = compileQuantized(q);
       try {
         assert.deepEqual(plan.summary().map((s) => s.family), families);
+        for (const s of plan.summary()) {
+          if (s.family === 'binary') assert.equal(s.memoryBits, 1);
+          if (s.family === 'int8' && spec in MEMORY_BITS) assert.equal(s.memoryBits, MEMORY_BITS[spec], `${spec} ${s.name}`);
+        }
         const stats = compareCodes(q, plan, test);
         // Every integer layer's input codes are the simulation's, whether quantized from floats by the layer's
         // own quantizer or requantized from int32 accumulators by the previous layer's epilogue. (The simulation

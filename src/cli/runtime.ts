@@ -56,8 +56,8 @@ export function planOf(path: string): { plan: Plan; metadata: Record<string, unk
 }
 
 export function summaryTable(rows: PlanLayerSummary[]): string {
-  const t = new Table({ head: ['layer', 'kind', 'weights', 'inputs', 'stored bits', 'kernel', 'writes', 'fused', 'why'] });
-  for (const r of rows) t.push([r.name, r.kind, r.weights, r.activations, r.weightBits, r.family, r.output, r.fused.join('+'), r.reason]);
+  const t = new Table({ head: ['layer', 'kind', 'weights', 'inputs', 'stored bits', 'bits in memory', 'kernel', 'writes', 'fused', 'why'] });
+  for (const r of rows) t.push([r.name, r.kind, r.weights, r.activations, r.weightBits, r.memoryBits, r.family, r.output, r.fused.join('+'), r.reason]);
   return t.toString();
 }
 

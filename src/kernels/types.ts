@@ -98,18 +98,27 @@ export type IntEpilogue =
   /** Binarize for the next binary layer: bit = f32(f32(f32(acc) * scale[c]) + offset[c]) >= 0, written as bits. */
   | { kind: 'bits'; scale: Ptr; offset: Ptr };
 
+/** Bits per packed weight of the integer convolution (the weights' codes decide: int4 and ternary take 4 and 2). */
+export type WeightBits = 8 | 4 | 2;
+
 /** The integer/bitwise kernels (part of Kernels). */
 export interface IntKernels {
-  /** Bytes the packed form of int8 conv weights [outC, inC/groups, kH, kW] takes (layout is the kernel's own). */
-  int8PackedWeightBytes(g: ConvGeometry): number;
-  /** Pack int8 weights w (i8 [outC, inC/groups, kH, kW]) for convInt8 (dst has int8PackedWeightBytes(g) bytes). */
-  int8PackWeights(g: ConvGeometry, w: Ptr, dst: Ptr): void;
+  /**
+   * Bytes the packed form of integer conv weights [outC, inC/groups, kH, kW] takes at `bits` per weight (8, 4
+   * or 2; the layout is the kernel's own).
+   */
+  int8PackedWeightBytes(g: ConvGeometry, bits?: WeightBits): number;
+  /**
+   * Pack integer weights w (i8 [outC, inC/groups, kH, kW], each within the signed range of `bits`: 8 bits
+   * -128..127, 4 bits -8..7, 2 bits -2..1) for convInt8 (dst has int8PackedWeightBytes(g, bits) bytes).
+   */
+  int8PackWeights(g: ConvGeometry, w: Ptr, dst: Ptr, bits?: WeightBits): void;
   /**
    * Convolution of integer codes x (u8 or i8, NCHW [n, inC, inH, inW]) with packed int8 weights, int32
    * accumulation (see above; x - xZero times w), then the epilogue into y (u8/i8/f32/i32 NCHW, or bits).
    * Any stride, padding, dilation and groups; a linear layer is a 1x1 convolution over [n, inF, 1, 1].
    */
-  convInt8(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr): void;
+  convInt8(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr, bits?: WeightBits): void;
   /** Apply an epilogue to int32 accumulators acc [n, c, hw] (i32) into y (global average pool, residual adds). */
   requantize(acc: Ptr, n: number, c: number, hw: number, ep: IntEpilogue, y: Ptr): void;
   /** acc[p] = sum over hw of (x[p, :] - xZero), x codes viewed as [planes, hw] (global average pool). */

@@ -22,7 +22,7 @@ import { batchNormEvalAffine } from '../autograd/ops/norm.js';
 import { BatchNorm, type Conv2d, type Module } from '../nn/index.js';
 import { engine, keep, tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
-import { UNARY_OPS, type ConvGeometry, type IntEpilogue, type UnaryOp } from '../kernels/types.js';
+import { UNARY_OPS, type ConvGeometry, type IntEpilogue, type UnaryOp, type WeightBits } from '../kernels/types.js';
 import { LowbitError } from '../errors.js';
 import { xnorBoxFilter } from '../quant/binary.js';
 import { readerCounts, type GraphNode } from './trace.js';
@@ -57,12 +57,24 @@ type Value =
   | { kind: 'bits'; t: Tensor };
 
 /** How an integer layer finishes: which nodes it absorbs and what it writes. */
+/** The fewest bits (8, 4 or 2) whose signed range holds every weight code: int4 and ternary stay packed. */
+function packedWeightBits(codes: Int8Array): WeightBits {
+  let lo = 0, hi = 0;
+  for (const c of codes) {
+    if (c < lo) lo = c;
+    if (c > hi) hi = c;
+  }
+  return lo >= -2 && hi <= 1 ? 2 : lo >= -8 && hi <= 7 ? 4 : 8;
+}
+
 interface IntegerStep {
   /** Nodes whose work the epilogue does (batch norm, ReLU); their value is the layer's. */
   fused: number[];
   /** Requantize into these codes (the consumer's input), or write floats. */
   target: InputCodes | null;
   packed: Tensor;
+  /** Bits per packed weight (int8 family: the fewest of 8, 4, 2 that hold the layer's codes). */
+  bits: WeightBits;
   /** Epilogue arrays in engine memory. */
   arrays: Tensor[];
   ep: IntEpilogue;
@@ -83,6 +95,8 @@ export interface PlanLayerSummary {
   weights: string;
   activations: string;
   weightBits: number;
+  /** Bits per weight while the plan runs: packed integer weights (8, 4, 2), 1 for binary, 32 for float layers. */
+  memoryBits: number;
   output: 'codes' | 'float' | 'bits';
   fused: string[];
   reason: string;
@@ -256,9 +270,11 @@ export class Plan {
     }
     const wT = keep(Tensor.from(codes, [...(l.spec.kind === 'conv' ? [outC, l.spec.inChannels / (l.spec.config?.groups ?? 1), ...l.spec.kernel!] : [outC, l.spec.inChannels, 1, 1])], 'i8'));
     let packed: Tensor;
+    let bits: WeightBits = 8;
     if (l.family === 'int8') {
-      packed = keep(Tensor.empty([k.int8PackedWeightBytes(g)], 'u8'));
-      k.int8PackWeights(g, wT.ptr, packed.ptr);
+      bits = packedWeightBits(codes);
+      packed = keep(Tensor.empty([k.int8PackedWeightBytes(g, bits)], 'u8'));
+      k.int8PackWeights(g, wT.ptr, packed.ptr, bits);
     } else {
       const wf = keep(Tensor.from(Float32Array.from(codes), wT.shape));
       packed = keep(Tensor.empty([k.binaryPackedWeightBytes(g)], 'u8'));
@@ -291,7 +307,7 @@ export class Plan {
     } else {
       ep = { kind: 'float', scale: arr(e.scale, 'f32'), offset: arr(e.offset, 'f32'), lo: e.lo, hi: e.hi };
     }
-    return { fused, target, packed, arrays, ep };
+    return { fused, target, packed, bits, arrays, ep };
   }
 
   private geometry(n: PlanNode, batch: number): ConvGeometry {
@@ -487,7 +503,7 @@ export class Plan {
     }
     if (l.family === 'int8') {
       const c = (xq as { codes: InputCodes }).codes;
-      k.convInt8(g, xq.t.ptr, c.type, c.zero, step.packed.ptr, step.ep, y.ptr);
+      k.convInt8(g, xq.t.ptr, c.type, c.zero, step.packed.ptr, step.ep, y.ptr, step.bits);
     } else {
       k.convBinary(g, xq.t.ptr, step.packed.ptr, step.ep, y.ptr);
     }
@@ -535,6 +551,7 @@ export class Plan {
         weights: l.spec.quant?.weight ?? 'fp32',
         activations: l.spec.quant?.activation ?? 'fp32',
         weightBits: l.spec.weights ? l.spec.weights.bits : 32,
+        memoryBits: l.family === 'int8' ? step!.bits : l.family === 'binary' ? 1 : 32,
         output: step?.target ? 'codes' : 'float',
         fused: fused.map((f) => this.nodes[f].op),
         reason: l.reason + (stem ? '; computed in row bands with what it feeds' : ''),

@@ -3,19 +3,20 @@
 // int32 (`| 0`, the same result in any summation order), 64-bit requantization products use BigInt.
 //
 // Packed conv weights (the layout the WebAssembly microkernel reads; both backends pack identically so a
-// packed buffer works with either). Input channels of a group are taken in pairs (2j, 2j+1); a "pair tap"
-// k = (j * kH + ky) * kW + kx holds the two weights of one output channel at (ky, kx) as two i8 in one
-// 16-bit word (low byte: channel 2j; high byte: channel 2j+1, or 0 past an odd channel count). Output
-// channels go in blocks of INT8_MR (zero-padded past coutG):
-//   packed[g][block][k][i]  (u16 words)  = pair tap k of output channel g*coutG + block*INT8_MR + i
+// packed buffer works with either), at b = 8, 4 or 2 bits per weight (two's complement fields). Input
+// channels of a group are taken in pairs (2j, 2j+1); a "pair tap" k = (j * kH + ky) * kW + kx holds the two
+// weights of one output channel at (ky, kx) as one 2b-bit field (low half: channel 2j; high half: channel
+// 2j+1, or 0 past an odd channel count). Output channels go in blocks of INT8_MR (zero-padded past coutG):
+//   packed[g][block][k][i]  (2b-bit fields, little-endian bit order)  = pair tap k of output channel
+//                                                                       g*coutG + block*INT8_MR + i
 // Why: the kernel widens (x - xZero) to i16 and multiplies pairs of channels with i32x4.dot_i16x8_s
 // (8 exact multiply-adds per instruction), so it needs both factors as adjacent pairs; the 4 channels of a
-// block's pair tap widen to i16 in one load (v128.load8x8_s). 1 byte per weight in memory.
+// block's pair tap (b bytes) widen to one i16x8 vector. Weights stay b bits each in memory.
 // Where the WebAssembly kernel runs the exact integer Winograd F(2x2, 3x3) (int8WinogradApplies), it
 // transforms these same weights per block as it goes (assembly/int8-winograd.ts).
 
 import type { EngineMemory, Ptr } from '../memory.js';
-import type { ConvGeometry, IntEpilogue, IntKernels, PoolGeometry } from '../types.js';
+import type { ConvGeometry, IntEpilogue, IntKernels, PoolGeometry, WeightBits } from '../types.js';
 
 export type Int8Kernels = Pick<IntKernels, 'int8PackedWeightBytes' | 'int8PackWeights' | 'convInt8' | 'requantize' | 'sumPlanesInt8' | 'maxPoolInt8' | 'addInt8'>;
 
@@ -35,36 +36,49 @@ export function int8WinogradApplies(g: ConvGeometry): boolean {
 }
 
 /** Sizes of the packed weight layout (see the header). */
-export function int8Layout(g: ConvGeometry): {
+export function int8Layout(g: ConvGeometry, bits: WeightBits = 8): {
   cinG: number; coutG: number; pairs: number; K2: number; blocks: number; winograd: boolean; bytes: number;
 } {
   const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
   const pairs = Math.ceil(cinG / 2);
   const K2 = pairs * g.kH * g.kW;
   const blocks = Math.ceil(coutG / INT8_MR);
-  const bytes = g.groups * blocks * K2 * INT8_MR * 2;
+  const bytes = (g.groups * blocks * K2 * INT8_MR * 2 * bits) / 8;
   return { cinG, coutG, pairs, K2, blocks, winograd: int8WinogradApplies(g), bytes };
 }
 
 /** The weights [outC, cinG, kH, kW] read back from packed ones. */
-export function unpackInt8Weights(mem: EngineMemory, g: ConvGeometry, w: Ptr): Int8Array {
-  const { cinG, K2, blocks } = int8Layout(g);
+export function unpackInt8Weights(mem: EngineMemory, g: ConvGeometry, w: Ptr, bits: WeightBits = 8): Int8Array {
+  const { cinG, K2, blocks } = int8Layout(g, bits);
   const out = new Int8Array(g.outC * cinG * g.kH * g.kW);
   for (let oc = 0; oc < g.outC; oc++)
     for (let c = 0; c < cinG; c++)
       for (let ky = 0; ky < g.kH; ky++)
-        for (let kx = 0; kx < g.kW; kx++)
-          out[((oc * cinG + c) * g.kH + ky) * g.kW + kx] = mem.i8[w + packedWeightAt(g, oc, c, ky, kx, K2, blocks)];
+        for (let kx = 0; kx < g.kW; kx++) {
+          const bit = packedWeightBit(g, oc, c, ky, kx, K2, blocks, bits);
+          const field = (mem.u8[w + (bit >> 3)] >> (bit & 7)) & ((1 << bits) - 1);
+          out[((oc * cinG + c) * g.kH + ky) * g.kW + kx] = field >= 1 << (bits - 1) ? field - (1 << bits) : field;
+        }
   return out;
 }
 
-/** Byte offset, within packed weights, of the i8 weight of output channel oc, input channel c, tap (ky, kx). */
-function packedWeightAt(g: ConvGeometry, oc: number, c: number, ky: number, kx: number, K2: number, blocks: number): number {
+/** Bit offset, within packed weights, of the weight of output channel oc, input channel c, tap (ky, kx). */
+function packedWeightBit(g: ConvGeometry, oc: number, c: number, ky: number, kx: number, K2: number, blocks: number, bits: number): number {
   const coutG = g.outC / g.groups;
   const gi = Math.floor(oc / coutG), o = oc % coutG;
   const k = ((c >> 1) * g.kH + ky) * g.kW + kx;
-  const word = ((gi * blocks + Math.floor(o / INT8_MR)) * K2 + k) * INT8_MR + (o % INT8_MR);
-  return word * 2 + (c & 1);
+  const pair = ((gi * blocks + Math.floor(o / INT8_MR)) * K2 + k) * INT8_MR + (o % INT8_MR);
+  return (2 * pair + (c & 1)) * bits;
+}
+
+/** Every weight within the signed range of `bits` (the packing keeps only that many bits). */
+export function checkWeightBits(mem: EngineMemory, w: Ptr, count: number, bits: WeightBits, op: string): void {
+  if (bits !== 8 && bits !== 4 && bits !== 2) throw new RangeError(`lowbit: ${op}: weight bits must be 8, 4 or 2, got ${bits}`);
+  const lo = -(2 ** (bits - 1)), hi = 2 ** (bits - 1) - 1;
+  for (let i = 0; i < count; i++) {
+    const v = mem.i8[w + i];
+    if (v < lo || v > hi) throw new RangeError(`lowbit: ${op}: weight ${v} (element ${i}) does not fit ${bits} bits (${lo}..${hi})`);
+  }
 }
 
 export function checkConvGeometry(g: ConvGeometry, op: string): void {
@@ -159,29 +173,33 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
   const codes = (type: 'u8' | 'i8') => (type === 'u8' ? mem.u8 : mem.i8);
 
   return {
-    int8PackedWeightBytes(g) {
+    int8PackedWeightBytes(g, bits = 8) {
       checkConvGeometry(g, 'int8PackedWeightBytes');
-      return int8Layout(g).bytes;
+      return int8Layout(g, bits).bytes;
     },
 
-    int8PackWeights(g, w, dst) {
+    int8PackWeights(g, w, dst, bits = 8) {
       checkConvGeometry(g, 'int8PackWeights');
-      const { cinG, bytes, K2, blocks } = int8Layout(g);
-      const i8 = mem.i8;
-      i8.fill(0, dst, dst + bytes);
+      const { cinG, bytes, K2, blocks } = int8Layout(g, bits);
+      checkWeightBits(mem, w, g.outC * cinG * g.kH * g.kW, bits, 'int8PackWeights');
+      const u8 = mem.u8;
+      u8.fill(0, dst, dst + bytes);
       for (let oc = 0; oc < g.outC; oc++)
         for (let c = 0; c < cinG; c++)
           for (let ky = 0; ky < g.kH; ky++)
-            for (let kx = 0; kx < g.kW; kx++)
-              i8[dst + packedWeightAt(g, oc, c, ky, kx, K2, blocks)] = i8[w + ((oc * cinG + c) * g.kH + ky) * g.kW + kx];
+            for (let kx = 0; kx < g.kW; kx++) {
+              const bit = packedWeightBit(g, oc, c, ky, kx, K2, blocks, bits);
+              const field = mem.i8[w + ((oc * cinG + c) * g.kH + ky) * g.kW + kx] & ((1 << bits) - 1);
+              u8[dst + (bit >> 3)] |= field << (bit & 7);
+            }
     },
 
-    convInt8(g, x, xType, xZero, w, ep, y) {
+    convInt8(g, x, xType, xZero, w, ep, y, bits = 8) {
       checkConvGeometry(g, 'convInt8');
       checkZero(xType, xZero, 'convInt8');
       const xs = codes(xType);
       const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
-      const weights = unpackInt8Weights(mem, g, w);
+      const weights = unpackInt8Weights(mem, g, w, bits);
       const P = g.outH * g.outW;
       const acc = new Int32Array(g.n * g.outC * P);
       for (let b = 0; b < g.n; b++)

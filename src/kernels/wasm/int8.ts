@@ -9,10 +9,10 @@
 //   the rest:  one job each, split over planes or elements.
 
 import type { EngineMemory, Ptr } from '../memory.js';
-import type { ConvGeometry, IntEpilogue, PoolGeometry } from '../types.js';
+import type { ConvGeometry, IntEpilogue, PoolGeometry, WeightBits } from '../types.js';
 import { Job } from './abi.js';
 import type { WasmBackend } from './backend.js';
-import { checkAddArgs, checkConvGeometry, checkZero, int8Layout, type Int8Kernels } from '../ref/int8.js';
+import { checkAddArgs, checkConvGeometry, checkWeightBits, checkZero, int8Layout, type Int8Kernels } from '../ref/int8.js';
 
 export type { Int8Kernels };
 
@@ -91,7 +91,7 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
     be.run(Job.Int8Requantize, Math.min(items, be.units(n * c * hw, GRAIN_ELEMENTS / 4)));
   }
 
-  function convInt8(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr): void {
+  function convInt8(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr, bits: WeightBits = 8): void {
     checkConvGeometry(g, 'convInt8');
     checkZero(xType, xZero, 'convInt8');
     const P = g.outH * g.outW;
@@ -103,23 +103,24 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       const acc = mem.alloc(g.n * g.outC * P * 4);
       try {
         if (K2 === 0) mem.i32.fill(0, acc >> 2, (acc >> 2) + g.n * g.outC * P);
-        else convInt8(g, x, xType, xZero, w, { kind: 'int32' }, acc);
+        else convInt8(g, x, xType, xZero, w, { kind: 'int32' }, acc, bits);
         requantize(acc, g.n, g.outC, P, ep, y);
       } finally {
         mem.free(acc);
       }
       return;
     }
-    if (layout.winograd && winograd(g, x, xType, xZero, w, ep, y)) {
+    if (bits !== 8 && bits !== 4 && bits !== 2) throw new RangeError(`lowbit: convInt8: weight bits must be 8, 4 or 2, got ${bits}`);
+    if (layout.winograd && winograd(g, x, xType, xZero, w, ep, y, bits)) {
       int8ConvPaths.winograd++;
       return;
     }
     int8ConvPaths.direct++;
-    directConv(g, x, xType, xZero, w, ep, y, K2, pairs);
+    directConv(g, x, xType, xZero, w, ep, y, K2, pairs, bits);
   }
 
   /** The direct kernel (w in the direct layout). */
-  function directConv(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr, K2: number, pairs: number): void {
+  function directConv(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, w: Ptr, ep: IntEpilogue, y: Ptr, K2: number, pairs: number, bits: WeightBits): void {
     const P = g.outH * g.outW;
     if (PANEL_AT + K2 * 16 + K2 * NR * 4 > scratchBytes) // the widened block and one panel (assembly/int8.ts convTiles)
       throw new RangeError(`lowbit: convInt8: ${K2 * 2} input channel taps per output exceed the kernel's scratch buffer`);
@@ -136,6 +137,7 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       be.setArg(22, y);
       be.setArg(23, xType === 'i8' ? 1 : 0);
       be.setArg(24, xZero);
+      be.setArg(28, bits);
       be.ints(epilogueInts(ep));
       be.run(Job.Int8Prep, Math.min(planes, be.units(planes * g.strideW * Hp * Wq, GRAIN_ELEMENTS)));
       const tiles = g.groups * Math.ceil((g.n * P) / NR);
@@ -151,7 +153,7 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
    * convInt8 by the exact integer Winograd F(2x2, 3x3) with the transformed weights at u; false (nothing
    * done) when a band of one tile row does not fit the thread scratch.
    */
-  function winograd(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, u: Ptr, ep: IntEpilogue, y: Ptr): boolean {
+  function winograd(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, u: Ptr, ep: IntEpilogue, y: Ptr, bits: WeightBits): boolean {
     const pairs = Math.ceil(g.inC / 2), blocks = Math.ceil(g.outC / 4);
     const TH = Math.ceil(g.outH / 2), TW4 = Math.ceil(Math.ceil(g.outW / 2) / 4) * 4;
     // bands of R tile rows: V about WINOGRAD_V_BYTES, the rows shared out evenly
@@ -179,6 +181,7 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       be.setArg(25, R);
       be.setArg(26, S);
       be.setArg(27, bands * S);
+      be.setArg(28, bits);
       be.ints(epilogueInts(ep));
       be.run(Job.Int8Prep, Math.min(planes, be.units(planes * Hp * Wq, GRAIN_ELEMENTS)));
       const macs = g.n * TH * TW4 * 16 * pairs * 2 * blocks * 4;
@@ -190,18 +193,20 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
   }
 
   return {
-    int8PackedWeightBytes(g) {
+    int8PackedWeightBytes(g, bits = 8) {
       checkConvGeometry(g, 'int8PackedWeightBytes');
-      return int8Layout(g).bytes;
+      return int8Layout(g, bits).bytes;
     },
 
-    int8PackWeights(g, w, dst) {
+    int8PackWeights(g, w, dst, bits = 8) {
       checkConvGeometry(g, 'int8PackWeights');
-      const { blocks, bytes } = int8Layout(g);
+      const { blocks, bytes } = int8Layout(g, bits);
+      checkWeightBits(mem, w, g.outC * (g.inC / g.groups) * g.kH * g.kW, bits, 'int8PackWeights');
       if (bytes === 0) return;
       writeGeometry(g, 0, 0);
       be.setArg(18, w);
       be.setArg(20, dst);
+      be.setArg(28, bits);
       be.run(Job.Int8PackWeights, Math.min(g.groups * blocks, be.units(bytes / 2, GRAIN_ELEMENTS)));
     },
 
