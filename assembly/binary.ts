@@ -36,29 +36,40 @@ export const CB: i32 = 8;
 export const B_N = 0, B_INC = 1, B_INH = 2, B_INW = 3, B_OUTC = 4, B_KH = 5, B_KW = 6, B_SH = 7, B_SW = 8;
 export const B_PT = 9, B_PL = 10, B_DH = 11, B_DW = 12, B_OUTH = 13, B_OUTW = 14, B_X = 15, B_W = 16, B_Y = 17;
 export const B_EP = 18, B_P1 = 19, B_P2 = 20, B_P3 = 21, B_LO = 22, B_HI = 23, B_ZP = 24;
+/** Float epilogue only: per-pixel multiplier (XNOR-Net's K) and per-channel bias added after it (0: none). */
+export const B_KPIX = 25, B_KBIAS = 26;
 /** Epilogue kinds (B_EP). float: P1 scale, P2 offset; bits: P1 scale, P2 offset; requant: P1 bias, P2 multiplier, P3 shift. */
 export const EP_FLOAT = 0, EP_INT32 = 1, EP_BITS = 2, EP_REQUANT = 3;
 
 // ---- binarizePack --------------------------------------------------------------------------------------
 
-/** Rows [r0, r1) of n * h of the f32 NCHW x into bits: 4 pixels at a time, 64 channels per word. */
-export function binarizePackRows(x: usize, y: usize, r0: i32, r1: i32, C: i32, H: i32, W: i32): void {
+/**
+ * Rows [r0, r1) of n * h of the f32 NCHW x into bits: 4 pixels at a time, 64 channels per word. With scale
+ * (and shift) pointers, v = f32(f32(x * scale[c]) + shift[c]) is binarized instead of x; with absMean, the
+ * f32 sum over the channels (in order) of |v|, divided by C, is written per pixel (XNOR-Net's A).
+ */
+export function binarizePackRows(x: usize, y: usize, r0: i32, r1: i32, C: i32, H: i32, W: i32, scale: usize, shift: usize, absMean: usize): void {
   const words = (C + 63) >> 6, hw = H * W;
   const plane = <usize>hw << 2;
   const zero = f32x4.splat(0);
+  const vC = f32x4.splat(<f32>C);
   for (let r = r0; r < r1; r++) {
     const b = r / H, py = r - b * H;
     const pix0 = r * W; // pixel index (b, py, 0) in [n, h, w]
     const xrow = x + ((<usize>(b * C) * <usize>hw + <usize>(py * W)) << 2);
     let px = 0;
     for (; px + 4 <= W; px += 4) {
+      let sum = f32x4.splat(0);
       for (let k = 0; k < words; k++) {
         const c0 = k << 6, c1 = min(C, c0 + 64);
         let lo = i32x4.splat(0), hi = i32x4.splat(0);
         let p = xrow + (<usize>px << 2) + <usize>c0 * plane;
-        // x >= 0 is false for NaN and true for -0, as in the reference
+        // v >= 0 is false for NaN and true for -0, as in the reference
         for (let c = c0; c < c1; c++, p += plane) {
-          const m = v128.and(f32x4.ge(v128.load(p), zero), i32x4.splat(1 << (c & 31)));
+          let v = v128.load(p);
+          if (scale != 0) v = f32x4.add(f32x4.mul(v, v128.load32_splat(scale + (<usize>c << 2))), v128.load32_splat(shift + (<usize>c << 2)));
+          if (absMean != 0) sum = f32x4.add(sum, f32x4.abs(v));
+          const m = v128.and(f32x4.ge(v, zero), i32x4.splat(1 << (c & 31)));
           if ((c & 32) == 0) lo = v128.or(lo, m);
           else hi = v128.or(hi, m);
         }
@@ -71,17 +82,23 @@ export function binarizePackRows(x: usize, y: usize, r0: i32, r1: i32, C: i32, H
         store<u64>(q + 2 * step, i64x2.extract_lane(w23, 0));
         store<u64>(q + 3 * step, i64x2.extract_lane(w23, 1));
       }
+      if (absMean != 0) v128.store(absMean + (<usize>(pix0 + px) << 2), f32x4.div(sum, vC));
     }
     for (; px < W; px++) {
+      let sum: f32 = 0;
       for (let k = 0; k < words; k++) {
         const c0 = k << 6, c1 = min(C, c0 + 64);
         let bits: u64 = 0;
         let p = xrow + (<usize>px << 2) + <usize>c0 * plane;
         for (let c = c0; c < c1; c++, p += plane) {
-          if (load<f32>(p) >= 0) bits |= (<u64>1) << <u64>(c & 63);
+          let v = load<f32>(p);
+          if (scale != 0) v = v * load<f32>(scale + (<usize>c << 2)) + load<f32>(shift + (<usize>c << 2));
+          sum += abs<f32>(v);
+          if (v >= 0) bits |= (<u64>1) << <u64>(c & 63);
         }
         store<u64>(y + ((<usize>(pix0 + px) * <usize>words + <usize>k) << 3), bits);
       }
+      if (absMean != 0) store<f32>(absMean + (<usize>(pix0 + px) << 2), sum / <f32>C);
     }
   }
 }
@@ -114,6 +131,7 @@ let gInC = 0, gInH = 0, gInW = 0, gOutC = 0, gOutH = 0, gOutW = 0, gWords = 0, g
 let gEp = 0, gY: usize = 0, gScale: usize = 0, gOffset: usize = 0, gBias: usize = 0, gMult: usize = 0, gShift: usize = 0;
 let gLo: f32 = 0, gHi: f32 = 0, gILo = 0, gIHi = 0, gZp = 0;
 let gTmp: usize = 0; // 16 bytes of scratch: the 4 lanes of a block's results
+let gK: usize = 0, gKBias: usize = 0;
 
 
 /** 4 popcount sums as i32x4 accumulators: validTaps * inC - 2 * ones. */
@@ -156,9 +174,19 @@ let gTmp: usize = 0; // 16 bytes of scratch: the 4 lanes of a block's results
   const plane = <usize>gPlane;
   if (gEp == EP_FLOAT) {
     const vlo = f32x4.splat(gLo), vhi = f32x4.splat(gHi);
-    v128.store(gTmp, f32x4.min(f32x4.max(affine(lo, oc0), vlo), vhi));
-    v128.store(gTmp, f32x4.min(f32x4.max(affine(hi, oc0 + 4), vlo), vhi), 16);
-    for (let j = 0; j < valid; j++) store<f32>(gY + ((first + <usize>j * plane) << 2), load<f32>(gTmp + (<usize>j << 2)));
+    let v0 = f32x4.min(f32x4.max(affine(lo, oc0), vlo), vhi), v1 = f32x4.min(f32x4.max(affine(hi, oc0 + 4), vlo), vhi);
+    if (gK != 0) {
+      const k = v128.load32_splat(gK + (<usize>pix << 2));
+      v0 = f32x4.mul(v0, k);
+      v1 = f32x4.mul(v1, k);
+    }
+    v128.store(gTmp, v0);
+    v128.store(gTmp, v1, 16);
+    if (gKBias != 0) {
+      for (let j = 0; j < valid; j++) store<f32>(gY + ((first + <usize>j * plane) << 2), load<f32>(gTmp + (<usize>j << 2)) + load<f32>(gKBias + (<usize>(oc0 + j) << 2)));
+    } else {
+      for (let j = 0; j < valid; j++) store<f32>(gY + ((first + <usize>j * plane) << 2), load<f32>(gTmp + (<usize>j << 2)));
+    }
   } else if (gEp == EP_INT32) {
     v128.store(gTmp, lo);
     v128.store(gTmp, hi, 16);
@@ -262,6 +290,7 @@ export function binaryConvRows(ctrl: usize, r0: i32, r1: i32, scratch: usize): v
     gBias = argP(ctrl, B_P1); gMult = argP(ctrl, B_P2); gShift = argP(ctrl, B_P3);
   } else {
     gLo = <f32>argF(ctrl, B_LO); gHi = <f32>argF(ctrl, B_HI);
+    gK = argP(ctrl, B_KPIX); gKBias = argP(ctrl, B_KBIAS);
   }
 
   // scratch: offsets i32[J] | scale f32[blocks*CB] | offset f32[blocks*CB] | 32 bytes of lanes, 16-byte aligned

@@ -270,9 +270,10 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       break;
     }
     case J_BIN_PACK: {
-      // args: x, n, c, h, w, y; units split the n * h rows
+      // args: x, n, c, h, w, y, scale, shift, absMean (0: none); units split the n * h rows
       const rows = argI(ctrl, 1) * argI(ctrl, 3);
-      binarizePackRows(argP(ctrl, 0), argP(ctrl, 5), lo(rows, u, U, 1), hi(rows, u, U, 1), argI(ctrl, 2), argI(ctrl, 3), argI(ctrl, 4));
+      binarizePackRows(argP(ctrl, 0), argP(ctrl, 5), lo(rows, u, U, 1), hi(rows, u, U, 1), argI(ctrl, 2), argI(ctrl, 3), argI(ctrl, 4),
+        argP(ctrl, 6), argP(ctrl, 7), argP(ctrl, 8));
       break;
     }
     case J_BIN_PACK_WEIGHTS: {

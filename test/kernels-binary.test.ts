@@ -114,11 +114,14 @@ function epilogues(g: ConvGeometry): { name: string; ep: IntEpilogue }[] {
   new BigInt64Array(mem.memory.buffer, bias, C).set(Array.from({ length: C }, () => BigInt(Math.floor((rand() - 0.5) * 400)) * BigInt(2 ** 30)));
   const multiplier = i32Buffer(Array.from({ length: C }, () => 2 ** 30 + Math.floor(rand() * (2 ** 30 - 1))));
   const shift = i32Buffer(Array.from({ length: C }, () => Math.floor(rand() * 6)));
+  const pixelScale = f32Buffer(Array.from({ length: g.n * g.outH * g.outW }, () => 0.05 + rand()));
+  const channelBias = f32Buffer(Array.from({ length: C }, () => rand() - 0.5));
   return [
     { name: 'int32', ep: { kind: 'int32' } },
     { name: 'bits', ep: { kind: 'bits', scale, offset } },
     { name: 'float', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity } },
     { name: 'float clamped', ep: { kind: 'float', scale, offset, lo: -0.75, hi: 6.1 } },
+    { name: 'float times K per pixel plus bias (XNOR-Net)', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity, pixelScale, bias: channelBias } },
     { name: 'requant u8', ep: { kind: 'requant', bias, multiplier, shift, zeroPoint: 128, lo: 0, hi: 255, out: 'u8' } },
     { name: 'requant u8 relu, no bias', ep: { kind: 'requant', bias: 0, multiplier, shift, zeroPoint: 20, lo: 20, hi: 255, out: 'u8' } },
     { name: 'requant i8', ep: { kind: 'requant', bias, multiplier, shift, zeroPoint: -3, lo: -128, hi: 127, out: 'i8' } },
@@ -241,6 +244,60 @@ describe('binary kernels: wasm = ref, bit for bit', () => {
     ref.binarizePack(xp, n, c, h, w, a);
     wasm.binarizePack(xp, n, c, h, w, b);
     assert.deepStrictEqual(bytesAt(b, bytes), bytesAt(a, bytes));
+  });
+
+  it('binarizePack with an input batch norm and the channel mean of |v| (XNOR-Net A), in one pass', () => {
+    for (const [n, c, h, w] of [[1, 1, 1, 1], [2, 3, 5, 7], [1, 64, 4, 4], [3, 65, 3, 5], [1, 130, 6, 9], [2, 96, 40, 41]]) {
+      const xf = randomValues(n * c * h * w);
+      const scale = Float32Array.from({ length: c }, (_, i) => (i % 5 === 0 ? -1 : 1) * (0.25 + Math.random()));
+      const shift = Float32Array.from({ length: c }, () => Math.random() - 0.5);
+      const xp = f32Buffer(xf), sp = f32Buffer(scale), tp = f32Buffer(shift);
+      const bytes = n * h * w * words(c) * 8, hw = h * w;
+      // independent check of the reference: v from the definition, bits and A from v
+      const a = garbage(bytes), am = garbage(n * hw * 4);
+      ref.binarizePack(xp, n, c, h, w, a, { norm: { scale: sp, shift: tp }, absMean: am });
+      for (let b = 0; b < n; b++)
+        for (let p = 0; p < hw; p++) {
+          let sum = 0;
+          for (let ch = 0; ch < c; ch++) {
+            const v = Math.fround(Math.fround(xf[(b * c + ch) * hw + p] * scale[ch]) + shift[ch]);
+            const word = (a >> 2) + ((b * hw + p) * words(c) + (ch >> 6)) * 2 + ((ch & 63) >> 5);
+            assert.equal((mem.u32[word] >>> (ch & 31)) & 1, v >= 0 ? 1 : 0);
+            sum += Math.abs(v);
+          }
+          const got = mem.f32[(am >> 2) + b * hw + p];
+          if (Number.isNaN(sum)) assert.ok(Number.isNaN(got), 'a NaN input makes A NaN');
+          else assert.ok(Math.abs(got - sum / c) <= 1e-5 * (sum / c), `A = ${got}, expected ${sum / c}`);
+        }
+      for (const threads of [1, 2]) {
+        wasm.setThreads(threads);
+        const bb = garbage(bytes), bm = garbage(n * hw * 4);
+        wasm.binarizePack(xp, n, c, h, w, bb, { norm: { scale: sp, shift: tp }, absMean: bm });
+        assert.deepStrictEqual(bytesAt(bb, bytes + 64), bytesAt(a, bytes + 64), `bits [${n}, ${c}, ${h}, ${w}] threads ${threads}`);
+        assert.deepStrictEqual(bytesAt(bm, n * hw * 4 + 64), bytesAt(am, n * hw * 4 + 64), `A [${n}, ${c}, ${h}, ${w}] threads ${threads}`);
+        mem.free(bb); mem.free(bm);
+      }
+      for (const p of [xp, sp, tp, a, am]) mem.free(p);
+    }
+  });
+
+  it('float epilogue with K and bias = f32(f32(plain float output) * K[pixel]) + bias[c]', () => {
+    const g = geometry(SHAPES[3]);
+    const { bits } = randomBits(g);
+    const w = packedWeights(ref, g, randomValues(g.outC * g.inC * g.kH * g.kW));
+    const eps = epilogues(g);
+    const plain = eps.find((e) => e.name === 'float')!.ep, withK = eps.find((e) => e.name.startsWith('float times K'))!.ep;
+    if (withK.kind !== 'float') throw new Error('unreachable');
+    const P = g.outH * g.outW, count = g.n * g.outC * P;
+    const y0 = garbage(count * 4), y1 = garbage(count * 4);
+    ref.convBinary(g, bits, w, plain, y0);
+    ref.convBinary(g, bits, w, withK, y1);
+    for (let i = 0; i < count; i++) {
+      const b = Math.floor(i / (g.outC * P)), c = Math.floor(i / P) % g.outC, p = i % P;
+      const expected = Math.fround(Math.fround(mem.f32[(y0 >> 2) + i] * mem.f32[(withK.pixelScale! >> 2) + b * P + p]) + mem.f32[(withK.bias! >> 2) + c]);
+      assert.equal(mem.f32[(y1 >> 2) + i], expected);
+    }
+    for (const p of [bits, w, y0, y1]) mem.free(p);
   });
 
   it('binaryPackWeights', () => {

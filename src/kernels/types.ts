@@ -91,12 +91,22 @@ export type IntEpilogue =
    * multiplier, shift: i32[outC]; multiplier in [0, 2^31); s in [1, 62]. A fused ReLU is lo = zeroPoint.
    */
   | { kind: 'requant'; bias: Ptr; multiplier: Ptr; shift: Ptr; zeroPoint: number; lo: number; hi: number; out: 'u8' | 'i8' }
-  /** Float output: y = clamp(f32(f32(f32(acc) * scale[c]) + offset[c]), lo, hi), f32 arithmetic, no fused multiply-add. */
-  | { kind: 'float'; scale: Ptr; offset: Ptr; lo: number; hi: number }
+  /**
+   * Float output: y = clamp(f32(f32(f32(acc) * scale[c]) + offset[c]), lo, hi), f32 arithmetic, no fused
+   * multiply-add. convBinary only: then y = f32(y * pixelScale[b, pixel]) with pixelScale [n, outH, outW]
+   * (XNOR-Net's K), then y = f32(y + bias[c]).
+   */
+  | { kind: 'float'; scale: Ptr; offset: Ptr; lo: number; hi: number; pixelScale?: Ptr; bias?: Ptr }
   /** The raw accumulators as i32. */
   | { kind: 'int32' }
   /** Binarize for the next binary layer: bit = f32(f32(f32(acc) * scale[c]) + offset[c]) >= 0, written as bits. */
   | { kind: 'bits'; scale: Ptr; offset: Ptr };
+
+/** What binarizePack computes besides the bits: an input batch norm applied first, the channel mean of |v|. */
+export interface BinarizeOptions {
+  norm?: { scale: Ptr; shift: Ptr };
+  absMean?: Ptr;
+}
 
 /** Bits per packed weight of the integer convolution (the weights' codes decide: int4 and ternary take 4 and 2). */
 export type WeightBits = 8 | 4 | 2;
@@ -137,8 +147,12 @@ export interface IntKernels {
     shift: number, yZero: number, lo: number, hi: number, y: Ptr, yType: 'u8' | 'i8',
   ): void;
 
-  /** Binarize f32 NCHW x [n, c, h, w] into bits [n, h, w, ceil(c / 64)] (bit = x >= 0). */
-  binarizePack(x: Ptr, n: number, c: number, h: number, w: number, y: Ptr): void;
+  /**
+   * Binarize f32 NCHW x [n, c, h, w] into bits [n, h, w, ceil(c / 64)]: bit = v >= 0 with v = x, or with
+   * `norm` v = f32(f32(x * scale[c]) + shift[c]) (a binarized layer's input batch norm). With `absMean`,
+   * also absMean[b, p] = f32(sum over c, in channel order, of |v|) / c (XNOR-Net's A), in one pass.
+   */
+  binarizePack(x: Ptr, n: number, c: number, h: number, w: number, y: Ptr, opts?: BinarizeOptions): void;
   /** Bytes the packed form of binary conv weights takes for convBinary. */
   binaryPackedWeightBytes(g: ConvGeometry): number;
   /** Pack the signs of f32 weights w [outC, inC, kH, kW] (w >= 0 is +1) for convBinary. */

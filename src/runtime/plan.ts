@@ -15,8 +15,7 @@
 // it in float: the runtime computes what the simulation computes, with integer arithmetic where it has any.
 
 import * as ops from '../autograd/index.js';
-import { contiguousStrides, noGrad } from '../autograd/graph.js';
-import { broadcastStrides } from '../autograd/ops/broadcast.js';
+import { noGrad } from '../autograd/graph.js';
 import { convGeometry } from '../autograd/ops/conv.js';
 import { batchNormEvalAffine } from '../autograd/ops/norm.js';
 import { BatchNorm, type Conv2d, type Module } from '../nn/index.js';
@@ -406,7 +405,7 @@ export class Plan {
           onInput?.(l.spec.name, { kind: 'float', t: xin });
           return { kind: 'float', t: l.module.forward(xin) };
         }
-        return this.runInteger(n, l, step, ins[0], N, inPlace, onInput);
+        return this.runInteger(n, l, step, ins[0], N, onInput);
       }
       case 'batchNorm': {
         // y = scale x + shift (the op's own evaluation arithmetic), in place when the input is not read again
@@ -454,7 +453,7 @@ export class Plan {
     }
   }
 
-  private runInteger(n: PlanNode, l: RuntimeLayer, step: IntegerStep, input: Value, N: number, inPlace: boolean, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
+  private runInteger(n: PlanNode, l: RuntimeLayer, step: IntegerStep, input: Value, N: number, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
     const k = engine.kernels;
     const g = this.geometry(n, N);
     const outShape = l.spec.kind === 'conv' ? [N, g.outC, g.outH, g.outW] : [N, g.outC];
@@ -465,32 +464,16 @@ export class Plan {
       if (xq.kind !== 'codes') throw new Error('unreachable');
       onInput?.(l.spec.name, xq);
     } else {
-      // binary: input norm, sign, pack; XNOR's K from the normalized input as the simulation computes it.
-      // The normalized input is this layer's own (overwritten in place) once packed: |h| is taken in place.
-      let h = this.toFloat(input);
-      let owned = inPlace;
+      // binary: input norm, sign, pack and (XNOR-Net) the channel mean A of |normalized input|, in one pass;
+      // K is A box-filtered like the convolution, as the simulation computes it.
+      const h = this.toFloat(input);
       const norm = this.inputNormAffine.get(n.id);
-      if (norm) {
-        const out = owned ? h : Tensor.empty(h.shape);
-        k.channelAffine(h.ptr, norm.scale.ptr, norm.shift.ptr, out.ptr, h.shape[0], h.shape[1], h.rank === 4 ? h.shape[2] * h.shape[3] : 1);
-        h = out;
-        owned = true;
-      }
-      const h4 = l.spec.kind === 'linear' ? h.reshapeView([N, l.spec.inChannels, 1, 1]) : h;
       const bits = Tensor.empty([N * g.inH * g.inW * Math.ceil(g.inC / 64) * 8], 'u8');
-      k.binarizePack(h4.ptr, N, g.inC, g.inH, g.inW, bits.ptr);
+      const A = l.fq?.xnorScale ? Tensor.empty([N, 1, g.inH, g.inW]) : null;
+      k.binarizePack(h.ptr, N, g.inC, g.inH, g.inW, bits.ptr, { norm: norm ? { scale: norm.scale.ptr, shift: norm.shift.ptr } : undefined, absMean: A?.ptr });
       xq = { kind: 'bits', t: bits };
       onInput?.(l.spec.name, { kind: 'bits', t: bits });
-      if (l.fq?.xnorScale) {
-        let a: Tensor;
-        if (owned) {
-          k.unary('abs', h.ptr, h.ptr, h.size, 0, 0);
-          a = h;
-        } else {
-          a = ops.abs(h);
-        }
-        K = this.xnorScale(l, a);
-      }
+      if (A) K = this.xnorScale(l, A);
     }
     let y: Tensor;
     let result: Value;
@@ -504,24 +487,19 @@ export class Plan {
     if (l.family === 'int8') {
       const c = (xq as { codes: InputCodes }).codes;
       k.convInt8(g, xq.t.ptr, c.type, c.zero, step.packed.ptr, step.ep, y.ptr, step.bits);
+    } else if (K && step.ep.kind === 'float') {
+      // XNOR-Net: out = (y - b) K + b with y - b = scale acc (the epilogue's affine left b out)
+      k.convBinary(g, xq.t.ptr, step.packed.ptr, { ...step.ep, pixelScale: K.ptr, bias: l.module.bias?.ptr }, y.ptr);
     } else {
+      if (K) throw new Error(`lowbit: ${l.spec.name}: XNOR-Net's K needs a float epilogue`);
       k.convBinary(g, xq.t.ptr, step.packed.ptr, step.ep, y.ptr);
-    }
-    if (K) {
-      // XNOR-Net: out = (y - b) K + b with y - b = scale acc (the epilogue left b out), in place
-      const k4 = K.reshapeView(K.rank === 2 ? [N, 1, 1, 1] : K.shape);
-      const y4 = [N, g.outC, g.outH, g.outW], dense = contiguousStrides(y4);
-      k.binary('mul', y.ptr, dense, k4.ptr, broadcastStrides(k4.shape, y4), y.ptr, y4);
-      const b = l.module.bias;
-      if (b) k.binary('add', y.ptr, dense, b.ptr, [0, 1, 0, 0], y.ptr, y4);
     }
     return result;
   }
 
-  /** XNOR-Net's K from |h| (binary.ts xnorInputScale: the channel mean of |h|, box-filtered like the conv). */
-  private xnorScale(l: RuntimeLayer, absH: Tensor): Tensor {
-    const A = ops.mean(absH, 1, true);
-    if (l.spec.kind === 'linear') return A;
+  /** XNOR-Net's K from A, the channel mean of |h| (binary.ts xnorInputScale): box-filtered like the conv. */
+  private xnorScale(l: RuntimeLayer, A: Tensor): Tensor {
+    if (l.spec.kind === 'linear') return A.reshapeView([A.shape[0], 1]);
     const c = l.spec.config ?? {};
     return xnorBoxFilter(A, { kernel: l.spec.kernel!, stride: c.stride ?? 1, padding: c.padding ?? 0 });
   }

@@ -16,7 +16,7 @@
 // zero (the float convolution zero-pads the binarized input), so it is skipped, not counted as -1.
 
 import type { EngineMemory, Ptr } from '../memory.js';
-import type { ConvGeometry, IntEpilogue, IntKernels } from '../types.js';
+import type { BinarizeOptions, ConvGeometry, IntEpilogue, IntKernels } from '../types.js';
 
 export type BinaryKernels = Pick<IntKernels, 'binarizePack' | 'binaryPackedWeightBytes' | 'binaryPackWeights' | 'convBinary'>;
 
@@ -45,16 +45,23 @@ export function binaryPackedWeightBytes(g: ConvGeometry): number {
   return Math.ceil(g.outC / BINARY_CB) * BINARY_CB * g.kH * g.kW * words64(g.inC) * 8;
 }
 
-export function binarizePack(mem: EngineMemory, x: Ptr, n: number, c: number, h: number, w: number, y: Ptr): void {
+export function binarizePack(mem: EngineMemory, x: Ptr, n: number, c: number, h: number, w: number, y: Ptr, opts: BinarizeOptions = {}): void {
   const f = mem.f32, u32 = mem.u32;
   const words = words64(c), hw = h * w;
+  const { norm, absMean } = opts;
   u32.fill(0, y >> 2, (y >> 2) + n * hw * words * 2);
   for (let b = 0; b < n; b++)
-    for (let ch = 0; ch < c; ch++)
-      for (let p = 0; p < hw; p++) {
-        // x >= 0 is +1 (so -0 is +1 and NaN is -1)
-        if (f[(x >> 2) + (b * c + ch) * hw + p] >= 0) setBit(u32, y + ((b * hw + p) * words + (ch >> 6)) * 8, ch & 63);
+    for (let p = 0; p < hw; p++) {
+      let sum = 0;
+      for (let ch = 0; ch < c; ch++) {
+        let v = f[(x >> 2) + (b * c + ch) * hw + p];
+        if (norm) v = Math.fround(Math.fround(v * f[(norm.scale >> 2) + ch]) + f[(norm.shift >> 2) + ch]);
+        // v >= 0 is +1 (so -0 is +1 and NaN is -1)
+        if (v >= 0) setBit(u32, y + ((b * hw + p) * words + (ch >> 6)) * 8, ch & 63);
+        sum = Math.fround(sum + Math.abs(v));
       }
+      if (absMean) f[(absMean >> 2) + b * hw + p] = Math.fround(sum / c);
+    }
 }
 
 export function binaryPackWeights(mem: EngineMemory, g: ConvGeometry, w: Ptr, dst: Ptr): void {
@@ -119,7 +126,10 @@ export function convBinary(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, e
               break;
             case 'float': {
               const v = Math.fround(Math.fround(Math.fround(acc) * mem.f32[(ep.scale >> 2) + oc]) + mem.f32[(ep.offset >> 2) + oc]);
-              mem.f32[(y >> 2) + yi] = Math.min(Math.max(v, ep.lo), ep.hi);
+              let out = Math.min(Math.max(v, ep.lo), ep.hi);
+              if (ep.pixelScale) out = Math.fround(out * mem.f32[(ep.pixelScale >> 2) + (b * g.outH + oy) * g.outW + ox]);
+              if (ep.bias) out = Math.fround(out + mem.f32[(ep.bias >> 2) + oc]);
+              mem.f32[(y >> 2) + yi] = out;
               break;
             }
             case 'bits': {
@@ -141,7 +151,7 @@ export function convBinary(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, e
 
 export function createRefBinaryKernels(mem: EngineMemory): BinaryKernels {
   return {
-    binarizePack: (x, n, c, h, w, y) => binarizePack(mem, x, n, c, h, w, y),
+    binarizePack: (x, n, c, h, w, y, opts) => binarizePack(mem, x, n, c, h, w, y, opts),
     binaryPackedWeightBytes: (g) => binaryPackedWeightBytes(g),
     binaryPackWeights: (g, w, dst) => binaryPackWeights(mem, g, w, dst),
     convBinary: (g, x, w, ep, y) => convBinary(mem, g, x, w, ep, y),

@@ -31,13 +31,14 @@ function epilogueArgs(ep: IntEpilogue): number[] {
 export function createWasmBinaryKernels(be: WasmBackend, mem: EngineMemory): BinaryKernels {
   const scratchBytes = be.ex.scratchBytes();
   return {
-    binarizePack(x, n, c, h, w, y) {
+    binarizePack(x, n, c, h, w, y, opts = {}) {
       const rows = n * h;
       if (rows * w * c === 0) {
         if (rows * w > 0) mem.u8.fill(0, y, y + rows * w * Math.ceil(c / 64) * 8);
+        if (opts.absMean && rows * w > 0) mem.f32.fill(NaN, opts.absMean >> 2, (opts.absMean >> 2) + rows * w); // 0 / 0, as the reference
         return;
       }
-      be.args(x, n, c, h, w, y);
+      be.args(x, n, c, h, w, y, opts.norm?.scale ?? 0, opts.norm?.shift ?? 0, opts.absMean ?? 0);
       be.run(Job.BinarizePack, Math.min(rows, be.units(rows * w * c, GRAIN_ELEMENTS)));
     },
     binaryPackedWeightBytes: (g) => binaryPackedWeightBytes(g),
@@ -59,6 +60,7 @@ export function createWasmBinaryKernels(be: WasmBackend, mem: EngineMemory): Bin
       be.args(
         g.n, g.inC, g.inH, g.inW, g.outC, g.kH, g.kW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW,
         g.outH, g.outW, x, w, y, ...epilogueArgs(ep),
+        ep.kind === 'float' ? ep.pixelScale ?? 0 : 0, ep.kind === 'float' ? ep.bias ?? 0 : 0,
       );
       const work = rows * g.outW * blocks * BINARY_CB * taps * words;
       be.run(Job.ConvBinary, Math.min(rows, be.units(work, GRAIN_WORD_OPS)));
