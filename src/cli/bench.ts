@@ -8,6 +8,8 @@ import { KERNEL_CASES, measurePeers, type BenchRow } from '../../bench/peers.js'
 import { writeFileAtomic } from '../formats/atomic.js';
 import { benchLowbitRuntime, measureRuntimeMemory, type MemoryRow, type RuntimeRow } from '../../bench/runtime.js';
 import { measureRuntimePeers } from '../../bench/runtime-peers.js';
+import { benchLowbitTrain, profileLowbitTrain, TRAIN_MODELS, type KernelProfileRow, type StepPlan, type TrainModel, type TrainRow } from '../../bench/train.js';
+import { benchPytorchTrain, benchTfjsCpuTrain, pytorchUnavailable, TFJS_RESNET20_BATCH } from '../../bench/train-peers.js';
 import { UsageError } from '../errors.js';
 
 export interface BenchOptions {
@@ -150,5 +152,114 @@ export async function runBenchRuntime(opts: BenchRuntimeOptions, log: (s: string
     log(t.toString());
   }
   if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ rows, memory, targets }, null, 2) + '\n');
+  return rows;
+}
+
+// `lowbit bench train`: training images/s of LeNet-5 and ResNet-20 in lowbit (the trainer's step) at each
+// thread count, and the same models, batches and step in tfjs-cpu and PyTorch (when installed), same run.
+
+export interface BenchTrainOptions {
+  json?: string;
+  runs: number;
+  warmup: number;
+  /** Instead of a fixed number of timed steps: time steps for this many seconds per case (at least one). */
+  seconds?: number;
+  threads: number[];
+  only?: string[];
+  peers: boolean;
+  /** Also time every kernel of lowbit's step at the largest thread count. */
+  profile?: boolean;
+  /** tfjs-cpu ResNet-20 at batch 128 too (about an hour per step) instead of TFJS_RESNET20_BATCH. */
+  tfjsFullBatch?: boolean;
+}
+
+/** The issue's training-throughput targets as measured ratios (lowbit images/s over the peer's). */
+export function trainTargetRatios(rows: TrainRow[]): { target: string; ratio: number; goal: number }[] {
+  const get = (name: string, impl: string, threads?: number) =>
+    rows.find((r) => r.name === name && r.impl === impl && (threads === undefined || r.threads === threads) && Number.isFinite(r.images_per_s));
+  const out: { target: string; ratio: number; goal: number }[] = [];
+  for (const name of [...new Set(rows.map((r) => r.name))]) {
+    for (const l of rows.filter((r) => r.name === name && r.impl === 'lowbit')) {
+      const tf = get(name, 'tfjs-cpu'), pt = get(name, 'pytorch', l.threads);
+      if (tf) out.push({ target: `${name} lowbit ${l.threads}T vs tfjs-cpu (1T, single-threaded JS${tf.batch !== l.batch ? `, batch ${tf.batch}` : ''})`, ratio: l.images_per_s / tf.images_per_s, goal: 10 });
+      if (pt) out.push({ target: `${name} lowbit ${l.threads}T vs pytorch ${pt.threads}T`, ratio: l.images_per_s / pt.images_per_s, goal: 0.5 });
+    }
+  }
+  return out;
+}
+
+export async function runBenchTrain(opts: BenchTrainOptions, log: (s: string) => void): Promise<TrainRow[]> {
+  if (!opts.threads.length || opts.threads.some((t) => !Number.isInteger(t) || t < 1 || t > 16)) {
+    throw new UsageError(`--threads must be a comma-separated list of integers from 1 to 16, got ${opts.threads.join(',')}`);
+  }
+  const models = Object.keys(TRAIN_MODELS) as TrainModel[];
+  const impls = ['lowbit', 'tfjs-cpu', 'pytorch'];
+  const unknown = (opts.only ?? []).filter((o) => !models.includes(o.replace(/^train-/, '') as TrainModel) && !impls.includes(o));
+  if (unknown.length) throw new UsageError(`--only: unknown ${unknown.join(', ')}; use models (${models.join(', ')}) and/or impls (${impls.join(', ')})`);
+  const onlyModels = (opts.only ?? []).map((o) => o.replace(/^train-/, '')).filter((o) => models.includes(o as TrainModel));
+  const onlyImpls = (opts.only ?? []).filter((o) => impls.includes(o));
+  const wantModel = (m: string) => !onlyModels.length || onlyModels.includes(m);
+  const wantImpl = (i: string) => (i === 'lowbit' || opts.peers) && (!onlyImpls.length || onlyImpls.includes(i));
+  const plan: StepPlan = opts.seconds !== undefined ? { warmup: opts.warmup, runs: 1, seconds: opts.seconds } : { warmup: opts.warmup, runs: opts.runs };
+  const notes: string[] = [];
+  const noTorch = wantImpl('pytorch') ? pytorchUnavailable() : null;
+  if (noTorch) notes.push(`pytorch skipped: ${noTorch}`);
+  log(`lowbit bench train: ${models.filter(wantModel).map((m) => `${TRAIN_MODELS[m].name} (batch ${TRAIN_MODELS[m].batch})`).join(', ')}; ` +
+    `threads ${opts.threads.join(',')}; ${plan.warmup} warm-up steps + ${plan.seconds !== undefined ? `${plan.seconds} s` : `${plan.runs} timed steps`} per case (median)`);
+  for (const n of notes) log(n);
+
+  const rows: TrainRow[] = [];
+  const profiles: Record<string, KernelProfileRow[]> = {};
+  const add = (row: TrainRow, detail: string) => {
+    rows.push(row);
+    log(`${row.name} ${row.impl} ${row.threads}T: ${row.images_per_s.toFixed(1)} images/s (${row.ms.toFixed(1)} ms/step, ${row.steps} steps; ${detail})`);
+  };
+  for (const m of models.filter(wantModel)) {
+    if (wantImpl('lowbit')) {
+      for (const t of opts.threads) {
+        const r = benchLowbitTrain(m, t, plan);
+        add(r.row, `mean loss ${r.loss.toFixed(3)}, ${r.changedParameters}/${r.parameters} parameter tensors changed`);
+      }
+    }
+    if (wantImpl('tfjs-cpu')) {
+      try {
+        const batch = m === 'resnet20' && !opts.tfjsFullBatch ? TFJS_RESNET20_BATCH : TRAIN_MODELS[m].batch;
+        const r = await benchTfjsCpuTrain(m, plan, batch);
+        add(r.row, `mean loss ${r.loss.toFixed(3)}`);
+      } catch (e) {
+        notes.push(`tfjs-cpu ${m} failed: ${(e as Error).message}`);
+        log(notes[notes.length - 1]);
+      }
+    }
+    if (wantImpl('pytorch') && !noTorch) {
+      for (const t of opts.threads) {
+        try {
+          const r = benchPytorchTrain(m, t, plan);
+          add(r.row, `mean loss ${r.loss.toFixed(3)}`);
+        } catch (e) {
+          notes.push((e as Error).message);
+          log(notes[notes.length - 1]);
+        }
+      }
+    }
+    if (opts.profile && wantImpl('lowbit')) {
+      const t = Math.max(...opts.threads);
+      const p = profileLowbitTrain(m, t, { warmup: Math.max(1, plan.warmup), runs: Math.max(2, Math.min(plan.runs, 5)) });
+      profiles[`${TRAIN_MODELS[m].name} ${t}T`] = p.rows;
+      const pt = new Table({ head: [`${TRAIN_MODELS[m].name} lowbit ${t}T: kernel`, 'calls/step', 'ms/step', 'share'] });
+      for (const r of p.rows) pt.push([r.kernel, r.calls ? r.calls.toFixed(0) : '', r.msPerStep.toFixed(2), `${(100 * r.share).toFixed(1)}%`]);
+      log(`profile (every kernel call timed; ${p.msPerStep.toFixed(1)} ms/step with timing overhead):\n${pt.toString()}`);
+    }
+  }
+  const table = new Table({ head: ['name', 'impl', 'threads', 'batch', 'images/s', 'ms/step (median)', 'steps', 'note'] });
+  for (const r of rows) table.push([r.name, r.impl, r.threads, r.batch, r.images_per_s.toFixed(1), r.ms.toFixed(2), r.steps, r.note ?? '']);
+  log(table.toString());
+  const targets = trainTargetRatios(rows);
+  if (targets.length) {
+    const t = new Table({ head: ['target (images/s ratio, same run)', 'measured', 'goal', ''] });
+    for (const r of targets) t.push([r.target, r.ratio.toFixed(2), `>= ${r.goal}`, r.ratio >= r.goal ? 'met' : 'missed']);
+    log(t.toString());
+  }
+  if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ rows, targets, notes, ...(opts.profile ? { profile: profiles } : {}) }, null, 2) + '\n');
   return rows;
 }

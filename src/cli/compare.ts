@@ -55,12 +55,18 @@ export interface CompareCliOptions {
   resume?: boolean;
   out: string;
   epochs?: number;
+  lowBitEpochs?: number;
   scratchEpochs?: number;
   calibSamples?: number;
   method?: CalibrationMethod;
   firstLast?: FirstLastPolicy;
   /** The layer whose weight histogram the report shows (default: the largest conv layer). */
   histLayer?: string;
+  /** Mixed-precision rows at these fractions of the FP32 size (--mixed 0.25,0.125). */
+  mixed?: number[];
+  mixedAllocator?: 'greedy' | 'lin' | 'both';
+  /** Each layer alone in this datatype (--sensitivity int4). */
+  sensitivity?: string;
 }
 
 /** The table printed on stdout. */
@@ -86,7 +92,7 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
     const ds = await loadDataset(o.dataset);
     const pre = source.metadata.preprocess as { mean: number[]; std: number[] } | undefined;
     const settings = compareSettings(!!o.quick, {
-      epochs: o.epochs, scratchEpochs: o.scratchEpochs, calibSamples: o.calibSamples, method: o.method, firstLast: o.firstLast,
+      epochs: o.epochs, lowBitEpochs: o.lowBitEpochs, scratchEpochs: o.scratchEpochs, calibSamples: o.calibSamples, method: o.method, firstLast: o.firstLast,
     });
     const specs = o.specs ?? [...DEFAULT_SPECS];
     log(`comparing ${specs.length} datatypes on ${o.model} (${source.name}) with ${ds.name}${o.quick ? ' (--quick: a subset and one short epoch)' : ''}; writing ${o.out}`);
@@ -95,7 +101,8 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
     const results = runCompare({
       source, modelName: o.model, dataset: ds, specs, quick: !!o.quick, seed: o.seed, outDir: o.out, resume: o.resume,
       command: `lowbit ${argv.join(' ')}`, settings, normalize: pre ? { mean: pre.mean, std: pre.std } : ds.stats, log,
-      progress: !!process.stderr.isTTY, histLayer: o.histLayer,
+      progress: !!process.stderr.isTTY, histLayer: o.histLayer, sensitivity: o.sensitivity,
+      mixed: o.mixed ? { budgets: o.mixed, allocators: o.mixedAllocator === 'both' ? ['greedy', 'lin'] : [o.mixedAllocator ?? 'greedy'] } : undefined,
       latency: runtimeLatency(source),
       onWrite: (r, l) => {
         layers = l;

@@ -2,9 +2,11 @@
 // The lowbit command line. Exit codes: 0 ok, 1 failed, 2 bad usage.
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { LowbitError } from '../errors.js';
+import { OutOfMemoryError } from '../kernels/memory.js';
 import { init, shutdown } from '../tensor/backend.js';
 import { CALIBRATION_METHODS } from '../quant/observers.js';
 
@@ -182,11 +184,18 @@ export function buildProgram(): Command {
     .option('--from-scratch', 'QAT: train from a random initialization (the default for fixed:*:stochastic, as Gupta et al.)')
     .option('--first-last <policy>', 'first and last layers: auto (the papers\' conventions: bnn, xnor, dorefa, ttq keep them fp32), fp32, or quantize', choice('--first-last', ['auto', 'fp32', 'quantize']), 'auto')
     .option('--seed <n>', 'seed of the calibration subset, QAT shuffling and stochastic quantizers', nonNegativeInt('--seed'), 0)
+    .option('--resume', 'QAT: continue from the checkpoint <out>.ckpt (written after every epoch) if it exists')
     .option('--no-eval', 'do not evaluate the quantized model on the test split')
     .option('--json', 'print the result as JSON')
+    .option('--budget <fraction>', 'with --spec auto: largest packed size as a fraction of the FP32 size (0.25 = a quarter); one weight width per layer is chosen and the spec written to <out>.spec', positiveNumber('--budget'))
+    .option('--allocator <name>', 'with --spec auto: greedy (least output noise per byte, default) or lin (Lin et al. 2016 closed form)', choice('--allocator', ['greedy', 'lin']))
+    .option('--act <datatype>', 'with --spec auto: the activation datatype of every layer (default int8)')
+    .option('--bits <list>', 'with --spec auto: allowed weight widths, a range or a list (default 2-8)', (v: string) => v)
+    .option('--per-channel', 'with --spec auto: per-channel weight scales (int<b>:per-channel)')
     .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
     .action(async (o) => {
       const { runQuantize } = await import('./quantize.js');
+      if (typeof o.bits === 'string') o.bits = (await import('../quant/mixed-precision.js')).parseBits(o.bits);
       await init({ threads: o.threads });
       const r = await runQuantize(o, process.argv.slice(2), (s) => console.error(s));
       console.log(o.json ? JSON.stringify(r) : `${r.out}: ${r.effective_spec} (${r.mode.toUpperCase()})${r.accuracy === null ? '' : `, accuracy ${(100 * r.accuracy).toFixed(2)}% (float ${(100 * r.float_accuracy!).toFixed(2)}%)`}, ${r.bytes} bytes packed, ${r.compression}x`);
@@ -203,16 +212,58 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of the data subsets, training and stochastic quantizers', nonNegativeInt('--seed'), 0)
     .option('--resume', 'keep the finished rows of DIR/results.json and run the others')
     .option('--epochs <n>', 'QAT fine-tuning epochs (default 3; --quick 1)', positiveInt('--epochs'))
+    .option('--low-bit-epochs <n>', 'QAT fine-tuning epochs of the binary and ternary techniques (default 10; --quick 1)', positiveInt('--low-bit-epochs'))
     .option('--scratch-epochs <n>', 'epochs of the techniques trained from scratch (default 5; --quick 1)', positiveInt('--scratch-epochs'))
     .option('--calib-samples <n>', 'PTQ calibration images (default 1024; --quick 256)', positiveInt('--calib-samples'))
     .option('--method <name>', `PTQ calibration observer: ${CALIBRATION_METHODS.join(', ')}`, choice('--method', [...CALIBRATION_METHODS]))
     .option('--first-last <policy>', 'first and last layers: auto (the papers\' conventions), fp32, or quantize', choice('--first-last', ['auto', 'fp32', 'quantize']), 'auto')
     .option('--hist-layer <name>', 'the layer whose weight histogram the report shows (default: the largest conv layer)')
+    .option('--mixed <budgets>', 'add mixed-precision rows auto:<allocator>:<budget>: one weight width per layer under each budget, a fraction of the FP32 size (0.25,0.125); int8 activations', (v: string) => v.split(',').map((x) => positiveNumber('--mixed')(x.trim())))
+    .option('--mixed-allocator <name>', 'greedy (default), lin (Lin et al. 2016) or both', choice('--mixed-allocator', ['greedy', 'lin', 'both']))
+    .option('--sensitivity <datatype>', 'also quantize each layer alone to this datatype (int4; w=int4: weights only), the others fp32; a chart in the report')
     .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
     .action(async (o) => {
       const { runCompareCli } = await import('./compare.js');
       await init({ threads: o.threads });
       await runCompareCli(o, process.argv.slice(2), (s) => console.error(s), (s) => console.log(s));
+    });
+
+  program
+    .command('analyze')
+    .description('where quantization loses accuracy: per layer, the SQNR of the quantized weights and inputs and the error of the layer\'s output against the float model on real images; --sensitivity: each layer alone quantized, the accuracy it costs')
+    .requiredOption('--model <file|zoo:name>', 'a float model (quantized with --spec by PTQ) or a quantized model file')
+    .option('--dataset <name|path>', 'the images (default: the model\'s dataset)')
+    .option('--spec <spec>', 'the datatype to analyze, or a .spec file (default int8; not with a quantized model)')
+    .option('--sensitivity <datatype>', 'also quantize each layer alone to this datatype, the others fp32 (int4; w=int4 for weights only) and measure the accuracy delta')
+    .option('--samples <n>', 'test images for the per-layer diff', positiveInt('--samples'), 256)
+    .option('--test-samples <n>', 'test images for the sensitivity accuracy', positiveInt('--test-samples'), 2000)
+    .option('--calib-samples <n>', 'calibration images', positiveInt('--calib-samples'), 512)
+    .option('--method <name>', `calibration observer: ${CALIBRATION_METHODS.join(', ')}`, choice('--method', [...CALIBRATION_METHODS]))
+    .option('--seed <n>', 'seed of the data subsets', nonNegativeInt('--seed'), 0)
+    .option('--json', 'print the result as JSON')
+    .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
+    .action(async (o) => {
+      const { runAnalyze, diffTable, sensitivityTable } = await import('./analyze.js');
+      await init({ threads: o.threads });
+      const r = await runAnalyze(o, (s) => console.error(s));
+      console.log(o.json ? JSON.stringify(r) : `${r.model} on ${r.dataset}, spec ${r.spec}\n${diffTable(r.diff)}${r.sensitivity ? `\n\n${sensitivityTable(r.sensitivity)}` : ''}`);
+    });
+
+  program
+    .command('serve')
+    .description('the playground: draw a digit or pick a CIFAR-10 image, and the FP32, int8, ternary and binary models predict in your browser with lowbit\'s WebAssembly runtime; plus the charts of the committed results. Serves on 127.0.0.1; --build DIR writes it as a static folder instead')
+    .option('--port <n>', 'port (0 = any free port)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be an integer 0..65535, got "${v}"`);
+      return n;
+    }, 8080)
+    .option('--host <address>', 'address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to your network)')
+    .option('--build <dir>', 'write the static playground (index.html, playground.js, kernels.wasm, models, charts) to DIR and exit')
+    .option('--quick', 'post-training quantization for every datatype (seconds) instead of one short fine-tuning pass for ternary and binary (about a minute, once; cached)')
+    .action(async (o: { port: number; host?: string; build?: string; quick?: boolean }) => {
+      const { runServe } = await import('../serve/cli.js');
+      await init({});
+      await runServe(o, (s) => console.error(s), (s) => console.log(s));
     });
 
   const bench = program.command('bench').description('measure speed against peers (onnxruntime-node, onnxruntime-web, tfjs-wasm) in the same run');
@@ -244,6 +295,23 @@ export function buildProgram(): Command {
       await init({ threads: Math.max(...o.threads) });
       await runBenchRuntime(o, (s) => console.log(s));
     });
+  bench
+    .command('train')
+    .description('training images/s (forward, backward, SGD momentum step) of LeNet-5 (batch 64) and ResNet-20 (batch 128): lowbit at 1 and 2 threads, tfjs-cpu and PyTorch CPU (when /usr/bin/python3 has torch) in the same run')
+    .option('--json <file>', 'also write the rows {name, impl, threads, batch, images_per_s} and the target ratios as JSON')
+    .option('--runs <n>', 'timed steps per case (the median is reported)', positiveInt('--runs'), 5)
+    .option('--warmup <n>', 'untimed steps before timing', nonNegativeInt('--warmup'), 1)
+    .option('--seconds <s>', 'instead of --runs: time steps for this many seconds per case (at least one step)', positiveNumber('--seconds'))
+    .option('--threads <list>', 'lowbit and PyTorch thread counts to measure (tfjs-cpu is single-threaded)', intList, [1, 2])
+    .option('--only <list>', 'models and/or impls to keep (lenet5, resnet20, lowbit, tfjs-cpu, pytorch)', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .option('--profile', 'also time every kernel of lowbit\'s step at the largest thread count (where the time goes)')
+    .option('--tfjs-full-batch', 'tfjs-cpu ResNet-20 at batch 128 too (about an hour per step) instead of batch 4 (its images/s do not depend on the batch)')
+    .option('--no-peers', 'measure lowbit only')
+    .action(async (o: { json?: string; runs: number; warmup: number; seconds?: number; threads: number[]; only?: string[]; peers: boolean; profile?: boolean; tfjsFullBatch?: boolean }) => {
+      const { runBenchTrain } = await import('./bench.js');
+      await init({ threads: Math.max(...o.threads) });
+      await runBenchTrain(o, (s) => console.log(s));
+    });
   return program;
 }
 
@@ -257,10 +325,11 @@ async function main(argv: string[]): Promise<number> {
       // --help and --version end here too, with exit code 0; commander already printed the message.
       return e.exitCode === 0 ? 0 : 2;
     }
-    if (e instanceof LowbitError) {
+    // running out of WebAssembly memory is the user's model or batch being too large, not a bug
+    if (e instanceof LowbitError || e instanceof OutOfMemoryError) {
       console.error(`lowbit: ${e.message.replace(/^lowbit: /, '')}`);
       if (program.opts().verbose) console.error(e.stack);
-      return e.exitCode;
+      return e instanceof LowbitError ? e.exitCode : 1;
     }
     console.error(e instanceof Error && !program.opts().verbose ? `lowbit: unexpected error (a bug; please report it): ${e.stack}` : e);
     return 1;
@@ -269,4 +338,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv);
+// Run when executed (directly or through the npm bin link), not when tests import buildProgram().
+let entry = '';
+try {
+  entry = realpathSync(process.argv[1] ?? '');
+} catch {
+  // not started from a file (node -e, a REPL)
+}
+if (entry === fileURLToPath(import.meta.url)) process.exitCode = await main(process.argv);

@@ -1,5 +1,7 @@
 // `lowbit quantize`: a float model in, a quantized .lowbit model out, by post-training quantization
 // (calibration on a dataset) or quantization-aware training (--qat), then its accuracy on the test split.
+// `--spec auto --budget F` first chooses one weight bit width per layer under a size budget (mixed-precision.ts)
+// and writes the chosen spec next to the output (<out>.spec), to edit and reuse with --spec <file>.spec.
 
 import { loadDataset, batches, type Dataset } from '../data/index.js';
 import { checkModelArgument } from './model-arg.js';
@@ -9,7 +11,8 @@ import { loadModel } from '../zoo/index.js';
 import { isQuantizedModelFile } from '../quant/load.js';
 import { parseSpec } from '../quant/spec.js';
 import { quantizePostTraining } from '../quant/ptq.js';
-import { quantizeAwareTraining } from '../quant/qat.js';
+import { quantizeAwareTraining, qatCheckpoints } from '../quant/qat.js';
+import { rmSync } from 'node:fs';
 import { needsTraining, trainsFromScratch, type FirstLastPolicy } from '../quant/conventions.js';
 import { checkClasses, costOf, subsetSplit } from '../quant/compare.js';
 import { disposeQuantized, type QuantizedModel } from '../quant/quantized.js';
@@ -17,6 +20,7 @@ import { saveQuantizedModel } from '../quant/load.js';
 import { exportOnnx } from '../formats/onnx/export.js';
 import { writeFileAtomic } from '../formats/atomic.js';
 import type { CalibrationMethod } from '../quant/observers.js';
+import { allocateMixedPrecision, specArgument, specFileText, type Allocator, type MixedAllocation } from '../quant/mixed-precision.js';
 
 export interface QuantizeCliOptions {
   model: string;
@@ -34,6 +38,15 @@ export interface QuantizeCliOptions {
   seed: number;
   out: string;
   eval: boolean;
+  /** QAT: continue from <out>.ckpt. */
+  resume?: boolean;
+  /** --spec auto: largest packed size as a fraction of the FP32 size. */
+  budget?: number;
+  allocator?: Allocator;
+  /** --spec auto: activation datatype of every layer. */
+  act?: string;
+  bits?: number[];
+  perChannel?: boolean;
 }
 
 export interface QuantizeResult {
@@ -45,6 +58,13 @@ export interface QuantizeResult {
   bytes: number;
   compression: number;
   out: string;
+  /** --spec auto: the allocation and the spec file written. */
+  mixed?: MixedAllocation & { spec_file: string };
+}
+
+/** Where `--spec auto` writes the chosen spec: beside the output, <name>.spec. */
+export function specFilePath(out: string): string {
+  return out.replace(/\.(lowbit|onnx)$/i, '') + '.spec';
 }
 
 export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s: string) => void): Promise<QuantizeResult> {
@@ -52,7 +72,12 @@ export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s
   if (!o.out.endsWith('.lowbit') && !o.out.endsWith('.onnx')) {
     throw new UsageError(`--out ${o.out}: name it <name>.lowbit (lowbit's quantized model) or <name>.onnx (QDQ ONNX for onnxruntime)`);
   }
-  const spec = parseSpec(o.spec);
+  const auto = o.spec.trim().toLowerCase() === 'auto';
+  if (auto && o.budget === undefined) throw new UsageError('--spec auto needs --budget <fraction of the FP32 size>, e.g. --budget 0.25');
+  if (!auto && (o.budget !== undefined || o.allocator !== undefined || o.act !== undefined || o.bits !== undefined || o.perChannel)) {
+    throw new UsageError('--budget, --allocator, --act, --bits and --per-channel choose a mixed-precision spec: use them with --spec auto');
+  }
+  let spec = parseSpec(auto ? 'fp32' : specArgument(o.spec));
   if (o.fromScratch && !o.qat) throw new UsageError('--from-scratch trains the model: use it with --qat');
   if (o.epochs !== undefined && !o.qat) throw new UsageError('--epochs is the number of QAT epochs: use it with --qat');
   if (!o.model.startsWith('zoo:') && isQuantizedModelFile(o.model)) {
@@ -71,7 +96,15 @@ export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s
     const pre = source.metadata.preprocess as { mean: number[]; std: number[] } | undefined;
     const normalize = pre ? { mean: pre.mean, std: pre.std } : ds.stats;
     const calibSplit = subsetSplit(ds.train, o.calibSamples, o.seed + 3);
-    const calibration = batches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize });
+    const calibrationBatches = () => batches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize });
+    let mixed: MixedAllocation | undefined;
+    if (auto) {
+      mixed = allocateMixedPrecision(source, calibrationBatches, {
+        budget: o.budget!, allocator: o.allocator ?? 'greedy', bits: o.bits, act: o.act, perChannel: o.perChannel, method: o.method, seed: o.seed, log,
+      });
+      spec = parseSpec(mixed.spec);
+    }
+    const calibration = calibrationBatches();
     if (!o.qat && needsTraining(spec)) {
       log(`note: ${spec.text} has fewer than 8 bits or is a training technique; post-training quantization may lose accuracy (add --qat to fine-tune)`);
     }
@@ -80,7 +113,7 @@ export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s
       const fromScratch = o.fromScratch ?? trainsFromScratch(spec);
       q = quantizeAwareTraining(source, {
         spec, epochs: o.epochs ?? (fromScratch ? 5 : 3), fromScratch, seed: o.seed, calibration, firstLast: o.firstLast, log,
-        progress: !!process.stderr.isTTY, method: o.method,
+        progress: !!process.stderr.isTTY, method: o.method, checkpointPath: `${o.out}.ckpt`, resume: o.resume,
         data: {
           trainCount: ds.train.count,
           trainBatches: (epoch) => batches(ds.train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, normalize }),
@@ -111,9 +144,17 @@ export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s
       });
       log(`saved ${o.out}: ${q.effective.text}, ${q.mode.toUpperCase()}, packed ${cost.bytes} bytes (${cost.compression.toFixed(1)}x smaller than fp32)`);
     }
+    let mixedResult: QuantizeResult['mixed'];
+    if (mixed) {
+      const specFile = specFilePath(o.out);
+      writeFileAtomic(specFile, specFileText(mixed, o.model));
+      log(`wrote ${specFile}: the chosen per-layer spec (edit it and reuse it with --spec ${specFile})`);
+      mixedResult = { ...mixed, spec_file: specFile };
+    }
+    if (o.qat) for (const f of qatCheckpoints(`${o.out}.ckpt`)) rmSync(f, { force: true });
     return {
       spec: spec.text, effective_spec: q.effective.text, mode: q.mode, accuracy, float_accuracy: floatAccuracy,
-      bytes: cost.bytes, compression: +cost.compression.toFixed(2), out: o.out,
+      bytes: cost.bytes, compression: +cost.compression.toFixed(2), out: o.out, ...(mixedResult ? { mixed: mixedResult } : {}),
     };
   } finally {
     if (q) disposeQuantized(q);

@@ -1,5 +1,6 @@
 // Per-channel statistics for input normalization: x' = (x/255 - mean[c]) / std[c].
 
+import { LowbitError } from '../errors.js';
 import type { ChannelStats, Split } from './types.js';
 
 /**
@@ -54,8 +55,12 @@ export function channelStats(split: Split): ChannelStats {
  * Without stats, plain scaling to [0, 1].
  */
 export function normalizationTable(channels: number, stats?: ChannelStats): Float32Array {
-  if (stats && (stats.mean.length !== channels || stats.std.length !== channels)) {
-    throw new RangeError(`normalization stats for ${stats.mean.length} channels, images have ${channels}`);
+  // The statistics often come from a model file's metadata: damaged ones are an error, not silently 0 or 1.
+  if (stats && (!Array.isArray(stats.mean) || !Array.isArray(stats.std) || stats.mean.length !== channels || stats.std.length !== channels)) {
+    throw new LowbitError(`normalization statistics for ${stats.mean?.length} channels, the images have ${channels}; use a model trained on images like these`);
+  }
+  if (stats && [...stats.mean, ...stats.std].some((v) => typeof v !== 'number' || !Number.isFinite(v)) || stats?.std.some((v) => v < 0)) {
+    throw new LowbitError(`normalization statistics mean ${JSON.stringify(stats!.mean)}, std ${JSON.stringify(stats!.std)} are not finite numbers with std >= 0; the model's preprocessing metadata is damaged, re-export the model`);
   }
   const lut = new Float32Array(channels * 256);
   for (let c = 0; c < channels; c++) {

@@ -14,8 +14,10 @@ import { readFileSync } from 'node:fs';
 import { LowbitError } from '../errors.js';
 import { Tensor, BYTES_PER_ELEMENT, shapeSize, type DType } from '../tensor/tensor.js';
 import { writeFileAtomic } from './atomic.js';
+import { checkFinite } from './finite.js';
 
-const MAGIC = Buffer.from('LOWBIT\0', 'latin1');
+// TextEncoder/TextDecoder rather than Buffer: the runtime's loader also runs in a browser (the playground).
+const MAGIC = new TextEncoder().encode('LOWBIT\0');
 const VERSION = 1;
 const ALIGN = 64;
 const MAX_HEADER = 64 * 2 ** 20;
@@ -51,7 +53,7 @@ export function encodeModelFile(model: ModelHeader['model'], tensors: Map<string
     e.offset = offset;
     offset = align(offset + e.byteLength);
   }
-  const headerBytes = Buffer.from(JSON.stringify({ model, tensors: entries, metadata } satisfies ModelHeader));
+  const headerBytes = new TextEncoder().encode(JSON.stringify({ model, tensors: entries, metadata } satisfies ModelHeader));
   const dataStart = align(12 + headerBytes.length);
   const last = entries[entries.length - 1];
   const out = new Uint8Array(dataStart + (last ? last.offset + last.byteLength : 0));
@@ -79,13 +81,13 @@ function fail(where: string, what: string): never {
 /** Parse and validate the header only. */
 export function decodeModelHeader(bytes: Uint8Array, where = 'model file'): ModelHeader {
   if (bytes.length < 12) fail(where, `only ${bytes.length} bytes`);
-  if (!Buffer.from(bytes.subarray(0, 7)).equals(MAGIC)) fail(where, 'wrong magic bytes');
+  if (MAGIC.some((b, i) => bytes[i] !== b)) fail(where, 'wrong magic bytes');
   if (bytes[7] !== VERSION) throw new LowbitError(`${where}: format version ${bytes[7]}, this lowbit reads version ${VERSION}; upgrade lowbit`);
   const h = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, true);
   if (h > MAX_HEADER || 12 + h > bytes.length) fail(where, `header length ${h} exceeds the file (${bytes.length} bytes)`);
   let header: ModelHeader;
   try {
-    header = JSON.parse(Buffer.from(bytes.subarray(12, 12 + h)).toString('utf8')) as ModelHeader;
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + h))) as ModelHeader;
   } catch {
     fail(where, 'header is not valid JSON');
   }
@@ -116,14 +118,25 @@ function dataStartOf(bytes: Uint8Array): number {
   return align(12 + new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, true));
 }
 
+/** Constants of imported graphs (GraphModule buffers const_*) may hold +-Inf legitimately (clip bounds). */
+const isGraphConstant = (name: string) => /(^|\.)const_/.test(name);
+
 export function decodeModelFile(bytes: Uint8Array, where = 'model file'): ModelFile {
   const header = decodeModelHeader(bytes, where);
   const tensors = new Map<string, Tensor>();
   const start = dataStartOf(bytes);
-  for (const e of header.tensors) {
-    const t = Tensor.empty(e.shape, e.dtype);
-    tensorBytes(t).set(bytes.subarray(start + e.offset, start + e.offset + e.byteLength));
-    tensors.set(e.name, t);
+  // NaN/Inf weights are refused here, by tensor name (packed runtime files check theirs by layer: runtime/file.ts).
+  const packed = header.model.name === 'lowbit-runtime';
+  try {
+    for (const e of header.tensors) {
+      const t = Tensor.empty(e.shape, e.dtype);
+      tensors.set(e.name, t);
+      tensorBytes(t).set(bytes.subarray(start + e.offset, start + e.offset + e.byteLength));
+      if (e.dtype === 'f32' && !packed && !isGraphConstant(e.name)) checkFinite(t.view() as Float32Array, `${where}: tensor ${e.name}`, 'the file is damaged or was saved from a diverged training; retrain or re-export it');
+    }
+  } catch (err) {
+    for (const t of tensors.values()) t.dispose();
+    throw err;
   }
   return { model: header.model, metadata: header.metadata, tensors };
 }

@@ -30,6 +30,9 @@ import { parseSpec, type LayerScheme } from './spec.js';
 import type { CalibrationMethod } from './observers.js';
 import { TwnQuantizer, TtqQuantizer } from './ternary.js';
 import { defaultHistogramLayer, layerSqnr, weightHistogram, type LayerSqnr, type WeightHistogram } from './weight-stats.js';
+import { allocateMixedPrecision, type Allocator } from './mixed-precision.js';
+import { layerSensitivity, singleLayerSpec, type SensitivityResult } from './sensitivity.js';
+import { roleBits } from './conventions.js';
 
 /** Every family of the quantizers issue, as the issue lists them. */
 export const DEFAULT_SPECS: readonly string[] = [
@@ -56,6 +59,24 @@ export interface CompareRow {
   layers?: LayerSqnr[];
   /** One layer's weights before and after quantization (absent when that layer's weights stay float). */
   histogram?: WeightHistogram;
+  /** Mixed-precision rows (--mixed): the allocation that made the row. */
+  mixed?: MixedRowInfo;
+}
+
+export interface MixedRowInfo {
+  allocator: Allocator;
+  /** Fraction of the FP32 size. */
+  budget: number;
+  /** The chosen spec. */
+  spec: string;
+  how: 'PTQ' | 'QAT';
+  /** Weight bits per layer. */
+  bits: Record<string, number>;
+}
+
+/** The row name of a mixed-precision allocation: auto:greedy:0.25. */
+export function mixedRowName(allocator: Allocator, budget: number): string {
+  return `auto:${allocator}:${budget}`;
 }
 
 /** Latency of one image (batch 1) of a model: the float source (q null) or a quantized one. */
@@ -69,6 +90,8 @@ export interface CompareResults {
   seconds: number;
   machine: Record<string, unknown>;
   rows: CompareRow[];
+  /** --sensitivity: each layer alone quantized, the others float. */
+  sensitivity?: SensitivityResult;
 }
 
 export interface CompareSettings {
@@ -79,6 +102,8 @@ export interface CompareSettings {
   calibSamples: number;
   /** Fine-tuning epochs (QAT from the float model). */
   epochs: number;
+  /** Fine-tuning epochs of the binary and ternary techniques (weights of 2 bits or less), which need longer. */
+  lowBitEpochs: number;
   /** Epochs of training from scratch (Gupta's fixed point). */
   scratchEpochs: number;
   method: CalibrationMethod;
@@ -88,8 +113,8 @@ export interface CompareSettings {
 /** --quick: a subset of the data and one short epoch, for tests and a first look (under 2 minutes on LeNet-5/MNIST). */
 export function compareSettings(quick: boolean, overrides: Partial<CompareSettings> = {}): CompareSettings {
   const base: CompareSettings = quick
-    ? { testSamples: 1000, trainSamples: 4096, calibSamples: 256, epochs: 1, scratchEpochs: 1, method: 'minmax', firstLast: 'auto' }
-    : { testSamples: Infinity, trainSamples: Infinity, calibSamples: 1024, epochs: 3, scratchEpochs: 5, method: 'minmax', firstLast: 'auto' };
+    ? { testSamples: 1000, trainSamples: 4096, calibSamples: 256, epochs: 1, lowBitEpochs: 1, scratchEpochs: 1, method: 'minmax', firstLast: 'auto' }
+    : { testSamples: Infinity, trainSamples: Infinity, calibSamples: 1024, epochs: 3, lowBitEpochs: 10, scratchEpochs: 5, method: 'minmax', firstLast: 'auto' };
   const merged = { ...base };
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
   return merged;
@@ -147,6 +172,12 @@ export function subsetSplit(split: Split, count: number, seed: number): Split {
 
 /** The layers' cost inputs for a quantized model (or the float model when q is null). */
 export function costOf(source: ModelSource, info: readonly LayerInfo[], q: QuantizedModel | null): CostReport {
+  const { layers, otherFloats } = costInputs(source, info, q);
+  return modelCost(layers, otherFloats);
+}
+
+/** What costOf gives the cost model: one input per conv/linear layer and the float numbers elsewhere (unfolded batch norms). */
+export function costInputs(source: ModelSource, info: readonly LayerInfo[], q: QuantizedModel | null): { layers: LayerCostInput[]; otherFloats: number } {
   const byName = new Map(q?.layers.map((l) => [l.name, l]) ?? []);
   const folded = new Set(q?.folded.map((p) => p.batchNorm) ?? []);
   const none: LayerScheme = { weight: null, activation: null, gradient: null };
@@ -169,7 +200,7 @@ export function costOf(source: ModelSource, info: readonly LayerInfo[], q: Quant
   });
   let bnFloats = 0;
   for (const [name, m] of (q ? q.model : source.model).namedModules()) if (m instanceof BatchNorm && !folded.has(name)) bnFloats += 2 * m.channels;
-  return modelCost(inputs, bnFloats);
+  return { layers: inputs, otherFloats: bnFloats };
 }
 
 export interface CompareOptions {
@@ -197,6 +228,14 @@ export interface CompareOptions {
   histLayer?: string;
   /** Called after every row with the results so far (write the report there). */
   onWrite?: (results: CompareResults, layers: readonly LayerInfo[]) => void;
+  /**
+   * Mixed-precision rows (auto:<allocator>:<budget>), one per budget and allocator, after the specs' rows:
+   * weights of per-layer widths chosen under the budget, activations `act` (default int8). Rows with any weight
+   * below 8 bits are fine-tuned (QAT), as the uniform specs below 8 bits are.
+   */
+  mixed?: { budgets: readonly number[]; allocators: readonly Allocator[]; act?: string; bits?: readonly number[]; perChannel?: boolean };
+  /** Each layer alone in this datatype (int4, w=int4), the others float: accuracy deltas (results.sensitivity). */
+  sensitivity?: string;
 }
 
 const LOWBIT_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -233,6 +272,14 @@ export function runCompare(o: CompareOptions): CompareResults {
   for (const s of specs) parseSpec(s); // malformed specs are usage errors before any work
   const dupes = specs.filter((s, i) => specs.indexOf(s) !== i);
   if (dupes.length) throw new UsageError(`--specs lists ${dupes.join(', ')} more than once`);
+  const mixed = new Map<string, { allocator: Allocator; budget: number }>();
+  for (const allocator of o.mixed?.allocators ?? []) {
+    for (const budget of o.mixed!.budgets) {
+      if (!(budget > 0 && budget <= 1)) throw new UsageError(`--mixed: a budget is a fraction of the FP32 size, 0 < budget <= 1; got ${budget}`);
+      mixed.set(mixedRowName(allocator, budget), { allocator, budget });
+    }
+  }
+  const names = [...specs, ...mixed.keys()];
   const ds = o.dataset, st = o.settings;
   checkClasses(o.source, ds);
   const test = subsetSplit(ds.test, st.testSamples, o.seed + 1);
@@ -258,6 +305,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     throw new UsageError(`--hist-layer ${o.histLayer} is not a conv or linear layer of the model (layers: ${info.map((l) => l.name).join(', ')})`);
   }
   const histLayer = o.histLayer ?? defaultHistogramLayer(info);
+  if (o.sensitivity) parseSpec(singleLayerSpec(info[0].name, o.sensitivity)); // a bad datatype is a usage error before any work
   const path = join(o.outDir, 'results.json');
   const { rows: previous, seconds: previousSeconds } = readPrevious(path, o);
   const results: CompareResults = { model: o.modelName, dataset: ds.name, command: o.command, seed: o.seed, seconds: 0, machine: machineInfo(), rows: [] };
@@ -265,7 +313,7 @@ export function runCompare(o: CompareOptions): CompareResults {
   // (rows of specs not asked for this time are kept after them), and each new row replaces its entry.
   const rowBySpec = new Map(previous.map((r) => [r.spec, r]));
   const write = () => {
-    results.rows = [...specs.filter((s) => rowBySpec.has(s)), ...[...rowBySpec.keys()].filter((s) => !specs.includes(s))].map((s) => rowBySpec.get(s)!);
+    results.rows = [...names.filter((s) => rowBySpec.has(s)), ...[...rowBySpec.keys()].filter((s) => !names.includes(s))].map((s) => rowBySpec.get(s)!);
     // A resumed comparison's time includes the earlier runs'.
     results.seconds = +(previousSeconds + (performance.now() - started) / 1000).toFixed(1);
     writeFileAtomic(path, JSON.stringify(results, null, 2) + '\n');
@@ -296,10 +344,24 @@ export function runCompare(o: CompareOptions): CompareResults {
   const fpSeconds = (performance.now() - fpStart) / 1000;
   log(`fp32: ${(100 * fp.accuracy).toFixed(2)}% on ${fp.samples} test images`);
 
-  specs.forEach((spec, i) => {
+  /** How a row is made: the spec that runs, PTQ or QAT, its bits (mixed rows: allocated here). */
+  const plan = (name: string) => {
+    const m = mixed.get(name);
+    if (!m) {
+      const d = describeSpec(name, info, st.firstLast);
+      return { spec: parseSpec(name), how: d.how, weightBits: d.weightBits, actBits: d.actBits, note: d.note, mixed: undefined };
+    }
+    const a = allocateMixedPrecision(o.source, calibration, { ...o.mixed, budget: m.budget, allocator: m.allocator, method: st.method, seed: o.seed, log });
+    const how: MixedRowInfo['how'] = Math.min(...a.layers.map((l) => l.bits)) < 8 ? 'QAT' : 'PTQ';
+    const made: MixedRowInfo = { allocator: m.allocator, budget: m.budget, spec: a.spec, how, bits: Object.fromEntries(a.layers.map((l) => [l.name, l.bits])) };
+    const actBits = roleBits(parseSpec(a.spec).global.activation);
+    return { spec: parseSpec(a.spec), how, weightBits: a.mean_weight_bits, actBits, note: `${m.allocator} allocation: ${a.spec}`, mixed: made };
+  };
+
+  names.forEach((spec, i) => {
     const done = previous.find((r) => r.spec === spec);
     if (done) {
-      log(`[${i + 1}/${specs.length}] ${spec}: done in an earlier run (${(100 * done.accuracy!).toFixed(2)}%), skipped`);
+      log(`[${i + 1}/${names.length}] ${spec}: done in an earlier run (${(100 * done.accuracy!).toFixed(2)}%), skipped`);
       return;
     }
     const t0 = performance.now();
@@ -312,13 +374,14 @@ export function runCompare(o: CompareOptions): CompareResults {
     } else {
       let q: QuantizedModel | null = null;
       try {
-        const parsed = parseSpec(spec);
-        const desc = describeSpec(spec, info, st.firstLast);
-        log(`[${i + 1}/${specs.length}] ${spec}: ${desc.how}${desc.note ? ` (${desc.note})` : ''}`);
+        const desc = plan(spec);
+        const parsed = desc.spec;
+        log(`[${i + 1}/${names.length}] ${spec}: ${desc.how}${desc.note ? ` (${desc.note})` : ''}`);
         q = desc.how === 'PTQ'
           ? quantizePostTraining(o.source, { spec: parsed, calibration: calibration(), method: st.method, seed: o.seed, firstLast: st.firstLast, log })
           : quantizeAwareTraining(o.source, {
-              spec: parsed, data: trainData, epochs: desc.how === 'QAT from scratch' ? st.scratchEpochs : st.epochs, seed: o.seed,
+              spec: parsed, data: trainData, seed: o.seed,
+              epochs: desc.how === 'QAT from scratch' ? st.scratchEpochs : desc.weightBits <= 2 ? st.lowBitEpochs : st.epochs,
               calibration: calibration(), firstLast: st.firstLast, log, progress: o.progress,
             });
         const r = evaluate(q.model, testBatches());
@@ -331,14 +394,15 @@ export function runCompare(o: CompareOptions): CompareResults {
         };
         const histogram = weightHistogram(q.layers, histLayer);
         if (histogram) row.histogram = histogram;
-        log(`[${i + 1}/${specs.length}] ${spec}: ${(100 * r.accuracy).toFixed(2)}% (${row.delta! >= 0 ? '+' : ''}${(100 * row.delta!).toFixed(2)}), ${row.seconds} s`);
+        if (desc.mixed) row.mixed = desc.mixed;
+        log(`[${i + 1}/${names.length}] ${spec}: ${(100 * r.accuracy).toFixed(2)}% (${row.delta! >= 0 ? '+' : ''}${(100 * row.delta!).toFixed(2)}), ${row.seconds} s`);
       } catch (e) {
         // One technique failing must not lose the others: record why and go on.
         const err = e as Error;
         const message = e instanceof LowbitError
           ? err.message.replace(/^lowbit: /, '')
           : `unexpected error (a bug; please report it): ${String(err?.stack ?? err).split('\n').slice(0, 3).join(' | ')}`;
-        log(`[${i + 1}/${specs.length}] ${spec}: FAILED: ${message}`);
+        log(`[${i + 1}/${names.length}] ${spec}: FAILED: ${message}`);
         row = {
           spec, accuracy: null, delta: null, weight_bits: null, act_bits: null, bytes: null, compression: null, bops: null, energy_uj: null,
           latency_ms: null, seconds: round((performance.now() - t0) / 1000, 1), error: message,
@@ -351,6 +415,10 @@ export function runCompare(o: CompareOptions): CompareResults {
     write();
   });
   image.dispose();
+  if (o.sensitivity) {
+    log(`sensitivity: each layer alone in ${o.sensitivity}, the others fp32`);
+    results.sensitivity = layerSensitivity(o.source, info, { datatype: o.sensitivity, calibration, test: testBatches, method: st.method, seed: o.seed, log });
+  }
   write(); // also when every row was done before (a resumed run rewrites the report)
   return results;
 }

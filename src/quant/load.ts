@@ -14,8 +14,9 @@ import { LowbitError } from '../errors.js';
 import { decodeModelHeader, loadModelFile, saveModelFile } from '../formats/lowbit.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/engine.js';
-import { buildFromHeader, loadModel, modelHeader, type LoadedModel } from '../zoo/index.js';
-import type { FakeQuantState } from './fakequant.js';
+import { buildFromHeader, fileNumbers, loadModel, modelHeader, type LoadedModel } from '../zoo/index.js';
+import type { FakeQuantLayer, FakeQuantState } from './fakequant.js';
+import type { Module } from '../nn/index.js';
 import { prepareFoldedStructure, type FoldPair } from './fold.js';
 import { isQuantizable, traceModel } from './graph.js';
 import { attachQuantizers, type QuantizedModel } from './quantized.js';
@@ -62,16 +63,52 @@ export function saveQuantizedModel(path: string, q: QuantizedModel, extra: Recor
   saveModelFile(path, modelHeader(q.name, q.config, q.model), tensors, metadata);
 }
 
+const isNumbers = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number');
+const isRange = (v: unknown) => {
+  const r = v as Record<string, unknown>;
+  return !!r && typeof r === 'object' && isNumbers(r.min) && isNumbers(r.max);
+};
+
+/** What is wrong with a layer's saved quantization state, or null (types only: the values are checked where used). */
+function layerStateProblem(s: FakeQuantState): string | null {
+  if (!s || typeof s !== 'object') return 'is not an object';
+  for (const k of ['weight', 'activation', 'gradient'] as const) if (s[k] !== null && typeof s[k] !== 'string') return `${k} is not a datatype`;
+  for (const k of ['seed', 'gain', 'activationScale'] as const) if (typeof s[k] !== 'number' || !Number.isFinite(s[k])) return `${k} is not a number`;
+  for (const k of ['gainInside', 'persistentWeightParams', 'inputNorm', 'xnorScale'] as const) if (typeof s[k] !== 'boolean') return `${k} is not true or false`;
+  if (s.activationRange !== null && !isRange(s.activationRange)) return 'activationRange is malformed';
+  if (s.ema !== null && !(isRange(s.ema) && typeof s.ema.batches === 'number')) return 'ema is malformed';
+  return null;
+}
+
+/** Check the shape of the quantization metadata before anything is built from it. */
+function checkQuantizationMetadata(meta: QuantizationMetadata, path: string): void {
+  const bad = (what: string) => new LowbitError(`${path}: the quantization metadata ${what}; the file is corrupt, quantize the model again`);
+  if (meta.format !== QUANTIZED_FORMAT) throw new LowbitError(`${path}: quantized-model format ${meta.format}; this lowbit reads format ${QUANTIZED_FORMAT}`);
+  if (typeof meta.spec !== 'string' || typeof meta.effectiveSpec !== 'string') throw bad('lacks the spec');
+  if (!Number.isSafeInteger(meta.seed)) throw bad('has no valid seed');
+  if (!Array.isArray(meta.folded) || !meta.folded.every((p) => p && typeof p.layer === 'string' && typeof p.batchNorm === 'string')) throw bad('has malformed folded layers');
+  if (!Array.isArray(meta.addedBias) || !meta.addedBias.every((n) => typeof n === 'string')) throw bad('has malformed added biases');
+  if (!meta.layers || typeof meta.layers !== 'object' || Array.isArray(meta.layers)) throw bad('has no layer table');
+  for (const [name, state] of Object.entries(meta.layers)) {
+    const problem = layerStateProblem(state);
+    if (problem) throw bad(`of layer ${name} ${problem}`);
+  }
+}
+
 /** Load a file written by saveQuantizedModel: the model with its fake quantizers installed, in evaluation mode. */
 export function loadQuantizedModel(path: string): QuantizedModel {
   const file = loadModelFile(path);
+  let model: Module | null = null;
+  let layers: FakeQuantLayer[] = [];
   try {
     if (!isQuantizedMetadata(file.metadata)) {
       throw new LowbitError(`${path} is a float model, not a quantized one; load it with loadModel() or quantize it with \`lowbit quantize\``);
     }
     const meta = file.metadata.quantization as QuantizationMetadata;
-    if (meta.format !== QUANTIZED_FORMAT) throw new LowbitError(`${path}: quantized-model format ${meta.format}; this lowbit reads format ${QUANTIZED_FORMAT}`);
-    const { name, config, model } = buildFromHeader(file.model);
+    checkQuantizationMetadata(meta, path);
+    const built = buildFromHeader(file.model, 0, fileNumbers(file.tensors));
+    model = built.model;
+    const { name, config } = built;
     prepareFoldedStructure(model, meta.folded);
     for (const name of meta.addedBias) {
       const m = model.namedModules().find(([n]) => n === name)?.[1];
@@ -82,12 +119,17 @@ export function loadQuantizedModel(path: string): QuantizedModel {
     try {
       model.loadStateDict(state);
     } catch (e) {
-      model.dispose();
       throw new LowbitError(`${path}: ${(e as Error).message.replace(/^lowbit: /, '')}`);
     }
-    const trace = traceModel(model, tidy(() => Tensor.zeros([1, config.inChannels, config.inputSize, config.inputSize])));
+    const probe = Tensor.zeros([1, config.inChannels, config.inputSize, config.inputSize]);
+    let trace: ReturnType<typeof traceModel>;
+    try {
+      trace = traceModel(model, probe);
+    } finally {
+      probe.dispose();
+    }
     const effective = parseSpec(meta.effectiveSpec);
-    const { layers } = attachQuantizers(trace, effective, { seed: meta.seed, firstLast: 'quantize' });
+    ({ layers } = attachQuantizers(trace, effective, { seed: meta.seed, firstLast: 'quantize' }));
     const expected = Object.keys(meta.layers).sort().join(',');
     if (layers.map((l) => l.name).sort().join(',') !== expected) {
       throw new LowbitError(`${path}: the spec quantizes layers ${layers.map((l) => l.name).join(', ')} but the file has parameters for ${expected}`);
@@ -106,6 +148,8 @@ export function loadQuantizedModel(path: string): QuantizedModel {
       folded: meta.folded, addedBias: meta.addedBias, details: meta.details, sourceMetadata,
     };
   } catch (e) {
+    for (const l of layers) l.dispose();
+    model?.dispose();
     for (const t of file.tensors.values()) t.dispose();
     throw e;
   }

@@ -29,8 +29,11 @@ import { clipLatentWeights } from './binary.js';
 import { FixedPointQuantizer } from './fixed.js';
 import { TtqQuantizer, type TtqParams } from './ternary.js';
 import { InqQuantizer, INQ_SCHEDULE, inqFreeze, inqPartition, type InqParams } from './log2.js';
-import { train, type Batch, type EpochStats, type TrainConfig, type TrainData } from '../train/trainer.js';
-import { UsageError } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { train, type Batch, type EpochStats, type TrainConfig, type TrainData, type TrainOptions } from '../train/trainer.js';
+import { LowbitError, UsageError } from '../errors.js';
+import type { SeedStream } from './rounding.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { clipsLatentWeights, trainsFromScratch, type FirstLastPolicy } from './conventions.js';
 import type { FakeQuantLayer } from './fakequant.js';
 import { traceModel } from './graph.js';
@@ -56,6 +59,52 @@ export interface QatOptions {
   inqSchedule?: readonly number[];
   log?: (line: string) => void;
   progress?: boolean;
+  /** Checkpoint after every epoch here (INQ's later retraining steps: <path>.<step>); see qatCheckpoints(). */
+  checkpointPath?: string;
+  /** Continue from the checkpoints if they exist: ends with the same weights as an uninterrupted run. */
+  resume?: boolean;
+}
+
+/** The checkpoint files a QAT run with this path may write (INQ writes one per retraining step). */
+export function qatCheckpoints(path: string): string[] {
+  return [path, ...INQ_SCHEDULE.map((_, i) => `${path}.${i + 1}`)];
+}
+
+/**
+ * What a QAT checkpoint keeps beside the weights and optimizer (trainer.ts): each layer's quantizer tensors
+ * (TTQ scales, codebooks, INQ masks), its binary input batch norm, its moving-average range and the
+ * quantizers' random streams. Restored in place: the optimizer holds the trained tensors.
+ */
+function layerCheckpointState(layers: FakeQuantLayer[]): NonNullable<TrainOptions['checkpointState']> {
+  const quantizers = (l: FakeQuantLayer) => [l.weight, l.activation, l.gradient].map((q) => (q as { seeds?: SeedStream } | null)?.seeds ?? null);
+  const tensorsOf = (l: FakeQuantLayer, i: number) => {
+    const out = new Map<string, Tensor>();
+    l.paramTensors().forEach((t, k) => out.set(`qat.${i}.param.${k}`, t));
+    if (l.inputNorm) for (const [k, t] of l.inputNorm.stateDict()) out.set(`qat.${i}.inputNorm.${k}`, t);
+    return out;
+  };
+  return {
+    save(tensors) {
+      return layers.map((l, i) => {
+        for (const [k, t] of tensorsOf(l, i)) tensors.set(k, t);
+        return { ema: l.ema?.state ?? null, seeds: quantizers(l).map((s) => s?.state ?? null) };
+      });
+    },
+    restore(tensors, saved) {
+      const states = saved as { ema: { min: number[]; max: number[]; batches: number } | null; seeds: ([number, number] | null)[] }[];
+      if (!Array.isArray(states) || states.length !== layers.length) throw new LowbitError(`the checkpoint has quantization state for ${Array.isArray(states) ? states.length : 0} layers, the model ${layers.length}`);
+      layers.forEach((l, i) => {
+        for (const [k, t] of tensorsOf(l, i)) {
+          const src = tensors.get(k);
+          if (!src || src.size !== t.size) throw new LowbitError(`the checkpoint lacks ${k}`);
+          t.assign(src);
+        }
+        if (l.ema && states[i].ema) l.ema.state = states[i].ema!;
+        quantizers(l).forEach((stream, k) => { if (stream && states[i].seeds?.[k]) stream.state = states[i].seeds[k]!; });
+        l.invalidate();
+      });
+    },
+  };
 }
 
 /**
@@ -161,10 +210,28 @@ export function quantizeAwareTraining(src: ModelSource, opts: QatOptions): Quant
     };
     const extraParameters = layers.flatMap((l) => l.trainables());
     const history: EpochStats[] = [];
-    const run = (epochs: number, phase: string) => {
-      log(`QAT ${attached.effective.text}${phase}: ${epochs} epoch(s), ${recipe.optimizer} lr ${recipe.lr}${fromScratch ? ', from scratch' : ''}`);
+    // the checkpoint also keeps the history of the phases before it
+    const layerState = layerCheckpointState(layers);
+    const checkpointState: NonNullable<TrainOptions['checkpointState']> = {
+      save: (tensors) => ({ layers: layerState.save(tensors), history: [...history] }),
+      restore: (tensors, saved) => {
+        const s = saved as { layers: unknown; history: EpochStats[] };
+        layerState.restore(tensors, s?.layers);
+        if (Array.isArray(s.history)) history.splice(0, history.length, ...s.history);
+      },
+    };
+    // Each training phase (one, or one per INQ retraining step) has its own checkpoint file. Resuming skips
+    // the phases before the last one that has a checkpoint (it holds their result) and continues that one.
+    const files = opts.checkpointPath ? qatCheckpoints(opts.checkpointPath) : [];
+    const resumeFrom = opts.resume ? files.reduce((last, f, i) => (existsSync(f) ? i : last), -1) : -1;
+    let phase = 0;
+    const run = (epochs: number, label: string) => {
+      const p = phase++;
+      if (p < resumeFrom) return;
+      log(`QAT ${attached.effective.text}${label}: ${epochs} epoch(s), ${recipe.optimizer} lr ${recipe.lr}${fromScratch ? ', from scratch' : ''}`);
       history.push(...train(model, { ...recipe, epochs }, opts.data, {
         modelInfo: { name: src.name, config: { ...src.config } }, extraParameters, afterStep, log, progress: opts.progress ?? false,
+        checkpointPath: files[p], resume: p === resumeFrom, checkpointState,
       }));
     };
     if (inq.length) {

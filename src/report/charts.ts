@@ -6,6 +6,7 @@
 // SQNR and weight histograms (results.json of earlier versions) simply have no marks in those two charts.
 
 import type { CompareRow } from '../quant/compare.js';
+import type { SensitivityResult } from '../quant/sensitivity.js';
 
 /** A Vega-Lite spec: plain JSON. */
 export type VegaLiteSpec = Record<string, unknown>;
@@ -21,6 +22,8 @@ export interface ReportCharts {
   sqnr: VegaLiteSpec;
   /** One layer's weights before and after quantization, for a few specs. */
   histogram: VegaLiteSpec;
+  /** Accuracy delta of each layer alone quantized (only when the comparison measured it). */
+  sensitivity?: VegaLiteSpec;
 }
 
 /** A row the charts can place: finished, with accuracy and size. */
@@ -86,22 +89,26 @@ function accuracyScatter(values: unknown[], x: { field: string; title: string },
   };
 }
 
-/** The five charts of a comparison. */
-export function compareCharts(rows: readonly CompareRow[]): ReportCharts {
+/** The five charts of a comparison, and the sensitivity chart when it was measured. */
+export function compareCharts(rows: readonly CompareRow[], sensitivity?: SensitivityResult): ReportCharts {
   const ok = rows.filter(plottable);
   const onFront = new Set(paretoFront(ok.map((r) => ({ spec: r.spec, accuracy: r.accuracy!, bytes: r.bytes! }))).map((p) => p.spec));
   const points = ok.map((r) => ({
     spec: r.spec, accuracy: r.accuracy, bytes: r.bytes, bops: r.bops, energy_uj: r.energy_uj, compression: r.compression,
-    pareto: onFront.has(r.spec), front: onFront.has(r.spec) ? 'Pareto front' : 'dominated',
+    pareto: onFront.has(r.spec), front: onFront.has(r.spec) ? 'Pareto front' : 'dominated', mixed: !!r.mixed,
   }));
 
   // The front as a dashed line through its points, which are drawn larger, as diamonds, in red.
   const front = (range: unknown[]) => ({ field: 'front', type: 'nominal', title: null, scale: { domain: ['Pareto front', 'dominated'], range } });
+  // Mixed-precision rows (--mixed) get a blue square around their point.
   const size = accuracyScatter(points, { field: 'bytes', title: 'packed model size (bytes, log scale)' }, 'Accuracy against model size', [{
     transform: [{ filter: 'datum.pareto' }],
     mark: { type: 'line', color: '#d62728', strokeDash: [5, 3], strokeWidth: 1.5 },
     encoding: { order: { field: 'bytes', type: 'quantitative' } },
-  }], { color: front(['#d62728', '#7f7f7f']), shape: front(['diamond', 'circle']), size: { condition: { test: 'datum.pareto', value: 120 }, value: 60 } });
+  }, ...(points.some((p) => p.mixed) ? [{
+    transform: [{ filter: 'datum.mixed' }],
+    mark: { type: 'square', filled: false, size: 300, color: '#1f77b4', strokeWidth: 2 },
+  }] : [])], { color: front(['#d62728', '#7f7f7f']), shape: front(['diamond', 'circle']), size: { condition: { test: 'datum.pareto', value: 120 }, value: 60 } });
 
   const bops = accuracyScatter(points.filter((p) => p.bops !== null && p.bops > 0),
     { field: 'bops', title: 'bit-operations per image (MACs x W bits x A bits, log scale)' }, 'Accuracy against bit-operations', [],
@@ -178,5 +185,21 @@ export function compareCharts(rows: readonly CompareRow[]): ReportCharts {
       },
     },
   };
-  return { size, bops, energy, sqnr, histogram };
+  const charts: ReportCharts = { size, bops, energy, sqnr, histogram };
+  if (sensitivity) charts.sensitivity = sensitivityChart(sensitivity);
+  return charts;
+}
+
+/** One bar per layer (execution order): the accuracy change when that layer alone is quantized. */
+export function sensitivityChart(s: SensitivityResult): VegaLiteSpec {
+  return {
+    title: `Accuracy change with one layer alone in ${s.datatype} (the others fp32)`, width: WIDTH,
+    data: { values: s.layers.map((l) => ({ layer: l.layer, spec: l.spec, accuracy: l.accuracy, delta: l.delta })) },
+    mark: { type: 'bar', color: '#e45756' },
+    encoding: {
+      y: { field: 'layer', type: 'ordinal', sort: null, title: 'layer (execution order)' },
+      x: { field: 'delta', type: 'quantitative', title: 'top-1 accuracy vs FP32 (percentage points)', axis: { format: '+.1%' } },
+      tooltip: [{ field: 'spec' }, { field: 'accuracy', type: 'quantitative', format: '.2%', title: 'top-1' }, { field: 'delta', type: 'quantitative', format: '+.2%', title: 'vs FP32' }],
+    },
+  };
 }

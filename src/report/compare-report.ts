@@ -73,7 +73,8 @@ const DRAW = `(function () {
 
 const CAPTIONS: Record<keyof ReportCharts, string> = {
   size: 'Top-1 accuracy against the packed model size (log scale). The Pareto front (red diamonds, dashed line) are the datatypes ' +
-    'no other datatype beats in both accuracy and size.',
+    'no other datatype beats in both accuracy and size. Mixed-precision rows (auto:<allocator>:<budget>: one weight width per layer, ' +
+    'chosen under that fraction of the FP32 size) are framed by a blue square.',
   bops: 'Top-1 accuracy against bit-operations per image (MACs x weight bits x activation bits, log scale).',
   energy: `Estimated energy per image: ${HOROWITZ_CITATION}, with the rules of docs/cost-model.md.`,
   sqnr: 'Signal-to-quantization-noise ratio of each layer\'s weights, 10 log10(sum w^2 / sum (w - q(w))^2), where w are the ' +
@@ -81,10 +82,12 @@ const CAPTIONS: Record<keyof ReportCharts, string> = {
     'Higher is closer to float; every bit of a uniform quantizer adds about 6 dB. Layers a datatype keeps in fp32 have no cell.',
   histogram: 'One layer\'s weights before (grey) and after (red) quantization, for a few datatypes: the quantized weights fall on ' +
     'the datatype\'s few values. Counts on a square-root scale.',
+  sensitivity: 'Each conv/linear layer alone quantized (post-training, the others fp32) and the test accuracy it costs: the layers ' +
+    'at the top of a mixed-precision allocation\'s list of bits to keep.',
 };
 
 function chartSection(id: keyof ReportCharts, charts: ReportCharts, missing?: string): string {
-  const values = (charts[id].data as { values: unknown[] }).values;
+  const values = (charts[id]!.data as { values: unknown[] }).values;
   const empty = values.length === 0 ? `<p class="missing">${esc(missing ?? 'Nothing to plot.')}</p>` : '';
   return `<figure>\n<div class="chart" id="chart-${id}"></div>\n${empty}<figcaption>${esc(CAPTIONS[id])}</figcaption>\n</figure>`;
 }
@@ -103,7 +106,7 @@ export function compareHtml(results: CompareResults, layers?: readonly LayerInfo
     const note = r.error ? `<td class="error">failed: ${esc(r.error)}</td>` : `<td>${esc(d?.note ?? '')}</td>`;
     return `<tr${r.error ? ' class="failed"' : ''}>${tds}${note}</tr>`;
   }).join('\n');
-  const charts = compareCharts(results.rows);
+  const charts = compareCharts(results.rows, results.sensitivity);
   const libs = chartLibraries();
   const failed = results.rows.filter((r) => !plottable(r)).map((r) => r.spec);
   const old = 'This results.json has no per-layer weight statistics (it was written by an earlier lowbit); run lowbit compare again ' +
@@ -148,7 +151,7 @@ ${chartSection('energy', charts)}
 <h2>What quantization does to the weights</h2>
 ${chartSection('sqnr', charts, old)}
 ${chartSection('histogram', charts, old)}
-<h2>All results</h2>
+${charts.sensitivity ? `<h2>Which layer costs accuracy</h2>\n${chartSection('sensitivity', charts)}\n` : ''}<h2>All results</h2>
 <table>
 <thead><tr>${[...HEAD, 'note'].map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead>
 <tbody>

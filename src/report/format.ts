@@ -33,7 +33,9 @@ export function describeRows(rows: readonly CompareRow[], layers: readonly Layer
   if (!layers?.length) return out;
   for (const r of rows) {
     try {
-      out.set(r.spec, describeSpec(r.spec, layers, firstLast));
+      // a mixed-precision row is described by the spec it chose, and ran as it says
+      const d = describeSpec(r.mixed?.spec ?? r.spec, layers, firstLast);
+      out.set(r.spec, r.mixed ? { ...d, how: r.mixed.how, note: `${r.mixed.allocator} allocation at ${r.mixed.budget} of FP32: ${r.mixed.spec}` } : d);
     } catch {
       // a row whose spec cannot be described keeps its error text
     }

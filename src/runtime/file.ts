@@ -13,6 +13,7 @@ import { gunzipSync, gzipSync } from 'fflate';
 import { LowbitError } from '../errors.js';
 import { decodeModelFile, decodeModelHeader, encodeModelFile } from '../formats/lowbit.js';
 import { writeFileAtomic } from '../formats/atomic.js';
+import { checkFinite } from '../formats/finite.js';
 import { BatchNorm } from '../nn/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { parseDatatype } from '../quant/spec.js';
@@ -181,16 +182,19 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
     if (d.format !== RUNTIME_FORMAT) throw new LowbitError(`${where}: packed-model format ${d.format}; this lowbit reads format ${RUNTIME_FORMAT}`);
     const floats = get('runtime.floats').view() as Float32Array;
     const packed = get('runtime.packed').view() as Uint8Array;
-    const f32 = (s: Span, what: string): Float32Array => {
+    // weights, scales and batch norms must be finite; graph constants may hold +-Inf (clip bounds)
+    const f32 = (s: Span, what: string, finite = true): Float32Array => {
       if (!Array.isArray(s) || !(s[0] >= 0 && s[1] >= 0 && s[0] + s[1] <= floats.length)) bad(where, `${what} lies outside the file`);
-      return floats.slice(s[0], s[0] + s[1]);
+      const values = floats.slice(s[0], s[0] + s[1]);
+      if (finite) checkFinite(values, `${where}: ${what}`, 'export the model again from a valid quantized model');
+      return values;
     };
     if (!Array.isArray(d.nodes) || d.nodes.length === 0 || !(d.output >= 0 && d.output < d.nodes.length)) bad(where, 'the graph is empty or its output is out of range');
     const nodes = d.nodes.map(([op, inputs, shape, attrs, name], id) => {
       if (typeof op !== 'string' || !Array.isArray(inputs) || inputs.some((i) => !(Number.isInteger(i) && i >= 0 && i < id))) bad(where, `graph node ${id} is malformed`);
       const a = { ...(attrs ?? {}) };
       if (op === 'constant') {
-        a.value = f32(a.value as Span, `constant node ${id}`);
+        a.value = f32(a.value as Span, `constant node ${id}`, false);
         if ((a.value as Float32Array).length !== shape.reduce((p: number, d: number) => p * d, 1)) bad(where, `constant node ${id} does not fill its shape`);
       }
       return { id, op, inputs, shape, attrs: a, name: name ?? undefined };

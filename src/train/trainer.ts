@@ -15,6 +15,7 @@ import { tidy } from '../tensor/engine.js';
 import { Random } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { AdaMax, Adam, SGD, type Optimizer } from './optim.js';
+import { checkEvaluationBatch } from './numerics.js';
 import { learningRate, type ScheduleConfig } from './schedule.js';
 
 export interface Batch {
@@ -67,9 +68,17 @@ export interface TrainOptions {
   stopAfterEpochs?: number;
   /**
    * Tensors trained beside the model's parameters (quantization-aware training: TTQ's scales, k-means
-   * codebooks). They are not in checkpoints: do not combine them with checkpointPath.
+   * codebooks). Checkpoints keep them, by position: give them in the same order when resuming.
    */
   extraParameters?: Tensor[];
+  /**
+   * Other state a checkpoint must keep for an exact resume (QAT: moving-average ranges, quantizers' random
+   * streams). save() adds tensors (names of its own) and returns JSON; restore() gets both back.
+   */
+  checkpointState?: {
+    save(tensors: Map<string, Tensor>): unknown;
+    restore(tensors: Map<string, Tensor>, saved: unknown): void;
+  };
   /** Called after every optimizer step (QAT: latent-weight clipping, stochastic rounding of stored weights). */
   afterStep?: () => void;
 }
@@ -87,10 +96,12 @@ export function evaluate(model: Module, batches: Iterable<Batch>): { accuracy: n
   model.eval();
   let correct = 0, samples = 0, lossSum = 0;
   const start = performance.now();
+  let batch = 0;
   ops.noGrad(() => {
     for (const { x, y } of batches) {
       tidy(() => {
         const logits = model.forward(x);
+        checkEvaluationBatch(model, x, logits, batch++);
         lossSum += ops.crossEntropy(logits, y).item() * y.size;
         correct += countCorrect(logits, y);
         samples += y.size;
@@ -110,21 +121,20 @@ function countCorrect(logits: Tensor, y: Tensor): number {
   return c;
 }
 
-const STATE_PREFIX = 'model.', OPTIM_PREFIX = 'optim.';
+const STATE_PREFIX = 'model.', OPTIM_PREFIX = 'optim.', EXTRA_PREFIX = 'extra.';
 
-function saveCheckpoint(path: string, model: Module, opt: Optimizer, rng: Random, epochDone: number, config: TrainConfig, history: EpochStats[], info: TrainOptions['modelInfo']): void {
+function saveCheckpoint(path: string, model: Module, opt: Optimizer, rng: Random, epochDone: number, config: TrainConfig, history: EpochStats[], opts: TrainOptions): void {
   const tensors = new Map<string, Tensor>();
   for (const [k, t] of model.stateDict()) tensors.set(STATE_PREFIX + k, t);
   for (const [k, t] of opt.state()) tensors.set(OPTIM_PREFIX + k, t);
-  saveModelFile(path, info, tensors, { checkpoint: { epochDone, config, rng: rng.getState(), history } });
+  (opts.extraParameters ?? []).forEach((t, i) => tensors.set(`${EXTRA_PREFIX}${i}`, t));
+  const extra = opts.checkpointState?.save(tensors) ?? null;
+  saveModelFile(path, opts.modelInfo, tensors, { checkpoint: { epochDone, config, rng: rng.getState(), history, extra } });
 }
 
 /** Train `model` in place. Returns the per-epoch history (including epochs done before a resume). */
 export function train(model: Module, config: TrainConfig, data: TrainData, opts: TrainOptions): EpochStats[] {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  if (opts.extraParameters?.length && opts.checkpointPath) {
-    throw new LowbitError('train: extraParameters are not saved in checkpoints; train them without checkpointPath');
-  }
   const opt = makeOptimizer(config, [...model.parameters(), ...(opts.extraParameters ?? [])]);
   // Dropout masks come from this generator, whose state the checkpoint keeps.
   const rng = new Random(config.seed ^ 0x6c6f7762);
@@ -134,9 +144,17 @@ export function train(model: Module, config: TrainConfig, data: TrainData, opts:
 
   if (opts.resume && opts.checkpointPath && existsSync(opts.checkpointPath)) {
     const ck = loadModelFile(opts.checkpointPath);
-    const meta = ck.metadata.checkpoint as { epochDone: number; config: TrainConfig; rng: number[]; history: EpochStats[] } | undefined;
-    if (!meta) throw new LowbitError(`${opts.checkpointPath} is not a training checkpoint; remove it or choose another --out`);
+    const meta = ck.metadata.checkpoint as { epochDone: number; config: TrainConfig; rng: number[]; history: EpochStats[]; extra?: unknown } | undefined;
+    const fail = (why: string) => {
+      for (const t of ck.tensors.values()) t.dispose();
+      return new LowbitError(`${opts.checkpointPath} ${why}; remove it or choose another --out`);
+    };
+    if (!meta || typeof meta !== 'object') throw fail('is not a training checkpoint');
+    if (!Number.isInteger(meta.epochDone) || meta.epochDone < 0 || meta.epochDone > config.epochs || !Array.isArray(meta.history) || !Array.isArray(meta.rng)) {
+      throw fail('is damaged (epoch, history or random state)');
+    }
     if (JSON.stringify(meta.config) !== JSON.stringify(config)) {
+      for (const t of ck.tensors.values()) t.dispose();
       throw new LowbitError(`${opts.checkpointPath} was written with different training settings; rerun with the same options or without --resume`);
     }
     const modelState = new Map<string, Tensor>(), optimState = new Map<string, Tensor>();
@@ -144,10 +162,21 @@ export function train(model: Module, config: TrainConfig, data: TrainData, opts:
       if (k.startsWith(STATE_PREFIX)) modelState.set(k.slice(STATE_PREFIX.length), t);
       else if (k.startsWith(OPTIM_PREFIX)) optimState.set(k.slice(OPTIM_PREFIX.length), t);
     }
-    model.loadStateDict(modelState);
-    opt.loadState(optimState);
-    rng.setState(meta.rng);
-    for (const t of ck.tensors.values()) t.dispose();
+    try {
+      model.loadStateDict(modelState);
+      opt.loadState(optimState);
+      (opts.extraParameters ?? []).forEach((t, i) => {
+        const saved = ck.tensors.get(`${EXTRA_PREFIX}${i}`);
+        if (!saved || saved.size !== t.size) throw new LowbitError(`${opts.checkpointPath} lacks trained tensor ${EXTRA_PREFIX}${i}`);
+        t.assign(saved);
+      });
+      opts.checkpointState?.restore(ck.tensors, meta.extra);
+      rng.setState(meta.rng);
+    } catch (e) {
+      throw new LowbitError(`${opts.checkpointPath} does not fit this training run (${(e as Error).message.replace(/^lowbit: /, '')}); remove it or rerun without --resume`);
+    } finally {
+      for (const t of ck.tensors.values()) t.dispose();
+    }
     startEpoch = meta.epochDone;
     history = meta.history;
     log(`resuming after epoch ${startEpoch} of ${config.epochs} from ${opts.checkpointPath}`);
@@ -203,7 +232,7 @@ export function train(model: Module, config: TrainConfig, data: TrainData, opts:
     };
     history.push(stats);
     log(`epoch ${stats.epoch}/${config.epochs}: loss ${stats.loss.toFixed(4)}, train acc ${(100 * stats.trainAccuracy).toFixed(2)}%, test acc ${(100 * stats.testAccuracy).toFixed(2)}%, ${stats.imagesPerSecond.toFixed(0)} img/s, ${seconds.toFixed(1)} s`);
-    if (opts.checkpointPath) saveCheckpoint(opts.checkpointPath, model, opt, rng, epoch + 1, config, history, opts.modelInfo);
+    if (opts.checkpointPath) saveCheckpoint(opts.checkpointPath, model, opt, rng, epoch + 1, config, history, opts);
   }
   // The optimizer's state (momentum, Adam's moments) lives in kept tensors: free it, or every call leaks it.
   for (const t of opt.state().values()) t.dispose();

@@ -11,6 +11,7 @@
 
 import { dirname } from 'node:path';
 import { LowbitError } from '../../errors.js';
+import { checkFinite } from '../finite.js';
 import { noGrad } from '../../autograd/index.js';
 import * as ops from '../../autograd/index.js';
 import { GraphModule, runGraphOp, type GraphOp } from '../../nn/graph-module.js';
@@ -101,7 +102,13 @@ export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): 
   const what = opts.what ?? (typeof src === 'string' ? src : 'the ONNX model');
   const model = typeof src === 'string' ? readModelFile(src) : decodeModel(src, what);
   const baseDir = opts.baseDir ?? (typeof src === 'string' ? dirname(src) : undefined);
-  return noGrad(() => tidy(() => new Importer(model, what, baseDir, opts).run()));
+  const importer = new Importer(model, what, baseDir, opts);
+  try {
+    return noGrad(() => tidy(() => importer.run()));
+  } catch (e) {
+    importer.dispose(); // the layers and constants made before the failure
+    throw e;
+  }
 }
 
 interface Value {
@@ -126,6 +133,10 @@ class Importer {
   constructor(private readonly model: ModelProto, private readonly what: string, private readonly baseDir: string | undefined, private readonly opts: ImportOptions) {
     this.opset = defaultOpset(model);
     this.module.eval(); // the import trace must not update batch-norm statistics
+  }
+
+  dispose(): void {
+    this.module.dispose();
   }
 
   run(): ImportedModel {
@@ -240,6 +251,13 @@ class Importer {
     while (this.usedNames.has(name)) name = `${base}_${k++}`;
     this.usedNames.add(name);
     return name;
+  }
+
+  /** NaN/Inf in a layer's constant parameters: an error naming the layer (not a model that outputs NaN). */
+  private finite(layer: string, params: Record<string, Tensor | undefined>): void {
+    for (const [what, t] of Object.entries(params)) {
+      if (t && t.dtype === 'f32') checkFinite(t.toFloat32Array(), `${this.what}: layer ${layer} ${what}`, 'the ONNX file is damaged or was exported from a diverged model; export it again');
+    }
   }
 
   /** Make a constant value a buffer of the module (once). */
@@ -596,6 +614,7 @@ class Importer {
       const name = this.layerName(n, index);
       const [outC, cPerGroup, kH, kW] = w.t.shape;
       const layer = this.module.addLayer({ kind: 'conv', name, inChannels: cPerGroup * groups, outChannels: outC, kernel: [kH, kW], ...geometry, bias: !!b }, this.rng);
+      this.finite(name, { weights: w.t, bias: b?.t });
       layer.weight.assign(w.t);
       if (b) layer.bias!.assign(b.t);
       return this.emit({ op: 'layer', inputs: [xName], outputs: [n.output![0]], attrs: { layer: name } });
@@ -616,6 +635,7 @@ class Importer {
       // C broadcasts to [M, N]: a per-output vector becomes the bias; anything else stays an add.
       const cVector = C && (C.t.size === outF && (C.t.rank <= 1 || (C.t.rank === 2 && C.t.shape[0] === 1)) || C.t.size === 1);
       const name = this.layerName(n, index);
+      this.finite(name, { weights: B.t, bias: C?.t });
       const layer = this.module.addLayer({ kind: 'linear', name, inFeatures: inF, outFeatures: outF, bias: !!cVector }, this.rng);
       layer.weight.assign(alpha !== 1 ? ops.mulScalar(w, alpha) : w);
       if (cVector) {
@@ -638,6 +658,7 @@ class Importer {
     if (B.constant && !A.constant && A.t.rank === 2 && B.t.rank === 2) {
       const name = this.layerName(n, index);
       const [inF, outF] = B.t.shape;
+      this.finite(name, { weights: B.t });
       const layer = this.module.addLayer({ kind: 'linear', name, inFeatures: inF, outFeatures: outF, bias: false }, this.rng);
       layer.weight.assign(ops.transpose(B.t));
       return this.emit({ op: 'layer', inputs: [aName], outputs: [n.output![0]], attrs: { layer: name } });
@@ -655,6 +676,7 @@ class Importer {
     const eps = a.float('epsilon', 1e-5);
     if (params.every((p) => p.constant)) {
       const name = this.layerName(n, index);
+      this.finite(name, { scale: params[0].t, bias: params[1].t, mean: params[2].t, variance: params[3].t });
       const layer = this.module.addLayer({ kind: 'batchNorm', name, channels: params[0].t.size, eps, momentum: 1 - a.float('momentum', 0.9) }, this.rng);
       layer.gamma.assign(params[0].t); layer.beta.assign(params[1].t);
       layer.runningMean.assign(params[2].t); layer.runningVar.assign(params[3].t);

@@ -90,13 +90,9 @@ export function backendOf(kernels: WasmKernels): WasmBackend | undefined {
 }
 
 export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptions = {}): Promise<WasmKernels> {
-  if (typeof SharedArrayBuffer === 'undefined' || !(mem.memory.buffer instanceof SharedArrayBuffer)) {
-    throw new Error(
-      'lowbit: the WebAssembly kernels need the engine memory to be shared (SharedArrayBuffer; in a browser, a ' +
-        'cross-origin-isolated page). Create the EngineMemory with { shared: true } or use the reference kernels.',
-    );
-  }
-  const modules = await kernelModules();
+  // Unshared memory (a page that is not cross-origin isolated): the same kernels on the calling thread only.
+  const shared = typeof SharedArrayBuffer !== 'undefined' && mem.memory.buffer instanceof SharedArrayBuffer;
+  const modules = await kernelModules(shared);
   let module = modules.plain;
   let ex = instantiate(module, mem.memory);
   // The module's static data (math tables) lies below heapBase; the allocator's default floor (64 KiB) is

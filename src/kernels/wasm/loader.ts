@@ -17,11 +17,20 @@ export interface KernelModules {
   relaxed: WebAssembly.Module | null;
 }
 
-let compiled: Promise<KernelModules> | null = null;
+const compiled = new Map<boolean, Promise<KernelModules>>();
+/** Set by a browser bundle, whose import.meta.url is the bundle's, not this file's (setKernelSource). */
+let kernelSource: URL | Uint8Array<ArrayBuffer> | null = null;
+
+/** Where to get the module from instead (a browser page: its URL or its bytes). Call before init(). */
+export function setKernelSource(source: string | URL | Uint8Array<ArrayBuffer>): void {
+  kernelSource = source instanceof Uint8Array ? source : new URL(source, globalThis.location?.href);
+  compiled.clear();
+}
 
 async function kernelBytes(): Promise<Uint8Array<ArrayBuffer>> {
+  if (kernelSource instanceof Uint8Array) return kernelSource;
   const errors: string[] = [];
-  for (const url of wasmUrls()) {
+  for (const url of kernelSource ? [kernelSource] : wasmUrls()) {
     try {
       if (isNode && url.protocol === 'file:') {
         const fs = await import('node:fs/promises');
@@ -38,10 +47,45 @@ async function kernelBytes(): Promise<Uint8Array<ArrayBuffer>> {
   throw new Error(`lowbit: cannot load the WebAssembly kernels (run \`npm run build:wasm\`).\n  ${errors.join('\n  ')}`);
 }
 
-/** The compiled kernel modules (compiled once per process / page). */
-export function kernelModules(): Promise<KernelModules> {
-  compiled ??= (async () => {
-    const bytes = await kernelBytes();
+/**
+ * The module imports a shared memory; a page that is not cross-origin isolated has no shared memory, so
+ * there the same module runs with the import's shared flag cleared (atomics are valid on unshared memory;
+ * only waiting traps, and one thread never waits).
+ */
+export function unsharedVariant(bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const out = bytes.slice();
+  const leb = (p: number): [number, number] => {
+    let v = 0, shift = 0, b: number;
+    do { b = out[p++]; v += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80);
+    return [v, p];
+  };
+  const skipName = (p: number) => { const [n, q] = leb(p); return q + n; };
+  for (let pos = 8; pos < out.length;) {
+    const [size, start] = leb(pos + 1);
+    if (out[pos] === 2) { // the import section
+      let [count, p] = leb(start);
+      for (; count > 0; count--) {
+        p = skipName(skipName(p));
+        const kind = out[p++];
+        if (kind === 0) [, p] = leb(p);
+        else if (kind === 1) { p++; const flags = out[p++]; [, p] = leb(p); if (flags & 1) [, p] = leb(p); }
+        else if (kind === 2) { const flags = out[p]; out[p++] = flags & ~2; [, p] = leb(p); if (flags & 1) [, p] = leb(p); }
+        else if (kind === 3) p += 2;
+        else throw new Error(`lowbit: unexpected import kind ${kind} in the kernel module`);
+      }
+    }
+    pos = start + size;
+  }
+  return out;
+}
+
+/** The compiled kernel modules (compiled once per process / page) for a shared or an unshared memory. */
+export function kernelModules(shared = true): Promise<KernelModules> {
+  let modules = compiled.get(shared);
+  if (modules) return modules;
+  modules = (async () => {
+    const original = await kernelBytes();
+    const bytes = shared ? original : unsharedVariant(original);
     if (!WebAssembly.validate(bytes)) {
       throw new Error('lowbit: this JavaScript engine cannot run the kernels (WebAssembly SIMD128 and threads are required)');
     }
@@ -50,10 +94,11 @@ export function kernelModules(): Promise<KernelModules> {
     const relaxed = variant && WebAssembly.validate(variant) ? await WebAssembly.compile(variant) : null;
     return { plain, relaxed };
   })().catch((e: unknown) => {
-    compiled = null;
+    compiled.delete(shared);
     throw e;
   });
-  return compiled;
+  compiled.set(shared, modules);
+  return modules;
 }
 
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
