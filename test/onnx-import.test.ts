@@ -19,6 +19,7 @@ import { LowbitError } from '../src/errors.js';
 import { loadModel, saveModel } from '../src/zoo/index.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
 import { disposeQuantized } from '../src/quant/quantized.js';
+import { compileQuantized } from '../src/runtime/index.js';
 import { floatNetworkModel, networkSpec } from '../bench/onnx-networks.js';
 import { exportOnnx } from '../src/formats/onnx/export.js';
 import { batches, loadDataset } from '../src/data/index.js';
@@ -139,6 +140,153 @@ describe('ONNX import: matches onnxruntime-node', () => {
     const d = maxAbsDiff(ours, theirs);
     assert.ok(d < 1e-5, `max |diff| ${d}: ${ours.slice(0, 5)} vs ${theirs.slice(0, 5)}`);
     m.dispose();
+  });
+});
+
+describe('ONNX import: ConvTranspose and 1-D convolutions match onnxruntime-node', () => {
+  const r = (n: number, seed: number, scale = 0.5) => pseudoRandom(n, seed).map((v) => v * scale);
+
+  /** A small decoder: conv (stride 2) -> relu -> grouped ConvTranspose (pads, output_padding, bias) -> relu -> ConvTranspose to output_shape. */
+  function decoderModel(): Uint8Array {
+    return encode({
+      name: 'decoder',
+      input: [vi('x', ['N', 3, 7, 6])],
+      output: [vi('y', ['N', 1, 17, 12])],
+      initializer: [
+        f32('enc.weight', [4, 3, 3, 3], r(108, 11)), f32('enc.bias', [4], r(4, 12)),
+        f32('up1.weight', [4, 3, 3, 3], r(108, 13)), f32('up1.bias', [6], r(6, 14)),
+        f32('up2.weight', [6, 1, 2, 3], r(36, 15)),
+      ],
+      node: [
+        { name: '/enc/Conv', opType: 'Conv', input: ['x', 'enc.weight', 'enc.bias'], output: ['e'], attribute: [attrInts('pads', [1, 1, 1, 1]), attrInts('strides', [2, 2])] },
+        { name: '/relu1', opType: 'Relu', input: ['e'], output: ['e1'] },
+        // [N,4,4,3] -> groups 2, stride 2, dilation [1,2]: [N,6,8,6]
+        { name: '/up1/ConvTranspose', opType: 'ConvTranspose', input: ['e1', 'up1.weight', 'up1.bias'], output: ['u'],
+          attribute: [attrInt('group', 2), attrInts('strides', [2, 2]), attrInts('dilations', [1, 2]), attrInts('pads', [1, 2, 1, 1]), attrInts('output_padding', [1, 0])] },
+        { name: '/relu2', opType: 'Relu', input: ['u'], output: ['u1'] },
+        // output_shape one row past the kernels' reach in H (16), one column cropped in W (13)
+        { name: '/up2/ConvTranspose', opType: 'ConvTranspose', input: ['u1', 'up2.weight'], output: ['y'],
+          attribute: [attrInts('strides', [2, 2]), attrInts('output_shape', [17, 12])] },
+      ],
+    });
+  }
+
+  /** A 1-D signal model: grouped, strided, dilated Conv -> MaxPool -> ConvTranspose -> AveragePool. */
+  function signalModel(): Uint8Array {
+    return encode({
+      name: 'signal',
+      input: [vi('x', ['N', 2, 20])],
+      output: [vi('y', ['N', 3, 9])],
+      initializer: [
+        f32('c.weight', [4, 1, 3], r(12, 21)), f32('c.bias', [4], r(4, 22)),
+        f32('t.weight', [4, 3, 3], r(36, 23)), f32('t.bias', [3], r(3, 24)),
+      ],
+      node: [
+        // [N,2,20] -> (20 + 3 - 5) / 2 + 1 = 10
+        { name: '/c/Conv', opType: 'Conv', input: ['x', 'c.weight', 'c.bias'], output: ['c'],
+          attribute: [attrInt('group', 2), attrInts('strides', [2]), attrInts('dilations', [2]), attrInts('pads', [1, 2])] },
+        { name: '/pool', opType: 'MaxPool', input: ['c'], output: ['p'], attribute: [attrInts('kernel_shape', [2]), attrInts('strides', [2])] },
+        // [N,4,5] -> SAME_UPPER: 5 * stride = 10 (total padding 1, at the end)
+        { name: '/t/ConvTranspose', opType: 'ConvTranspose', input: ['p', 't.weight', 't.bias'], output: ['t'],
+          attribute: [attrInts('strides', [2]), { name: 'auto_pad', type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode('SAME_UPPER') }] },
+        { name: '/avg', opType: 'AveragePool', input: ['t'], output: ['y'], attribute: [attrInts('kernel_shape', [2]), attrInts('strides', [1])] },
+      ],
+    });
+  }
+
+  for (const [name, make, dims] of [['decoder (2-D ConvTranspose)', decoderModel, [2, 3, 7, 6]], ['1-D signal (Conv, pools, ConvTranspose)', signalModel, [3, 2, 20]]] as const) {
+    it(`${name}: max |lowbit - onnxruntime| < 1e-5, batch ${dims[0]}`, async () => {
+      const bytes = make();
+      const imported = importOnnx(bytes);
+      const m = imported.module;
+      const x = pseudoRandom(dims.reduce((a, b) => a * b, 1), 31);
+      const ours = lowbitRun(m, x, [...dims]);
+      const theirs = await runOrt(bytes, { x: { data: x, dims: [...dims] } });
+      const d = maxAbsDiff(ours, theirs);
+      assert.ok(d < 1e-5, `max |diff| ${d}: ${ours.slice(0, 5)} vs ${theirs.slice(0, 5)}`);
+      assert.ok(theirs.some((v) => Math.abs(v) > 0.1), 'the outputs are not all near zero');
+      // the constant-weight convolutions are Conv2d layers (1-D ones with a 1 x k kernel)
+      assert.ok(m.namedModules().some(([, l]) => l instanceof Conv2d));
+      m.dispose();
+    });
+  }
+
+  it('weights computed at run time (graph inputs): 1-D Conv and ConvTranspose become conv / convTranspose ops', async () => {
+    const bytes = encode({
+      name: 'runtime-weights', input: [vi('x', [2, 4, 9]), vi('cw', [6, 2, 3]), vi('tw', [6, 2, 4])], output: [vi('y', [2, 4, 24])],
+      node: [
+        { name: 'c1d', opType: 'Conv', input: ['x', 'cw'], output: ['c'], attribute: [attrInt('group', 2), attrInts('pads', [2, 1]), attrInts('dilations', [2])] },
+        { name: 't1d', opType: 'ConvTranspose', input: ['c', 'tw'], output: ['y'], attribute: [attrInt('group', 2), attrInts('strides', [3]), attrInts('pads', [1, 2]), attrInts('output_padding', [2])] },
+      ],
+    });
+    const m = importOnnx(bytes).module;
+    assert.ok(!m.namedModules().some(([, l]) => l instanceof Conv2d), 'no layer: the weights are not constant');
+    const feeds = { x: { data: pseudoRandom(72, 51), dims: [2, 4, 9] }, cw: { data: pseudoRandom(36, 52), dims: [6, 2, 3] }, tw: { data: pseudoRandom(48, 53), dims: [6, 2, 4] } };
+    const ours = noGrad(() => tidy(() => m.run(Object.values(feeds).map((f) => Tensor.from(f.data, f.dims)))[0].toFloat32Array()));
+    const theirs = await runOrt(bytes, feeds);
+    const d = maxAbsDiff(ours, theirs);
+    assert.ok(d < 1e-5, `max |diff| ${d}`);
+    m.dispose();
+  });
+
+  it('gradients flow through an imported ConvTranspose to the conv layer before it', () => {
+    const m = importOnnx(decoderModel()).module;
+    m.train();
+    const conv = m.namedModules().map(([, l]) => l).find((l): l is Conv2d => l instanceof Conv2d)!;
+    tidy(() => {
+      backward(ops.sum(ops.square(m.forward(Tensor.from(pseudoRandom(2 * 3 * 7 * 6, 32), [2, 3, 7, 6])))));
+      const g = conv.weight.grad!.toFloat32Array();
+      assert.ok(g.some((v) => v !== 0) && g.every(Number.isFinite));
+    });
+    m.dispose();
+  });
+
+  it('a classifier with a ConvTranspose saves, reloads and quantizes (the conv to int8, the ConvTranspose stays float); the integer runtime refuses it clearly', () => {
+    const bytes = encode({
+      name: 'up-classifier', input: [vi('x', ['N', 1, 8, 8])], output: [vi('y', ['N', 4])],
+      initializer: [f32('cw', [3, 1, 3, 3], r(27, 41)), f32('tw', [3, 4, 2, 2], r(48, 42)), f32('tb', [4], r(4, 43))],
+      node: [
+        { name: 'down', opType: 'Conv', input: ['x', 'cw'], output: ['a'], attribute: [attrInts('strides', [2, 2])] },
+        { name: 'relu', opType: 'Relu', input: ['a'], output: ['b'] },
+        { name: 'up', opType: 'ConvTranspose', input: ['b', 'tw', 'tb'], output: ['u'], attribute: [attrInts('strides', [2, 2])] },
+        { name: 'gap', opType: 'GlobalAveragePool', input: ['u'], output: ['p'] },
+        { name: 'flat', opType: 'Flatten', input: ['p'], output: ['y'] },
+      ],
+    });
+    const onnxPath = join(dir, 'up-classifier.onnx');
+    writeFileSync(onnxPath, bytes);
+    const src = loadModel(onnxPath);
+    const x = pseudoRandom(2 * 64, 44).map((v) => (v + 1) / 2);
+    const yf = lowbitRun(src.model as GraphModule, x, [2, 1, 8, 8]);
+    const path = join(dir, 'up-classifier.lowbit');
+    saveModel(path, src.name, src.config, src.model, src.metadata);
+    const back = loadModel(path);
+    assert.deepEqual(lowbitRun(back.model as GraphModule, x, [2, 1, 8, 8]), yf);
+    back.model.dispose();
+    const calibration = [{ x: Tensor.from(pseudoRandom(8 * 64, 45).map((v) => (v + 1) / 2), [8, 1, 8, 8]), y: Tensor.zeros([8], 'i32'), index: 0, indices: new Int32Array(8) }];
+    const q = quantizePostTraining(src, { spec: 'int8', calibration });
+    assert.equal(q.layers.length, 1, 'only the Conv is a quantizable layer');
+    const yq = noGrad(() => tidy(() => q.model.forward(Tensor.from(x, [2, 1, 8, 8])).toFloat32Array()));
+    const d = maxAbsDiff(yq, yf);
+    assert.ok(d > 0 && d < 0.05 * Math.max(...yf.map(Math.abs)), `int8 vs float: max |diff| ${d}`);
+    assert.throws(() => compileQuantized(q), (e: Error) => e instanceof LowbitError && /cannot run op convTranspose2d/.test(e.message));
+    disposeQuantized(q);
+    src.model.dispose();
+  });
+
+  it('3-D convolutions, and a ConvTranspose whose pads crop the whole output, are refused with an error naming the node', () => {
+    const bytes = encode({
+      name: 'conv3d', input: [vi('x', [1, 1, 3, 4, 5])], output: [vi('y', [1, 1, 3, 4, 5])],
+      initializer: [f32('w', [1, 1, 1, 1, 1], Float32Array.from([2]))],
+      node: [{ name: 'volume_conv', opType: 'Conv', input: ['x', 'w'], output: ['y'] }],
+    });
+    assert.throws(() => importOnnx(bytes), (e: Error) => e instanceof LowbitError && /volume_conv/.test(e.message) && /not 3-D/.test(e.message));
+    const cropped = encode({
+      name: 'cropped', input: [vi('x', [1, 1, 2, 2])], output: [vi('y', [1, 1, 1, 1])],
+      initializer: [f32('w', [1, 1, 1, 1], Float32Array.from([2]))],
+      node: [{ name: 'all_cropped', opType: 'ConvTranspose', input: ['x', 'w'], output: ['y'], attribute: [attrInts('pads', [1, 1, 1, 1])] }],
+    });
+    assert.throws(() => importOnnx(cropped), (e: Error) => e instanceof LowbitError && /all_cropped/.test(e.message) && /crop the whole output/.test(e.message));
   });
 });
 

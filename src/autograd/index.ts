@@ -5,6 +5,7 @@ export * from './ops/reduce.js';
 export * from './ops/shape.js';
 export * from './ops/linear.js';
 export * from './ops/conv.js';
+export * from './ops/conv-transpose.js';
 export * from './ops/pool.js';
 export * from './ops/norm.js';
 export * from './ops/loss.js';

@@ -230,6 +230,10 @@ export const GRAPH_OPS: Record<string, OpImpl> = {
     stride: a.stride as [number, number], padding: a.padding as [number, number, number, number],
     dilation: a.dilation as [number, number], groups: a.groups as number,
   })],
+  convTranspose: ([x, w, b], a) => [ops.convTranspose2d(x!, w!, b, {
+    stride: a.stride as [number, number], padding: a.padding as [number, number, number, number],
+    dilation: a.dilation as [number, number], groups: a.groups as number, outputPadding: a.outputPadding as [number, number],
+  })],
   batchNorm: ([x, gamma, beta, mean, variance], a) => [ops.batchNorm(x!, { gamma: gamma!, beta: beta!, runningMean: mean!, runningVar: variance! }, { training: false, eps: num(a.eps, 1e-5) })],
   maxPool: ([x], a) => [poolNd(x!, 'max', a)],
   avgPool: ([x], a) => [poolNd(x!, 'avg', a)],

@@ -1,7 +1,7 @@
 // ONNX import: a float ONNX model (opset 11..21; older opsets' attribute forms too) becomes a GraphModule.
 // Conv, Gemm/MatMul with constant weights and BatchNormalization with constant statistics become Conv2d,
 // Linear and BatchNorm layers (trainable and quantizable like zoo layers); every other node becomes a graph
-// op. The import runs the graph once on a zero input of the static input shape: that gives every value's
+// op (ConvTranspose: the convTranspose2d op). 1-D Conv / ConvTranspose run as 2-D ones over [N, C, 1, L]. The import runs the graph once on a zero input of the static input shape: that gives every value's
 // shape (auto_pad, Reshape's 0 and -1) and folds whatever only depends on constants (Shape -> Gather ->
 // Concat -> Reshape chains, Constant nodes) into constants.
 // Already-quantized models (QDQ, QLinearConv/QLinearMatMul, ConvInteger/MatMulInteger) import as an exact
@@ -28,7 +28,8 @@ export const MAX_OPSET = 21;
 
 /** Every ONNX op type the importer maps, with what it becomes and its limits (the README table is generated from this). */
 export const SUPPORTED_OPS: Record<string, string> = {
-  Conv: 'Conv2d layer (constant weights) or conv op; 2-D; groups, dilations, pads, strides, auto_pad',
+  Conv: 'Conv2d layer (constant weights) or conv op; 1-D (as 2-D over [N, C, 1, L]) and 2-D; groups, dilations, pads, strides, auto_pad',
+  ConvTranspose: 'convTranspose op; 1-D (as 2-D over [N, C, 1, L]) and 2-D; groups, dilations, pads, strides, output_padding, output_shape, auto_pad',
   Gemm: 'Linear layer (constant B) or matmul; transA/transB, alpha/beta',
   MatMul: 'Linear layer (2-D input, constant 2-D B) or batched matmul with broadcasting',
   Add: 'broadcasting add', Sub: 'broadcasting sub', Mul: 'broadcasting mul', Div: 'broadcasting div (integer division truncates)',
@@ -110,6 +111,14 @@ export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): 
     throw e;
   }
 }
+
+/** The geometry attributes of a conv / convTranspose op (2-D). */
+type ConvAttrs = {
+  stride: [number, number];
+  padding: [number, number, number, number];
+  dilation: [number, number];
+  groups: number;
+};
 
 interface Value {
   t: Tensor;
@@ -362,6 +371,7 @@ class Importer {
         return;
       }
       case 'Conv': return this.conv(n, a, index);
+      case 'ConvTranspose': return this.convTranspose(n, a);
       case 'Gemm': return this.gemm(n, a, index);
       case 'MatMul': return this.matmul(n, index);
       case 'BatchNormalization': return this.batchNorm(n, a, index);
@@ -599,27 +609,129 @@ class Importer {
     return axis;
   }
 
-  private conv(n: NodeProto, a: Attributes, index: number): void {
-    const xName = n.input![0], wName = n.input![1], bName = n.input?.[2] ?? '';
-    const x = this.get(xName, `node ${this.nodeName(n)}`).t;
+  /** The input, weight and spatial rank of a convolution node: 1-D ([N, C, L]) or 2-D (NCHW); 3-D is refused. */
+  private convOperands(n: NodeProto): { x: Tensor; w: Value; r: number } {
+    const x = this.get(n.input![0], `node ${this.nodeName(n)}`).t;
+    const w = this.get(n.input![1], `node ${this.nodeName(n)}`);
+    const r = w.t.rank - 2;
+    if ((r !== 1 && r !== 2) || x.rank !== r + 2) {
+      this.unsupported(n, `convolution of a ${formatShape(x.shape)} input with a ${formatShape(w.t.shape)} weight (lowbit convolves 1-D [N, C, L] and 2-D [N, C, H, W] inputs, not 3-D)`);
+    }
+    return { x, w, r };
+  }
+
+  /**
+   * A 1-D convolution runs as a 2-D one over [N, C, 1, L]: unsqueeze the input (and the weight, to
+   * [., ., 1, k]), convolve with `run` (given the lifted input, weight and output names), squeeze the result.
+   */
+  private lift1d(n: NodeProto, run: (x: string, w: string, out: string) => void): void {
+    const out = n.output![0], wName = n.input![1];
     const w = this.get(wName, `node ${this.nodeName(n)}`);
-    if (w.t.rank !== 4 || x.rank !== 4) this.unsupported(n, `convolution over ${w.t.rank - 2} spatial axes (lowbit convolves 2-D NCHW inputs)`);
+    const x2 = this.step(out, 'unsqueeze', [n.input![0]], { axes: [2] });
+    const w2 = w.constant
+      ? this.newConstant(wName, ops.reshape(w.t, [w.t.shape[0], w.t.shape[1], 1, w.t.shape[2]]))
+      : this.step(out, 'unsqueeze', [wName], { axes: [2] });
+    const y2 = this.freshName(out);
+    run(x2, w2, y2);
+    this.emit({ op: 'squeeze', inputs: [y2], outputs: [out], attrs: { axes: [2] } });
+  }
+
+  private conv(n: NodeProto, a: Attributes, index: number): void {
+    const { x, w, r } = this.convOperands(n);
+    const ones = new Array<number>(r).fill(1);
     const kernel = a.ints('kernel_shape', w.t.shape.slice(2));
-    const strides = a.ints('strides', [1, 1]), dilations = a.ints('dilations', [1, 1]);
+    const strides = a.ints('strides', ones), dilations = a.ints('dilations', ones);
     const groups = a.int('group', 1);
     const pads = this.autoPads(n, a, x.shape.slice(2), kernel, strides, dilations);
-    const geometry = { stride: strides as [number, number], padding: [pads[0], pads[1], pads[2], pads[3]] as [number, number, number, number], dilation: dilations as [number, number], groups };
+    if (r === 2) {
+      return this.conv2d(n, index, n.input![0], n.input![1], n.output![0], {
+        stride: [strides[0], strides[1]], padding: [pads[0], pads[1], pads[2], pads[3]], dilation: [dilations[0], dilations[1]], groups,
+      });
+    }
+    this.lift1d(n, (x2, w2, y2) => this.conv2d(n, index, x2, w2, y2, {
+      stride: [1, strides[0]], padding: [0, pads[0], 0, pads[1]], dilation: [1, dilations[0]], groups,
+    }));
+  }
+
+  /** A Conv2d layer when the weights (and bias) are constant, else a conv op. */
+  private conv2d(n: NodeProto, index: number, xName: string, wName: string, out: string, geometry: ConvAttrs): void {
+    const bName = n.input?.[2] ?? '';
+    const w = this.get(wName, `node ${this.nodeName(n)}`);
     const b = bName ? this.get(bName, `node ${this.nodeName(n)}`) : null;
     if (w.constant && (!b || b.constant)) {
       const name = this.layerName(n, index);
       const [outC, cPerGroup, kH, kW] = w.t.shape;
-      const layer = this.module.addLayer({ kind: 'conv', name, inChannels: cPerGroup * groups, outChannels: outC, kernel: [kH, kW], ...geometry, bias: !!b }, this.rng);
+      const layer = this.module.addLayer({ kind: 'conv', name, inChannels: cPerGroup * geometry.groups, outChannels: outC, kernel: [kH, kW], ...geometry, bias: !!b }, this.rng);
       this.finite(name, { weights: w.t, bias: b?.t });
       layer.weight.assign(w.t);
       if (b) layer.bias!.assign(b.t);
-      return this.emit({ op: 'layer', inputs: [xName], outputs: [n.output![0]], attrs: { layer: name } });
+      return this.emit({ op: 'layer', inputs: [xName], outputs: [out], attrs: { layer: name } });
     }
-    this.emit({ op: 'conv', inputs: [xName, wName, bName], outputs: [n.output![0]], attrs: geometry });
+    this.emit({ op: 'conv', inputs: [xName, wName, bName], outputs: [out], attrs: geometry });
+  }
+
+  /**
+   * ConvTranspose (1-D or 2-D) becomes a convTranspose op. Pads follow the ONNX spec: explicit, VALID, or
+   * derived from output_shape / SAME_* (output = input * stride) as total = stride (in - 1) +
+   * output_padding + dilation (k - 1) + 1 - out split begin/end; a negative total (an output larger than
+   * the kernels' reach) becomes extra output padding, as onnxruntime does.
+   */
+  private convTranspose(n: NodeProto, a: Attributes): void {
+    const { x, w, r } = this.convOperands(n);
+    const ones = new Array<number>(r).fill(1), zeros = new Array<number>(r).fill(0);
+    const kernel = w.t.shape.slice(2);
+    const given = a.ints('kernel_shape', kernel);
+    if (given.join() !== kernel.join()) this.unsupported(n, `kernel_shape ${given.join('x')} differs from the weight's ${kernel.join('x')}`);
+    const strides = a.ints('strides', ones), dilations = a.ints('dilations', ones);
+    const outputPadding = [...a.ints('output_padding', zeros)];
+    const groups = a.int('group', 1);
+    if (w.t.shape[0] !== x.shape[1] || x.shape[1] % groups !== 0) {
+      this.unsupported(n, `weight ${formatShape(w.t.shape)} for a ${formatShape(x.shape)} input with group ${groups} (the weight is [C, M / group, k...])`);
+    }
+    for (const [what, v] of [['strides', strides], ['dilations', dilations], ['output_padding', outputPadding]] as const) {
+      if (v.length !== r) this.unsupported(n, `${what} has ${v.length} values for ${r} spatial axes`);
+    }
+    const mode = a.string('auto_pad', 'NOTSET');
+    const inSize = x.shape.slice(2);
+    let pads: number[];
+    const outShape = a.ints('output_shape');
+    if (outShape || mode === 'SAME_UPPER' || mode === 'SAME_LOWER') {
+      // output_shape may list N and C too: its last r values are the spatial sizes
+      const target = outShape ? outShape.slice(-r) : inSize.map((d, i) => d * strides[i]);
+      if (target.length !== r) this.unsupported(n, `output_shape ${outShape!.join(',')} for ${r} spatial axes`);
+      pads = new Array<number>(2 * r).fill(0);
+      for (let i = 0; i < r; i++) {
+        let total = strides[i] * (inSize[i] - 1) + outputPadding[i] + dilations[i] * (kernel[i] - 1) + 1 - target[i];
+        if (total < 0) { outputPadding[i] -= total; total = 0; }
+        const half = Math.floor(total / 2);
+        pads[i] = mode === 'SAME_UPPER' ? half : total - half;
+        pads[r + i] = total - pads[i];
+      }
+    } else if (mode === 'VALID') {
+      pads = new Array<number>(2 * r).fill(0);
+    } else if (mode === 'NOTSET') {
+      pads = a.ints('pads', new Array<number>(2 * r).fill(0));
+      if (pads.length !== 2 * r) this.unsupported(n, `pads has ${pads.length} values for ${r} spatial axes`);
+      if (pads.some((p) => p < 0)) this.unsupported(n, `negative pads ${pads.join(',')}`);
+    } else {
+      this.unsupported(n, `auto_pad ${mode}`);
+    }
+    inSize.forEach((d, i) => {
+      const out = strides[i] * (d - 1) + outputPadding[i] + dilations[i] * (kernel[i] - 1) + 1 - pads[i] - pads[r + i];
+      if (out < 1) this.unsupported(n, `pads ${pads.join(',')} crop the whole output (axis ${i + 2})`);
+    });
+    const bName = n.input?.[2] ?? '';
+    const run = (xName: string, wName: string, out: string, attrs: ConvAttrs & { outputPadding: [number, number] }) =>
+      this.emit({ op: 'convTranspose', inputs: [xName, wName, bName], outputs: [out], attrs });
+    if (r === 2) {
+      return run(n.input![0], n.input![1], n.output![0], {
+        stride: [strides[0], strides[1]], padding: [pads[0], pads[1], pads[2], pads[3]], dilation: [dilations[0], dilations[1]], groups,
+        outputPadding: [outputPadding[0], outputPadding[1]],
+      });
+    }
+    this.lift1d(n, (x2, w2, y2) => run(x2, w2, y2, {
+      stride: [1, strides[0]], padding: [0, pads[0], 0, pads[1]], dilation: [1, dilations[0]], groups, outputPadding: [0, outputPadding[0]],
+    }));
   }
 
   private gemm(n: NodeProto, a: Attributes, index: number): void {
