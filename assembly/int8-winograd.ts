@@ -66,7 +66,8 @@ const XI_PAD: usize = 64;
  * arithmetic (|U'| <= 9 * 128 fits). Done per band and block: it costs under 1/8 of the block's 16 GEMMs on
  * one panel of 8 tiles, and it keeps the weights packed in memory.
  */
-function transformBlock(pa: usize, pairs: i32, bits: i32, u: usize, uXi: usize): void {
+// @ts-ignore: decorator
+@inline function transformBlock(pa: usize, pairs: i32, bits: i32, u: usize, uXi: usize): void {
   const kB = <usize>bits; // bytes per pair tap
   for (let j = 0; j < pairs; j++) {
     const p = pa + <usize>(j * 9) * kB;
@@ -163,7 +164,10 @@ export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize):
     const blk0 = (share * blocks) / S, blk1 = ((share + 1) * blocks) / S;
     const rowsOut = min(2 * rowsT, outH - 2 * ty0);
     for (let blk = blk0; blk < blk1; blk++) {
-      transformBlock(U + <usize>blk * blockB, pairs, bits, Ub, uXi);
+      const pa = U + <usize>blk * blockB; // a constant width per call site: the inlined widening has no branches
+      if (bits == 8) transformBlock(pa, pairs, 8, Ub, uXi);
+      else if (bits == 4) transformBlock(pa, pairs, 4, Ub, uXi);
+      else transformBlock(pa, pairs, 2, Ub, uXi);
       for (let xi = 0; xi < 16; xi++) {
         const pa = Ub + <usize>xi * uXi;
         const vx = V + <usize>xi * vXi, mx = M + <usize>xi * mXi;

@@ -227,6 +227,12 @@ function packWeights(ctrl: usize, u0: i32, u1: i32): void {
   }
 }
 
+/** A block's K2 pair taps widened to i16 pairs at dst [K2][4] (u32). */
+// @ts-ignore: decorator
+@inline function widenBlock(pa: usize, K2: i32, bits: i32, dst: usize): void {
+  for (let k = 0; k < K2; k++) v128.store(dst + (<usize>k << 4), widenPairs(pa + <usize>k * <usize>bits, bits));
+}
+
 /** Pair tap k of a block's 4 channels (at p, `bits` bytes) as i16x8 [w0, w1] x 4: sign-extended fields. */
 // @ts-ignore: decorator
 @inline export function widenPairs(p: usize, bits: i32): v128 {
@@ -353,7 +359,8 @@ function prepInput(ctrl: usize, p0: i32, p1: i32, unit: i32): void {
  * output channels in the lanes, acc[8] (i32 at out) for the 8 channels. For tiles of a few pixels (a linear
  * layer at batch 1): every lane does useful work, where the 4 x 8 tile would waste most of them.
  */
-function i8Pixel8(K2: i32, px: usize, pa: usize, blockB: usize, bits: i32, out: usize): void {
+// @ts-ignore: decorator
+@inline function i8Pixel8(K2: i32, px: usize, pa: usize, blockB: usize, bits: i32, out: usize): void {
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0), d0 = i32x4.splat(0), d1 = i32x4.splat(0);
   const pb = pa + blockB;
   let k = 0;
@@ -463,7 +470,9 @@ function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
     }
     for (let blk = 0; full && blk < blocks; blk++) {
       const pa = wpack + <usize>(g * blocks + blk) * blockB;
-      for (let k = 0; k < K2; k++) v128.store(wide + (<usize>k << 4), widenPairs(pa + <usize>k * <usize>bits, bits));
+      if (bits == 8) widenBlock(pa, K2, 8, wide);
+      else if (bits == 4) widenBlock(pa, K2, 4, wide);
+      else widenBlock(pa, K2, 2, wide);
       const rows = min(I8_MR, coutG - blk * I8_MR);
       for (let i = 0; i < tn; i++) {
         const meta = scratch + META_CNT + (<usize>i << 3);
@@ -493,7 +502,11 @@ function convTiles(ctrl: usize, t0: i32, t1: i32, scratch: usize): void {
         const pa = wpack + <usize>(g * blocks + blk) * blockB;
         const rows = min(2 * I8_MR, coutG - blk * I8_MR);
         for (let jj = 0; jj < cnt; jj++) {
-          i8Pixel8(K2, panel + (<usize>jj << 2), pa, blk + 1 < blocks ? blockB : 0, bits, tile);
+          // a constant width per call site, so the inlined widening has no branches
+          const px = panel + (<usize>jj << 2), pb: usize = blk + 1 < blocks ? blockB : 0;
+          if (bits == 8) i8Pixel8(K2, px, pa, pb, 8, tile);
+          else if (bits == 4) i8Pixel8(K2, px, pa, pb, 4, tile);
+          else i8Pixel8(K2, px, pa, pb, 2, tile);
           const yo = <usize>load<u32>(youts + (<usize>jj << 2));
           for (let r = 0; r < rows; r++) {
             const oc = blk * I8_MR + r;
