@@ -22,11 +22,11 @@ export interface BenchOptions {
   rounds: number;
 }
 
-/** One row per (name, impl, threads): the median over rounds, so that a noisy phase does not decide. */
-function medianOfRounds(rows: BenchRow[]): BenchRow[] {
-  const groups = new Map<string, BenchRow[]>();
+/** One row per (name, impl, dtype, threads): the median over rounds, so that a noisy phase does not decide. */
+function medianOfRounds<R extends { name: string; impl: string; threads: number; ms: number; note?: string; dtype?: string }>(rows: R[]): R[] {
+  const groups = new Map<string, R[]>();
   for (const r of rows) {
-    const key = `${r.name}|${r.impl}|${r.threads}`;
+    const key = `${r.name}|${r.impl}|${r.dtype ?? ''}|${r.threads}`;
     groups.set(key, [...(groups.get(key) ?? []), r]);
   }
   return [...groups.values()].map((g) => {
@@ -96,6 +96,8 @@ export interface BenchRuntimeOptions {
   threads: number[];
   only?: string[];
   peers: boolean;
+  /** Repeat lowbit-then-peers this many times and report the median of the rounds' medians (default 1). */
+  rounds?: number;
 }
 
 /** The runtime targets of the issue as measured ratios (speedups; >= goal is met). */
@@ -126,12 +128,18 @@ export async function runBenchRuntime(opts: BenchRuntimeOptions, log: (s: string
   if (!opts.threads.length || opts.threads.some((t) => !Number.isInteger(t) || t < 1 || t > 16)) {
     throw new UsageError(`--threads must be a comma-separated list of integers from 1 to 16, got ${opts.threads.join(',')}`);
   }
-  log(`lowbit runtime: conv3x3-64-56, lenet5, resnet20, resnet18 x fp32/int8/int4/ternary/binary; threads ${opts.threads.join(',')}; ${opts.warmup} warm-up + ${opts.runs} timed runs (medians)`);
-  const rows: RuntimeRow[] = await benchLowbitRuntime({ threads: opts.threads, runs: opts.runs, warmup: opts.warmup, only: opts.only, log });
-  if (opts.peers) {
-    log('peers: onnxruntime-node and onnxruntime-web, float Conv and int8 QLinearConv (QDQ) graphs of the same networks');
-    rows.push(...(await measureRuntimePeers({ threads: opts.threads, runs: opts.runs, warmup: opts.warmup, only: opts.only })));
+  const rounds = opts.rounds ?? 1;
+  log(`lowbit runtime: conv3x3-64-56, lenet5, resnet20, resnet18 x fp32/int8/int4/ternary/binary; threads ${opts.threads.join(',')}; ${opts.warmup} warm-up + ${opts.runs} timed runs (medians)${rounds > 1 ? `, median of ${rounds} rounds` : ''}`);
+  const measured: RuntimeRow[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    if (rounds > 1) log(`round ${round}/${rounds}`);
+    measured.push(...(await benchLowbitRuntime({ threads: opts.threads, runs: opts.runs, warmup: opts.warmup, only: opts.only, log })));
+    if (opts.peers) {
+      log('peers: onnxruntime-node and onnxruntime-web, float Conv and int8 QLinearConv (QDQ) graphs of the same networks');
+      measured.push(...(await measureRuntimePeers({ threads: opts.threads, runs: opts.runs, warmup: opts.warmup, only: opts.only })));
+    }
   }
+  const rows = medianOfRounds(measured);
   const order = ['conv3x3-64-56', 'lenet5', 'resnet20', 'resnet18'];
   rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name) || a.dtype.localeCompare(b.dtype) || a.impl.localeCompare(b.impl) || a.threads - b.threads);
   const table = new Table({ head: ['name', 'impl', 'dtype', 'threads', 'ms (median)', 'GOP/s', 'note'] });

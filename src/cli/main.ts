@@ -289,8 +289,9 @@ export function buildProgram(): Command {
     .option('--warmup <n>', 'untimed runs before timing', positiveInt('--warmup'), 3)
     .option('--threads <list>', 'thread counts to measure', intList, [1])
     .option('--only <list>', 'names, dtypes or impls to keep (e.g. conv3x3-64-56,resnet18,int8)', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .option('--rounds <n>', 'repeat lowbit-then-peers n times and report medians over rounds (the machine may be noisy)', positiveInt('--rounds'), 1)
     .option('--no-peers', 'measure lowbit only')
-    .action(async (o: { json?: string; runs: number; warmup: number; threads: number[]; only?: string[]; peers: boolean }) => {
+    .action(async (o: { json?: string; runs: number; warmup: number; threads: number[]; only?: string[]; peers: boolean; rounds: number }) => {
       const { runBenchRuntime } = await import('./bench.js');
       await init({ threads: Math.max(...o.threads) });
       await runBenchRuntime(o, (s) => console.log(s));
