@@ -17,6 +17,7 @@ import {
 import { winogradWeights, winogradBlocks, winogradWgradTransform, winogradWgradOutput, winogradWgradGemm } from './winograd';
 import { int8Job } from './int8';
 import { binarizePackRows, binaryPackWeightBlocks, binaryConvRows, CB as BIN_CB } from './binary';
+import { channelMeanVarRange, channelNormalizeRange, batchNormBackwardSumsRange, batchNormBackwardInputRange } from './norm';
 
 export { nllLoss } from './reduce';
 export { winogradTiles, winogradWgradSizes } from './winograd';
@@ -32,6 +33,8 @@ const J_RANDOM_UNIFORM = 28, J_WINO_PREP = 29, J_WINO = 30, J_WINO_WG_T = 31, J_
 const J_CONV_PANELS = 34;
 // binary (XNOR-popcount) kernels: 50-59 (assembly/binary.ts)
 const J_BIN_PACK = 50, J_BIN_PACK_WEIGHTS = 51, J_BIN_CONV = 52;
+// batch-norm training kernels: 60-69 (assembly/norm.ts)
+const J_BN_MEAN_VAR = 60, J_BN_NORMALIZE = 61, J_BN_BWD_SUMS = 62, J_BN_BWD_INPUT = 63;
 
 /** End of the module's static data: the JS allocator must not hand out memory below this. */
 export function heapBase(): usize {
@@ -226,6 +229,26 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
     case J_CH_AFFINE: {
       const planes = argI(ctrl, 4) * argI(ctrl, 5);
       channelAffineRange(argP(ctrl, 0), argP(ctrl, 1), argP(ctrl, 2), argP(ctrl, 3), argI(ctrl, 5), argI(ctrl, 6), lo(planes, u, U, 1), hi(planes, u, U, 1));
+      break;
+    }
+    case J_BN_MEAN_VAR: {
+      const c = argI(ctrl, 2);
+      channelMeanVarRange(argP(ctrl, 0), argI(ctrl, 1), c, argI(ctrl, 3), argP(ctrl, 4), argP(ctrl, 5), lo(c, u, U, 1), hi(c, u, U, 1), scratchOf(ctrl, t));
+      break;
+    }
+    case J_BN_NORMALIZE: {
+      const c = argI(ctrl, 6), planes = argI(ctrl, 5) * c;
+      channelNormalizeRange(argP(ctrl, 0), argP(ctrl, 1), argP(ctrl, 2), argP(ctrl, 3), argP(ctrl, 4), c, argI(ctrl, 7), lo(planes, u, U, 1), hi(planes, u, U, 1));
+      break;
+    }
+    case J_BN_BWD_SUMS: {
+      const c = argI(ctrl, 4);
+      batchNormBackwardSumsRange(argP(ctrl, 0), argP(ctrl, 1), argP(ctrl, 2), argI(ctrl, 3), c, argI(ctrl, 5), argP(ctrl, 6), argP(ctrl, 7), lo(c, u, U, 1), hi(c, u, U, 1), scratchOf(ctrl, t));
+      break;
+    }
+    case J_BN_BWD_INPUT: {
+      const c = argI(ctrl, 8), planes = argI(ctrl, 7) * c;
+      batchNormBackwardInputRange(argP(ctrl, 0), argP(ctrl, 1), argP(ctrl, 2), argP(ctrl, 3), argP(ctrl, 4), argP(ctrl, 5), argP(ctrl, 6), c, argI(ctrl, 9), lo(planes, u, U, 1), hi(planes, u, U, 1));
       break;
     }
     case J_DROPOUT: {

@@ -200,6 +200,77 @@ describe(`${backend} kernels`, () => {
     }));
   });
 
+  describe('convTranspose2d', () => {
+    const configs: [string, number[], number[], lb.ConvTranspose2dOptions][] = [
+      ['plain 3x3', [2, 3, 4, 3], [3, 2, 3, 3], {}],
+      ['stride 2, padding 1, output padding 1', [1, 2, 3, 4], [2, 3, 3, 3], { stride: 2, padding: 1, outputPadding: 1 }],
+      ['stride [3,2], asymmetric pad', [1, 1, 3, 3], [1, 2, 3, 3], { stride: [3, 2], padding: [1, 0, 2, 1] }],
+      ['dilation 2', [1, 2, 3, 3], [2, 2, 2, 2], { dilation: 2 }],
+      ['groups 2', [2, 4, 3, 3], [4, 3, 3, 3], { groups: 2, stride: 2 }],
+      ['output padding past the kernel reach', [1, 1, 2, 2], [1, 1, 1, 1], { stride: 3, outputPadding: 2 }],
+      ['3x3, 8 -> 8 channels (the fast kernel paths)', [1, 8, 4, 4], [8, 8, 3, 3], { padding: 1 }],
+    ];
+    for (const [name, xs, ws, opts] of configs) {
+      it(`${name}: gradients of input, weight and bias`, () => lb.tidy(() => {
+        const groups = opts.groups ?? 1;
+        gradcheck((x, w, b) => lb.convTranspose2d(x, w, b, opts), [randomTensor(xs, rand), randomTensor(ws, rand), randomTensor([ws[1] * groups], rand)]);
+      }));
+    }
+    // The definition, scattering each input pixel through the kernel; on shapes that take the kernels' fast
+    // paths (Winograd 3x3 stride 1 with >= 8 channels, col2im for stride > 1).
+    function scatterReference(x: Tensor, w: Tensor, b: Tensor, o: { stride: number; pad: number; dilation: number; groups: number; outPad: number }): { data: Float32Array; shape: number[] } {
+      const [N, C, H, W] = x.shape, [, Mg, K] = w.shape;
+      const M = Mg * o.groups, Cg = C / o.groups;
+      const OH = o.stride * (H - 1) + o.outPad + o.dilation * (K - 1) + 1 - 2 * o.pad, OW = o.stride * (W - 1) + o.outPad + o.dilation * (K - 1) + 1 - 2 * o.pad;
+      const xv = x.toFloat32Array(), wv = w.toFloat32Array(), bv = b.toFloat32Array();
+      const y = new Float32Array(N * M * OH * OW);
+      for (let n = 0; n < N; n++) for (let m = 0; m < M; m++) y.fill(bv[m], (n * M + m) * OH * OW, (n * M + m + 1) * OH * OW);
+      for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
+        const g = Math.floor(c / Cg);
+        for (let m = 0; m < Mg; m++) for (let ki = 0; ki < K; ki++) for (let kj = 0; kj < K; kj++) {
+          const oy = i * o.stride - o.pad + ki * o.dilation, ox = j * o.stride - o.pad + kj * o.dilation;
+          if (oy < 0 || oy >= OH || ox < 0 || ox >= OW) continue;
+          y[((n * M + g * Mg + m) * OH + oy) * OW + ox] += xv[((n * C + c) * H + i) * W + j] * wv[((c * Mg + m) * K + ki) * K + kj];
+        }
+      }
+      return { data: y, shape: [N, M, OH, OW] };
+    }
+    const refCases = [
+      { name: '3x3 stride 1, 8 -> 8 channels', xs: [2, 8, 6, 5], k: 3, mPerGroup: 8, o: { stride: 1, pad: 1, dilation: 1, groups: 1, outPad: 0 } },
+      { name: '3x3 stride 2, output padding 1, 8 -> 12 channels', xs: [1, 8, 4, 5], k: 3, mPerGroup: 12, o: { stride: 2, pad: 1, dilation: 1, groups: 1, outPad: 1 } },
+      { name: '2x2 stride 3, dilation 2, groups 4, output padding 2', xs: [2, 8, 3, 3], k: 2, mPerGroup: 2, o: { stride: 3, pad: 0, dilation: 2, groups: 4, outPad: 2 } },
+    ];
+    for (const { name, xs, k, mPerGroup, o } of refCases) {
+      it(`${name}: matches the scatter definition`, () => lb.tidy(() => {
+        const x = randomTensor(xs, rand), w = randomTensor([xs[1], mPerGroup, k, k], rand), b = randomTensor([mPerGroup * o.groups], rand);
+        const y = lb.convTranspose2d(x, w, b, { stride: o.stride, padding: o.pad, dilation: o.dilation, groups: o.groups, outputPadding: o.outPad });
+        const want = scatterReference(x, w, b, o);
+        assert.deepEqual(y.shape, want.shape);
+        const got = y.toFloat32Array();
+        for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want.data[i]) <= 1e-4, `element ${i}: ${got[i]} vs ${want.data[i]}`);
+      }));
+    }
+    it('is the adjoint of conv2d: <convT(x), y> = <x, conv2d(y)>', () => lb.tidy(() => {
+      const opts = { stride: 2, padding: [1, 0, 0, 1] as [number, number, number, number], dilation: 2 };
+      const w = randomTensor([3, 2, 3, 2], rand), x = randomTensor([2, 3, 4, 5], rand);
+      const t = lb.convTranspose2d(x, w, null, opts);
+      const y = randomTensor([...t.shape], rand);
+      const c = lb.conv2d(y, w, null, opts);
+      assert.deepEqual(c.shape, x.shape);
+      const lhs = lb.sum(lb.mul(t, y)).item(), rhs = lb.sum(lb.mul(x, c)).item();
+      assert.ok(Math.abs(lhs - rhs) <= 1e-4 * Math.max(1, Math.abs(lhs)), `${lhs} vs ${rhs}`);
+    }));
+    it('a known value: stride 2 scatters each input pixel into its own 2x2 block, output padding adds a zero row', () => lb.tidy(() => {
+      const y = lb.convTranspose2d(Tensor.from([1, 2, 3, 4], [1, 1, 2, 2]), Tensor.ones([1, 1, 2, 2]), Tensor.from([0.5]), { stride: 2, outputPadding: [1, 0] });
+      assert.deepEqual(y.shape, [1, 1, 5, 4]);
+      assert.deepEqual([...y.toArray()], [1.5, 1.5, 2.5, 2.5, 1.5, 1.5, 2.5, 2.5, 3.5, 3.5, 4.5, 4.5, 3.5, 3.5, 4.5, 4.5, 0.5, 0.5, 0.5, 0.5]);
+    }));
+    it('bad geometry throws a clear error', () => lb.tidy(() => {
+      assert.throws(() => lb.convTranspose2d(Tensor.zeros([1, 3, 5, 5]), Tensor.zeros([2, 2, 3, 3])), /weight.shape\[0\] must equal/);
+      assert.throws(() => lb.convTranspose2d(Tensor.zeros([1, 1, 2, 2]), Tensor.zeros([1, 1, 1, 1]), null, { padding: 1 }), /crops the whole output/);
+    }));
+  });
+
   describe('pooling', () => {
     it('max pool gradient (with padding and stride)', () => lb.tidy(() => {
       // Distinct values so that no window has a tie within the finite-difference step.
@@ -235,6 +306,13 @@ describe(`${backend} kernels`, () => {
       const p = params(3);
       gradcheck((x, g, b) => lb.batchNorm(x, { ...p, gamma: g, beta: b }, { training: true }),
         [randomTensor([4, 3, 2, 3], rand, -2, 3), p.gamma, p.beta], { rtol: 3e-2, atol: 3e-3 });
+    }));
+    it('training-mode gradient on odd shapes, [N, C] input, and data far from zero', () => lb.tidy(() => {
+      for (const [shape, lo, hi] of [[[3, 5, 3, 7], -2, 3], [[6, 4], -1, 1], [[2, 3, 5, 5], 100, 103]] as const) {
+        const p = params(shape[1]);
+        gradcheck((x, g, b) => lb.batchNorm(x, { ...p, gamma: g, beta: b }, { training: true }),
+          [randomTensor([...shape], rand, lo, hi), p.gamma, p.beta], { rtol: 3e-2, atol: 3e-3 });
+      }
     }));
     it('eval-mode gradient', () => lb.tidy(() => {
       const p = params(3);

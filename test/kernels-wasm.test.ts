@@ -540,6 +540,72 @@ describe('batch-norm pieces, loss, generators', () => {
       for (const p of [x, other, sum, sq, scale, shift, y]) mem.free(p);
     });
   }
+  for (const [n, c, hw, offset] of [[1, 1, 1, 0], [5, 3, 1, 0], [2, 3, 5, 0], [3, 7, 33, 100], [4, 16, 49, -3], [8, 32, 1024, 0], [2, 5, 1031, 1000]]) {
+    it(`batch-norm kernels [${n}, ${c}, ${hw}] around ${offset}`, () => {
+      const total = n * c * hw;
+      const xv = randomValues(total, offset - 2, offset + 3), gv = randomValues(total);
+      const x = buffer(xv), g = buffer(gv), mean = buffer(new Float32Array(c)), variance = buffer(new Float32Array(c));
+      const chOf = (i: number) => Math.floor(i / hw) % c;
+
+      const [e, got] = both([{ p: mean, n: c }, { p: variance, n: c }], (k) => k.channelMeanVar(x, n, c, hw, mean, variance));
+      // scales: the mean of |x| for the mean; the variance is a sum of squares (no cancellation), so relative
+      const meanAbs = new Float32Array(c);
+      for (let i = 0; i < total; i++) meanAbs[chOf(i)] += Math.abs(xv[i]) / (n * hw);
+      for (const [ti, r] of got.entries()) {
+        assertCloseScaled(r[0], e[0], meanAbs, `channelMeanVar mean t${THREADS[ti]}`);
+        assertClose(r[1], e[1], `channelMeanVar variance t${THREADS[ti]}`, 1e-30);
+      }
+      const mv = e[0];
+      write(mean, mv);
+      for (let ch = 0; ch < c; ch++) {
+        let q = 0, m = 0;
+        for (let b = 0; b < n; b++) for (let i = 0; i < hw; i++) m += xv[(b * c + ch) * hw + i];
+        m /= n * hw;
+        for (let b = 0; b < n; b++) for (let i = 0; i < hw; i++) q += (xv[(b * c + ch) * hw + i] - m) ** 2;
+        assert.ok(Math.abs(e[1][ch] - q / (n * hw)) <= 1e-6 * (q / (n * hw)) + 1e-30, `reference variance channel ${ch}`);
+      }
+
+      const scv = randomValues(c, -2, 2), shv = randomValues(c, -2, 2), bv = randomValues(c, -2, 2);
+      const scale = buffer(scv), shift = buffer(shv), bb = buffer(bv), y = buffer(new Float32Array(total));
+      const [ey, gotY] = both([{ p: y, n: total }], (k) => k.channelNormalize(x, mean, scale, shift, y, n, c, hw));
+      const tolY = new Float32Array(total), tolDx = new Float32Array(total);
+      for (let i = 0; i < total; i++) {
+        const ch = chOf(i), xc = Math.abs(xv[i] - mv[ch]);
+        tolY[i] = xc * Math.abs(scv[ch]) + Math.abs(shv[ch]);
+        tolDx[i] = Math.abs(scv[ch] * gv[i]) + Math.abs(bv[ch]) * xc + Math.abs(shv[ch]);
+      }
+      for (const [ti, r] of gotY.entries()) assertCloseScaled(r[0], ey[0], tolY, `channelNormalize t${THREADS[ti]}`);
+
+      const sumG = buffer(new Float32Array(c)), sumGXc = buffer(new Float32Array(c));
+      const [es, gotS] = both([{ p: sumG, n: c }, { p: sumGXc, n: c }], (k) => k.batchNormBackwardSums(g, x, mean, n, c, hw, sumG, sumGXc));
+      const scG = new Float32Array(c), scGX = new Float32Array(c);
+      for (let i = 0; i < total; i++) {
+        scG[chOf(i)] += Math.abs(gv[i]);
+        scGX[chOf(i)] += Math.abs(gv[i] * (xv[i] - mv[chOf(i)]));
+      }
+      for (const [ti, r] of gotS.entries()) {
+        assertCloseScaled(r[0], es[0], scG, `batchNormBackwardSums sum dy t${THREADS[ti]}`);
+        assertCloseScaled(r[1], es[1], scGX, `batchNormBackwardSums sum dy (x - mean) t${THREADS[ti]}`);
+      }
+
+      const [ed, gotD] = both([{ p: y, n: total }], (k) => k.batchNormBackwardInput(g, x, mean, scale, bb, shift, y, n, c, hw));
+      for (const [ti, r] of gotD.entries()) assertCloseScaled(r[0], ed[0], tolDx, `batchNormBackwardInput t${THREADS[ti]}`);
+      for (const p of [x, g, mean, variance, scale, shift, bb, y, sumG, sumGXc]) mem.free(p);
+    });
+  }
+  it('channelMeanVar where E[x^2] - E[x]^2 would cancel: large mean, an outlier, planes far from each other', () => {
+    const n = 4, c = 2, hw = 37, total = n * c * hw;
+    const xv = randomValues(total, 999.99, 1000.01);
+    xv[0] = 1e4; // the first value of channel 0
+    for (let i = 0; i < hw; i++) xv[2 * c * hw + i] += 50; // plane (b = 2, c = 0) far from the others; channel 1: std ~0.006
+    const x = buffer(xv), mean = buffer(new Float32Array(c)), variance = buffer(new Float32Array(c));
+    const [e, got] = both([{ p: mean, n: c }, { p: variance, n: c }], (k) => k.channelMeanVar(x, n, c, hw, mean, variance));
+    for (const [ti, r] of got.entries()) {
+      assertClose(r[0], e[0], `mean t${THREADS[ti]}`);
+      assertClose(r[1], e[1], `variance t${THREADS[ti]}`);
+    }
+    for (const p of [x, mean, variance]) mem.free(p);
+  });
   it('nllLoss, and its error on a bad label', () => {
     const rows = 9, cols = 7;
     const lp = buffer(randomValues(rows * cols, -5, 0)), loss = buffer(new Float32Array(rows));

@@ -231,6 +231,17 @@ export interface Kernels extends IntKernels {
   channelSums(x: Ptr, other: Ptr, n: number, c: number, hw: number, sum: Ptr, sumSq: Ptr): void;
   /** y[n, c, :] = x[n, c, :] * scale[c] + shift[c]  (shift = 0 for none). */
   channelAffine(x: Ptr, scale: Ptr, shift: Ptr, y: Ptr, n: number, c: number, hw: number): void;
+  /**
+   * Batch-norm statistics in one pass: mean[c] and the biased variance[c] = mean of (x - mean[c])^2 over x
+   * viewed as [n, c, hw] (computed from centred values, not as E[x^2] - E[x]^2).
+   */
+  channelMeanVar(x: Ptr, n: number, c: number, hw: number, mean: Ptr, variance: Ptr): void;
+  /** y[n, c, :] = (x[n, c, :] - mean[c]) * scale[c] + shift[c]. */
+  channelNormalize(x: Ptr, mean: Ptr, scale: Ptr, shift: Ptr, y: Ptr, n: number, c: number, hw: number): void;
+  /** Batch-norm backward sums per channel: sumDy[c] = sum dy, sumDyXc[c] = sum dy * (x - mean[c]). */
+  batchNormBackwardSums(dy: Ptr, x: Ptr, mean: Ptr, n: number, c: number, hw: number, sumDy: Ptr, sumDyXc: Ptr): void;
+  /** Batch-norm input gradient: dx[n, c, :] = a[c] * dy + b[c] * (x - mean[c]) + d[c]. */
+  batchNormBackwardInput(dy: Ptr, x: Ptr, mean: Ptr, a: Ptr, b: Ptr, d: Ptr, dx: Ptr, n: number, c: number, hw: number): void;
 
   /** Cross-entropy pieces: loss[r] = -logp[r, label[r]] (labels i32). */
   nllLoss(logp: Ptr, labels: Ptr, loss: Ptr, rows: number, cols: number): void;

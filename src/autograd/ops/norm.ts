@@ -54,61 +54,51 @@ export function batchNorm(x: Tensor, p: BatchNormState, opts: BatchNormOptions):
 
   if (opts.training) {
     if (count < 2) throw new RangeError(`lowbit: batchNorm in training needs more than one value per channel, got ${formatShape(x.shape)}`);
-    const sums = Tensor.empty([c]);
-    k.channelSums(x.ptr, 0, n, c, hw, sums.ptr, 0);
-    const s = sums.toFloat32Array();
-    for (let i = 0; i < c; i++) mean[i] = s[i] / count;
-    // Two passes (centre, then square) keep the variance accurate when |mean| >> std.
-    const centred = Tensor.empty(x.shape);
-    const negMean = channelTensor(mean.map((m) => -m)), ones = channelTensor(new Float32Array(c).fill(1));
-    k.channelAffine(x.ptr, ones.ptr, negMean.ptr, centred.ptr, n, c, hw);
-    const sq = Tensor.empty([c]);
-    k.channelSums(centred.ptr, 0, n, c, hw, sums.ptr, sq.ptr);
-    const sqv = sq.toFloat32Array();
+    // One pass for the statistics (variance from centred values), one for y = (x - mean) * gamma * invStd + beta.
+    const meanT = Tensor.empty([c]), varT = Tensor.empty([c]);
+    k.channelMeanVar(x.ptr, n, c, hw, meanT.ptr, varT.ptr);
+    mean.set(meanT.toFloat32Array());
+    const variance = varT.toFloat32Array();
+    varT.dispose();
     const momentum = opts.momentum ?? 0.1;
-    const rm = p.runningMean.view() as Float32Array;
-    const rmCopy = rm.slice();
-    const rv = (p.runningVar.view() as Float32Array).slice();
+    const rm = p.runningMean.toFloat32Array(), rv = p.runningVar.toFloat32Array();
+    const scale = new Float32Array(c);
     for (let i = 0; i < c; i++) {
-      const variance = sqv[i] / count;
-      invStd[i] = 1 / Math.sqrt(variance + eps);
-      rmCopy[i] = (1 - momentum) * rmCopy[i] + momentum * mean[i];
-      rv[i] = (1 - momentum) * rv[i] + momentum * variance * (count / (count - 1)); // unbiased, as PyTorch
+      invStd[i] = 1 / Math.sqrt(variance[i] + eps);
+      scale[i] = gamma[i] * invStd[i];
+      rm[i] = (1 - momentum) * rm[i] + momentum * mean[i];
+      rv[i] = (1 - momentum) * rv[i] + momentum * variance[i] * (count / (count - 1)); // unbiased, as PyTorch
     }
-    (p.runningMean.view() as Float32Array).set(rmCopy);
+    (p.runningMean.view() as Float32Array).set(rm);
     (p.runningVar.view() as Float32Array).set(rv);
-    const xhat = Tensor.empty(x.shape);
-    const invStdT = channelTensor(invStd);
-    k.channelAffine(centred.ptr, invStdT.ptr, 0, xhat.ptr, n, c, hw);
+    const scaleT = channelTensor(scale);
     const y = Tensor.empty(x.shape);
-    k.channelAffine(xhat.ptr, p.gamma.ptr, p.beta.ptr, y.ptr, n, c, hw);
-    for (const t of [sums, negMean, ones, sq, centred]) t.dispose();
+    k.channelNormalize(x.ptr, meanT.ptr, scaleT.ptr, p.beta.ptr, y.ptr, n, c, hw);
 
     return record('batchNorm', y, [x, p.gamma, p.beta], (g) => {
-      // dbeta = sum g;  dgamma = sum g * xhat;
-      // dx = gamma * invStd / M * (M g - dbeta - xhat * dgamma)
-      const dbeta = Tensor.empty([c]), dgamma = Tensor.empty([c]);
-      k.channelSums(g.ptr, xhat.ptr, n, c, hw, dbeta.ptr, dgamma.ptr);
-      const db = dbeta.toFloat32Array(), dgm = dgamma.toFloat32Array();
-      const scale = new Float32Array(c), shift = new Float32Array(c), xhatScale = new Float32Array(c);
+      // With xhat = (x - mean) * invStd (recomputed from x rather than stored):
+      //   dbeta = sum g;  dgamma = sum g * xhat;  dx = gamma * invStd / M * (M g - dbeta - xhat * dgamma)
+      // so dx = a g + b (x - mean) + d with a = gamma * invStd, b = -a * invStd * dgamma / M, d = -a * dbeta / M.
+      const dbeta = Tensor.empty([c]), sumGXc = Tensor.empty([c]);
+      k.batchNormBackwardSums(g.ptr, x.ptr, meanT.ptr, n, c, hw, dbeta.ptr, sumGXc.ptr);
+      const db = dbeta.toFloat32Array(), dgm = sumGXc.toFloat32Array().map((v, i) => v * invStd[i]);
+      sumGXc.dispose();
+      const b = new Float32Array(c), d = new Float32Array(c);
       for (let i = 0; i < c; i++) {
-        scale[i] = gamma[i] * invStd[i];
-        shift[i] = (-scale[i] * db[i]) / count;
-        xhatScale[i] = (-scale[i] * dgm[i]) / count;
+        b[i] = (-scale[i] * invStd[i] * dgm[i]) / count;
+        d[i] = (-scale[i] * db[i]) / count;
       }
-      const dx = Tensor.empty(x.shape), tmp = Tensor.empty(x.shape);
-      const scaleT = channelTensor(scale), shiftT = channelTensor(shift), xsT = channelTensor(xhatScale);
-      k.channelAffine(g.ptr, scaleT.ptr, shiftT.ptr, dx.ptr, n, c, hw);
-      k.channelAffine(xhat.ptr, xsT.ptr, 0, tmp.ptr, n, c, hw);
-      const strides = [1];
-      k.binary('add', dx.ptr, strides, tmp.ptr, strides, dx.ptr, [dx.size]);
-      for (const t of [tmp, scaleT, shiftT, xsT]) t.dispose();
+      const dgamma = channelTensor(dgm), bT = channelTensor(b), dT = channelTensor(d);
+      const dx = Tensor.empty(x.shape);
+      k.batchNormBackwardInput(g.ptr, x.ptr, meanT.ptr, scaleT.ptr, bT.ptr, dT.ptr, dx.ptr, n, c, hw);
+      bT.dispose();
+      dT.dispose();
       return [dx, dgamma, dbeta];
     });
   }
 
   // Evaluation: y = x * scale + shift with the running statistics.
-  const rm = p.runningMean.toFloat32Array();
+  const rmT = channelTensor(p.runningMean.toFloat32Array()); // the statistics this forward used
   const { scale, shift } = batchNormEvalAffine(p, eps);
   invStd.set(batchNormInvStd(p, eps));
   const scaleT = channelTensor(scale), shiftT = channelTensor(shift);
@@ -117,11 +107,11 @@ export function batchNorm(x: Tensor, p: BatchNormState, opts: BatchNormOptions):
   return record('batchNorm', y, [x, p.gamma, p.beta], (g) => {
     const dx = Tensor.empty(x.shape);
     k.channelAffine(g.ptr, scaleT.ptr, 0, dx.ptr, n, c, hw);
-    // dgamma = sum g * (x - mean) * invStd = (sum g*x - mean * sum g) * invStd
+    // dgamma = sum g * (x - mean) * invStd, summed from centred values
     const sg = Tensor.empty([c]), sgx = Tensor.empty([c]);
-    k.channelSums(g.ptr, x.ptr, n, c, hw, sg.ptr, sgx.ptr);
-    const a = sg.toFloat32Array(), b = sgx.toFloat32Array();
-    const dgamma = channelTensor(a.map((s, i) => (b[i] - rm[i] * s) * invStd[i]));
+    k.batchNormBackwardSums(g.ptr, x.ptr, rmT.ptr, n, c, hw, sg.ptr, sgx.ptr);
+    const dgamma = channelTensor(sgx.toFloat32Array().map((v, i) => v * invStd[i]));
+    sgx.dispose();
     return [dx, dgamma, sg];
   });
 }

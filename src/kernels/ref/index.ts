@@ -6,6 +6,7 @@ import * as ew from './elementwise.js';
 import * as lin from './linear.js';
 import * as pool from './pool.js';
 import * as red from './reduce.js';
+import * as norm from './norm.js';
 import { createRefInt8Kernels } from './int8.js';
 import { createRefBinaryKernels } from './binary.js';
 
@@ -34,6 +35,10 @@ export function createRefKernels(mem: EngineMemory): Kernels {
     avgPool2dBackward: (g, dy, dx) => pool.avgPool2dBackward(mem, g, dy, dx),
     channelSums: (x, o, n, c, hw, s, s2) => red.channelSums(mem, x, o, n, c, hw, s, s2),
     channelAffine: (x, s, t, y, n, c, hw) => red.channelAffine(mem, x, s, t, y, n, c, hw),
+    channelMeanVar: (x, n, c, hw, m, v) => norm.channelMeanVar(mem, x, n, c, hw, m, v),
+    channelNormalize: (x, m, s, t, y, n, c, hw) => norm.channelNormalize(mem, x, m, s, t, y, n, c, hw),
+    batchNormBackwardSums: (dy, x, m, n, c, hw, s, sx) => norm.batchNormBackwardSums(mem, dy, x, m, n, c, hw, s, sx),
+    batchNormBackwardInput: (dy, x, m, a, b, d, dx, n, c, hw) => norm.batchNormBackwardInput(mem, dy, x, m, a, b, d, dx, n, c, hw),
     nllLoss: (lp, l, loss, r, c) => red.nllLoss(mem, lp, l, loss, r, c),
     dropoutMask: (m, n, p, seed) => ew.dropoutMask(mem, m, n, p, seed),
     randomUniform: (d, n, lo, hi, seed) => ew.randomUniform(mem, d, n, lo, hi, seed),

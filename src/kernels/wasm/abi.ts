@@ -13,6 +13,8 @@ export const enum Job {
   Int8PackWeights = 40, Int8Prep = 41, Int8Conv = 42, Int8Requantize = 43, Int8SumPlanes = 44, Int8MaxPool = 45, Int8Add = 46, Int8Winograd = 48,
   // binary (XNOR-popcount) kernels, assembly/binary.ts
   BinarizePack = 50, BinaryPackWeights = 51, ConvBinary = 52,
+  // batch-norm training kernels, assembly/norm.ts
+  ChannelMeanVar = 60, ChannelNormalize = 61, BatchNormBackwardSums = 62, BatchNormBackwardInput = 63,
 }
 
 /**

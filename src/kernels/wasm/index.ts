@@ -11,7 +11,8 @@
 //                   register-tiled kernel reading the input in place; unary, unaryBackward (f64 lanes where
 //                   the reference's double arithmetic must be matched exactly), binary (innermost stride 1
 //                   or 0; other strides lane by lane), fill, cast, reduce, softmax(+backward), channelSums,
-//                   channelAffine, dropoutMask and randomUniform (bit-identical to the reference's
+//                   channelAffine, the batch-norm kernels (channelMeanVar, channelNormalize,
+//                   batchNormBackwardSums/Input), dropoutMask and randomUniform (bit-identical to the reference's
 //                   uniformAt); maxPool2d and avgPool2d 4 outputs at a time on interior windows (stride 1
 //                   or 2), avgPool2dBackward for 2x2/stride-2.
 //   scalar wasm:    pooling at borders / other strides, maxPool2dBackward (scatter through argmax), argmax,
@@ -251,6 +252,22 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
     channelAffine(x, scale, shift, y, n, c, hw) {
       be.args(x, scale, shift, y, n, c, hw);
       be.run(Job.ChannelAffine, Math.min(n * c, be.units(n * c * hw, GRAIN_ELEMENTS * 2)));
+    },
+    channelMeanVar(x, n, c, hw, mean, variance) {
+      be.args(x, n, c, hw, mean, variance);
+      be.run(Job.ChannelMeanVar, Math.min(c, be.units(n * c * hw, GRAIN_ELEMENTS * 2)));
+    },
+    channelNormalize(x, mean, scale, shift, y, n, c, hw) {
+      be.args(x, mean, scale, shift, y, n, c, hw);
+      be.run(Job.ChannelNormalize, Math.min(n * c, be.units(n * c * hw, GRAIN_ELEMENTS * 2)));
+    },
+    batchNormBackwardSums(dy, x, mean, n, c, hw, sumDy, sumDyXc) {
+      be.args(dy, x, mean, n, c, hw, sumDy, sumDyXc);
+      be.run(Job.BatchNormBackwardSums, Math.min(c, be.units(n * c * hw, GRAIN_ELEMENTS)));
+    },
+    batchNormBackwardInput(dy, x, mean, a, b, d, dx, n, c, hw) {
+      be.args(dy, x, mean, a, b, d, dx, n, c, hw);
+      be.run(Job.BatchNormBackwardInput, Math.min(n * c, be.units(n * c * hw, GRAIN_ELEMENTS)));
     },
     nllLoss(logp, labels, loss, rows, cols) {
       const bad = ex.nllLoss(logp, labels, loss, rows, cols);
