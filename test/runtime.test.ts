@@ -408,5 +408,13 @@ describe('runtime: packed files', () => {
     writeFileSync(badPath, encodeModelFile(file.model, file.tensors, file.metadata));
     for (const t of file.tensors.values()) t.dispose();
     assert.throws(() => loadRuntimePlan(badPath), (e: Error) => e instanceof LowbitError && /layer 3: its weights are not at the declared bit width/.test(e.message));
+    // A gzip trailer declaring ~4 GB (found by the fuzzer): refused before anything that size is allocated.
+    const huge = Buffer.from(bytes);
+    huge.writeUInt32LE(0xfffffff0, start + entry.offset + entry.byteLength - 4);
+    const hugePath = join(dir, 'huge.lowbit');
+    writeFileSync(hugePath, huge);
+    const before = process.memoryUsage().arrayBuffers;
+    assert.throws(() => loadRuntimePlan(hugePath), (e: Error) => e instanceof LowbitError && /impossible length/.test(e.message));
+    assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 2 ** 20, 'no large buffer was allocated');
   });
 });

@@ -8,8 +8,8 @@
 import { setKernelSource } from '../kernels/wasm/loader.js';
 import { init } from '../tensor/backend.js';
 import { Tensor } from '../tensor/tensor.js';
-import { decodeRuntimeModel } from '../runtime/file.js';
-import { Plan } from '../runtime/plan.js';
+import { compileRuntimeModel, decodeRuntimeModel } from '../runtime/file.js';
+import type { Plan } from '../runtime/plan.js';
 import { mnistFromInk, normalizePixels, softmax } from './preprocess.js';
 import type { Manifest, ManifestModel, ManifestVariant } from './manifest.js';
 
@@ -40,8 +40,7 @@ async function fetchOk(url: string): Promise<Response> {
 
 async function loadPlan(v: ManifestVariant): Promise<Plan> {
   const bytes = new Uint8Array(await (await fetchOk(v.file)).arrayBuffer());
-  const m = decodeRuntimeModel(bytes, v.file);
-  return Plan.compile(m.graph, m.specs, m.norms, [...m.norms.values()]);
+  return compileRuntimeModel(decodeRuntimeModel(bytes, v.file), v.file);
 }
 
 function median(xs: number[]): number {

@@ -174,8 +174,13 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
     if (file.model.name !== 'lowbit-runtime') bad(where, `it holds model "${file.model.name}", not a packed runtime model (load it with loadModel)`);
     const get = (k: string) => file.tensors.get(k) ?? bad(where, `tensor ${k} is missing`);
     let d: RuntimeDescription;
+    const gz = get('runtime.json.gz').view() as Uint8Array;
+    // fflate sizes its output by the gzip trailer's length field: check it against the most deflate can expand
+    // (1032:1) before trusting it, so a corrupt trailer cannot make us allocate gigabytes
+    const declared = gz.length >= 18 ? new DataView(gz.buffer, gz.byteOffset + gz.length - 4, 4).getUint32(0, true) : -1;
+    if (declared < 0 || declared > gz.length * 1032) bad(where, 'its description is not valid gzipped JSON (impossible length)');
     try {
-      d = JSON.parse(new TextDecoder().decode(gunzipSync(get('runtime.json.gz').view() as Uint8Array))) as RuntimeDescription;
+      d = JSON.parse(new TextDecoder().decode(gunzipSync(gz))) as RuntimeDescription;
     } catch {
       bad(where, 'its description is not valid gzipped JSON');
     }
@@ -192,6 +197,9 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
     if (!Array.isArray(d.nodes) || d.nodes.length === 0 || !(d.output >= 0 && d.output < d.nodes.length)) bad(where, 'the graph is empty or its output is out of range');
     const nodes = d.nodes.map(([op, inputs, shape, attrs, name], id) => {
       if (typeof op !== 'string' || !Array.isArray(inputs) || inputs.some((i) => !(Number.isInteger(i) && i >= 0 && i < id))) bad(where, `graph node ${id} is malformed`);
+      // shapes at batch 1 size every buffer the plan allocates: positive integers, at most 2^26 elements
+      if (!Array.isArray(shape) || shape.length > 8 || shape.some((x) => !Number.isInteger(x) || x < 1) || shape.reduce((p: number, x: number) => p * x, 1) > 2 ** 26)
+        bad(where, `graph node ${id} has an impossible shape`);
       const a = { ...(attrs ?? {}) };
       if (op === 'constant') {
         a.value = f32(a.value as Span, `constant node ${id}`, false);
@@ -200,43 +208,59 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
       return { id, op, inputs, shape, attrs: a, name: name ?? undefined };
     });
     const specs = new Map<string, LayerSpec>();
-    for (const [name, r] of Object.entries(d.layers ?? {})) {
-      const what = `layer ${name}`;
-      let weights: TableWeights | null = null, floatWeight: Float32Array | null = null;
-      const count = r.weights.shape.reduce((p, x) => p * x, 1);
-      if ('float' in r.weights) {
-        floatWeight = f32(r.weights.float, `${what} weights`);
-        if (floatWeight.length !== count) bad(where, `${what}: ${floatWeight.length} weights for shape [${r.weights.shape}]`);
-      } else {
-        const w = r.weights;
-        if (![1, 2, 4, 8].includes(w.bits) || !Array.isArray(w.table) || w.table.length === 0 || indexBits(w.table.length) > w.bits) bad(where, `${what}: a table of ${w.table?.length} values cannot be indexed with ${w.bits} bits`);
-        if (!(w.index[0] >= 0 && w.index[0] + w.index[1] <= packed.length)) bad(where, `${what} weights lie outside the file`);
-        const index = unpackIndices(packed.subarray(w.index[0], w.index[0] + w.index[1]), w.bits, count);
-        for (let i = 0; i < index.length; i++) if (index[i] >= w.table.length) bad(where, `${what}: weight ${i} indexes value ${index[i]} of a table of ${w.table.length}`);
-        weights = { shape: w.shape, table: w.table, integer: w.integer, bits: w.bits, scale: f32(w.scale, `${what} scales`), index };
-        if (weights.scale.length !== w.shape[0]) bad(where, `${what}: ${weights.scale.length} scales for ${w.shape[0]} output channels`);
-        const declared = r.quant?.weight;
-        if (declared) {
-          const q = parseDatatype(declared).forRole('weight')?.create();
-          if (q) checkDeclaredBits(name, weights, q.bits, declared);
-        }
-      }
-      const quantTensors = new Map<string, Tensor>();
-      for (const [k, t] of Object.entries(r.quantTensors ?? {})) quantTensors.set(k, Tensor.from(f32(t.data, `${what} ${k}`), t.shape));
-      specs.set(name, {
-        name, kind: r.kind, inChannels: r.inC, outChannels: r.outC, kernel: r.kernel, config: r.config,
-        weights, floatWeight, bias: r.bias ? f32(r.bias, `${what} bias`) : null, quant: r.quant, quantTensors,
-      });
-    }
     const norms = new Map<string, BatchNorm>();
-    for (const [name, r] of Object.entries(d.norms ?? {})) {
-      const bn = new BatchNorm(r.channels, { eps: r.eps });
-      bn.gamma.view().set(f32(r.gamma, `${name} gamma`));
-      bn.beta.view().set(f32(r.beta, `${name} beta`));
-      bn.runningMean.view().set(f32(r.mean, `${name} mean`));
-      bn.runningVar.view().set(f32(r.variance, `${name} variance`));
-      bn.eval();
-      norms.set(name, bn);
+    try {
+      for (const [name, r] of Object.entries(d.layers ?? {})) {
+        const what = `layer ${name}`;
+        let weights: TableWeights | null = null, floatWeight: Float32Array | null = null;
+        const count = r.weights.shape.reduce((p, x) => p * x, 1);
+        if ('float' in r.weights) {
+          floatWeight = f32(r.weights.float, `${what} weights`);
+          if (floatWeight.length !== count) bad(where, `${what}: ${floatWeight.length} weights for shape [${r.weights.shape}]`);
+        } else {
+          const w = r.weights;
+          if (![1, 2, 4, 8].includes(w.bits) || !Array.isArray(w.table) || w.table.length === 0 || indexBits(w.table.length) > w.bits) bad(where, `${what}: a table of ${w.table?.length} values cannot be indexed with ${w.bits} bits`);
+          if (!(w.index[0] >= 0 && w.index[0] + w.index[1] <= packed.length)) bad(where, `${what} weights lie outside the file`);
+          if (!(Number.isInteger(count) && count >= 0 && count * w.bits <= w.index[1] * 8)) bad(where, `${what}: ${w.index[1]} bytes cannot hold the ${count} weights of shape [${w.shape}]`);
+          const index = unpackIndices(packed.subarray(w.index[0], w.index[0] + w.index[1]), w.bits, count);
+          for (let i = 0; i < index.length; i++) if (index[i] >= w.table.length) bad(where, `${what}: weight ${i} indexes value ${index[i]} of a table of ${w.table.length}`);
+          weights = { shape: w.shape, table: w.table, integer: w.integer, bits: w.bits, scale: f32(w.scale, `${what} scales`), index };
+          if (weights.scale.length !== w.shape[0]) bad(where, `${what}: ${weights.scale.length} scales for ${w.shape[0]} output channels`);
+          const declared = r.quant?.weight;
+          if (declared) {
+            const q = parseDatatype(declared).forRole('weight')?.create();
+            if (q) checkDeclaredBits(name, weights, q.bits, declared);
+          }
+        }
+        // every number is read and checked before any tensor is made (nothing to free if one is bad)
+        const quantValues = Object.entries(r.quantTensors ?? {}).map(([k, t]) => {
+          const v = f32(t.data, `${what} ${k}`);
+          if (!Array.isArray(t.shape) || t.shape.some((x) => !Number.isInteger(x) || x < 0) || t.shape.reduce((p, x) => p * x, 1) !== v.length) bad(where, `${what} ${k}: ${v.length} values for shape [${t.shape}]`);
+          return [k, v, t.shape] as const;
+        });
+        const bias = r.bias ? f32(r.bias, `${what} bias`) : null;
+        const quantTensors = new Map(quantValues.map(([k, v, shape]) => [k, Tensor.from(v, shape)]));
+        specs.set(name, {
+          name, kind: r.kind, inChannels: r.inC, outChannels: r.outC, kernel: r.kernel, config: r.config,
+          weights, floatWeight, bias, quant: r.quant, quantTensors,
+        });
+      }
+      for (const [name, r] of Object.entries(d.norms ?? {})) {
+        // read and check every number before allocating the module
+        const [gamma, beta, mean, variance] = [r.gamma, r.beta, r.mean, r.variance].map((v, i) => f32(v, `${name} ${['gamma', 'beta', 'mean', 'variance'][i]}`));
+        if (!Number.isInteger(r.channels) || [gamma, beta, mean, variance].some((v) => v.length !== r.channels)) bad(where, `batch norm ${name}: its parameters do not have ${r.channels} channels`);
+        const bn = new BatchNorm(r.channels, { eps: r.eps });
+        norms.set(name, bn);
+        bn.gamma.view().set(gamma);
+        bn.beta.view().set(beta);
+        bn.runningMean.view().set(mean);
+        bn.runningVar.view().set(variance);
+        bn.eval();
+      }
+    } catch (e) {
+      for (const s of specs.values()) for (const t of s.quantTensors.values()) t.dispose();
+      for (const bn of norms.values()) bn.dispose();
+      throw e;
     }
     return { graph: { nodes, output: d.output }, specs, norms, metadata: d.metadata ?? {} };
   } finally {
@@ -260,7 +284,20 @@ export function loadRuntimePlan(path: string): { plan: Plan; metadata: Record<st
     throw new LowbitError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; check the path`);
   }
   const m = decodeRuntimeModel(bytes, path);
-  return { plan: Plan.compile(m.graph, m.specs, m.norms, [...m.norms.values()]), metadata: m.metadata };
+  return { plan: compileRuntimeModel(m, path), metadata: m.metadata };
+}
+
+/**
+ * Compile a decoded packed model. Its description came from a file: a geometry the kernels refuse (RangeError) or
+ * quantizer parameters of the wrong form (TypeError) mean the file is inconsistent, reported as such.
+ */
+export function compileRuntimeModel(m: RuntimeModel, where = 'packed model'): Plan {
+  try {
+    return Plan.compile(m.graph, m.specs, m.norms, [...m.norms.values()]);
+  } catch (e) {
+    if (e instanceof RangeError || e instanceof TypeError) bad(where, `its description is inconsistent (${e.message.replace(/^lowbit: /, '')})`);
+    throw e;
+  }
 }
 
 /**

@@ -135,32 +135,44 @@ export class Plan {
       throw new LowbitError(`the runtime cannot run op${unsupported.length > 1 ? 's' : ''} ${[...new Set(unsupported.map((n) => n.op))].join(', ')}; it runs ${SUPPORTED.slice(1).join(', ')}`);
     }
     const nodes: PlanNode[] = graph.nodes.map((n) => ({ ...n }));
-    for (const n of nodes) {
-      if (n.op === 'conv' || n.op === 'linear') {
-        const spec = specs.get(n.name!);
-        if (!spec) throw new LowbitError(`runtime: no weights for layer ${n.name}`);
-        n.layer = buildRuntimeLayer(spec);
-      } else if (n.op === 'batchNorm') {
-        const norm = norms.get(n.name!);
-        if (!norm) throw new LowbitError(`runtime: no batch norm parameters for ${n.name}`);
-        n.norm = norm;
+    // A failure part way (a graph read from a file may be inconsistent) frees what was built and what we own.
+    let plan: Plan | null = null;
+    try {
+      for (const n of nodes) {
+        if (n.op === 'conv' || n.op === 'linear') {
+          const spec = specs.get(n.name!);
+          if (!spec) throw new LowbitError(`runtime: no weights for layer ${n.name}`);
+          n.layer = buildRuntimeLayer(spec);
+        } else if (n.op === 'batchNorm') {
+          const norm = norms.get(n.name!);
+          if (!norm) throw new LowbitError(`runtime: no batch norm parameters for ${n.name}`);
+          n.norm = norm;
+        }
       }
+      const p = new Plan(nodes, graph.output, nodes[0].shape);
+      plan = p;
+      p.owned.push(...owned);
+      const affineOf = (bn: BatchNorm) => {
+        const { scale, shift } = batchNormEvalAffine(bn, bn.opts.eps);
+        return { scale: keep(Tensor.from(scale)), shift: keep(Tensor.from(shift)) };
+      };
+      for (const n of nodes) {
+        if (n.norm) p.normAffine.set(n.id, affineOf(n.norm));
+        const inputNorm = n.layer?.family === 'binary' ? n.layer.fq?.inputNorm : null;
+        if (inputNorm) p.inputNormAffine.set(n.id, affineOf(inputNorm));
+      }
+      p.fuse();
+      p.findStems();
+      p.releaseCompileData();
+      return p;
+    } catch (e) {
+      if (plan) plan.dispose();
+      else {
+        for (const n of nodes) if (n.layer) disposeRuntimeLayer(n.layer);
+        for (const o of owned) o.dispose();
+      }
+      throw e;
     }
-    const plan = new Plan(nodes, graph.output, nodes[0].shape);
-    const affineOf = (bn: BatchNorm) => {
-      const { scale, shift } = batchNormEvalAffine(bn, bn.opts.eps);
-      return { scale: keep(Tensor.from(scale)), shift: keep(Tensor.from(shift)) };
-    };
-    for (const n of nodes) {
-      if (n.norm) plan.normAffine.set(n.id, affineOf(n.norm));
-      const inputNorm = n.layer?.family === 'binary' ? n.layer.fq?.inputNorm : null;
-      if (inputNorm) plan.inputNormAffine.set(n.id, affineOf(inputNorm));
-    }
-    plan.owned.push(...owned);
-    plan.fuse();
-    plan.findStems();
-    plan.releaseCompileData();
-    return plan;
   }
 
   /** Big fp32 convolutions whose output only feeds (batch norm, ReLU and) a max pool: run them banded. */

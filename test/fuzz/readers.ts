@@ -18,8 +18,7 @@ import { loadDataset } from '../../src/data/index.js';
 import { parseSpec } from '../../src/quant/spec.js';
 import { loadQuantizedModel } from '../../src/quant/load.js';
 import { disposeQuantized } from '../../src/quant/quantized.js';
-import { decodeRuntimeModel } from '../../src/runtime/file.js';
-import { Plan } from '../../src/runtime/plan.js';
+import { compileRuntimeModel, decodeRuntimeModel } from '../../src/runtime/file.js';
 import { engine } from '../../src/tensor/engine.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { loadModel } from '../../src/zoo/index.js';
@@ -300,8 +299,7 @@ export async function allReaders(): Promise<Reader<any>[]> {
       valid: models.packed.map((x) => x.bytes),
       input: inputs(models.packed, packedEdits(models.packed)),
       read: (b: Uint8Array) => {
-        const m = decodeRuntimeModel(b, 'fuzz packed');
-        const plan = Plan.compile(m.graph, m.specs, m.norms, [...m.norms.values()]);
+        const plan = compileRuntimeModel(decodeRuntimeModel(b, 'fuzz packed'), 'fuzz packed');
         return () => plan.dispose();
       },
       budget: linear(64 * MB, 64),
