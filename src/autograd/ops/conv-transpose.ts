@@ -13,7 +13,7 @@ import type { ConvGeometry } from '../../kernels/types.js';
 import { record, tracksGrad } from '../graph.js';
 import { add } from './elementwise.js';
 import { reshape } from './shape.js';
-import { pair, pads4, type Conv2dOptions } from './conv.js';
+import { checkConvOperands, pair, pads4, type Conv2dOptions } from './conv.js';
 
 export interface ConvTranspose2dOptions extends Conv2dOptions {
   /** Extra rows / columns at the bottom / right of the output (zeros before the bias). */
@@ -50,10 +50,7 @@ export function convTransposeGeometry(x: readonly number[], w: readonly number[]
 }
 
 export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
-  if (x.rank !== 4 || weight.rank !== 4) {
-    throw new RangeError(`lowbit: convTranspose2d needs a 4-D NCHW input and 4-D weight, got ${formatShape(x.shape)} and ${formatShape(weight.shape)}`);
-  }
-  if (x.dtype !== 'f32' || weight.dtype !== 'f32') throw new TypeError(`lowbit: convTranspose2d needs f32 tensors, got ${x.describe()} and ${weight.describe()}`);
+  checkConvOperands('convTranspose2d', x, weight);
   const g = convTransposeGeometry(x.shape, weight.shape, opts);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.inC)) {
     throw new RangeError(`lowbit: convTranspose2d: bias ${formatShape(bias.shape)} does not match ${g.inC} output channels`);

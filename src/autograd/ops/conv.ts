@@ -49,11 +49,16 @@ export function convGeometry(x: Shape4, w: Shape4, opts: Conv2dOptions): ConvGeo
 
 type Shape4 = readonly number[];
 
-export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+/** The operand checks conv2d and convTranspose2d share: 4-D f32 input and weight. */
+export function checkConvOperands(op: string, x: Tensor, weight: Tensor): void {
   if (x.rank !== 4 || weight.rank !== 4) {
-    throw new RangeError(`lowbit: conv2d needs a 4-D NCHW input and 4-D weight, got ${formatShape(x.shape)} and ${formatShape(weight.shape)}`);
+    throw new RangeError(`lowbit: ${op} needs a 4-D NCHW input and 4-D weight, got ${formatShape(x.shape)} and ${formatShape(weight.shape)}`);
   }
-  if (x.dtype !== 'f32' || weight.dtype !== 'f32') throw new TypeError(`lowbit: conv2d needs f32 tensors, got ${x.describe()} and ${weight.describe()}`);
+  if (x.dtype !== 'f32' || weight.dtype !== 'f32') throw new TypeError(`lowbit: ${op} needs f32 tensors, got ${x.describe()} and ${weight.describe()}`);
+}
+
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  checkConvOperands('conv2d', x, weight);
   const g = convGeometry(x.shape, weight.shape, opts);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.outC)) {
     throw new RangeError(`lowbit: conv2d: bias ${formatShape(bias.shape)} does not match ${g.outC} output channels`);
