@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { Tensor, tidy, noGrad, init, shutdown, backward } from '../src/index.js';
+import { Tensor, tidy, noGrad, init, shutdown, backward, engine } from '../src/index.js';
 import * as ops from '../src/autograd/index.js';
 import { Conv2d, GraphModule, Linear, BatchNorm } from '../src/nn/index.js';
 import { importOnnx } from '../src/formats/onnx/import.js';
@@ -545,6 +545,17 @@ describe('ONNX import: bad input is a clear LowbitError', () => {
     expectError(() => importOnnx(bytes), /input image has a dynamic dimension 2 \(H\).*--input-shape/);
     const ok = importOnnx(bytes, { inputShape: [1, 3, 5, 5] });
     assert.deepEqual(ok.outputShape, [1, 3, 5, 5]);
+    ok.module.dispose();
+  });
+
+  it('a declared input too large to trace, or with a negative dimension, is refused before allocating', () => {
+    const relu = (dims: number[]) => encode({ input: [vi('x', dims)], output: [vi('y', dims)], node: [{ opType: 'Relu', input: ['x'], output: ['y'] }] });
+    const before = engine.memory.bytesInUse;
+    expectError(() => importOnnx(relu([1, 3, 65536, 65536])), /input x has shape \[1, ?3, ?65536, ?65536\].*at most 16777216 elements.*--input-shape/);
+    expectError(() => importOnnx(relu([1, 3, 4, 4]), { inputShape: [1, -3, 4, 4] }), /input x has shape .*integers >= 0/);
+    assert.equal(engine.memory.bytesInUse, before);
+    const ok = importOnnx(relu([1, 3, 65536, 65536]), { inputShape: [1, 3, 8, 8] });
+    assert.deepEqual(ok.outputShape, [1, 3, 8, 8]);
     ok.module.dispose();
   });
 

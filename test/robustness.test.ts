@@ -163,3 +163,28 @@ test('numerics: a NaN scale in a packed runtime file is refused, naming the laye
   // the container itself stays readable: the check is per layer
   assert.doesNotThrow(() => { for (const t of decodeModelFile(bytes).tensors.values()) t.dispose(); });
 });
+
+test('memory: a packed runtime file whose layer cannot be rebuilt frees every tensor it made', async () => {
+  const { decodeRuntimeModel, encodeRuntimeModel, compileRuntimeModel } = await import('../src/runtime/file.js');
+  const { describeModel } = await import('../src/runtime/index.js');
+  const { normsOf } = await import('../src/runtime/plan.js');
+  const { quantizePostTraining } = await import('../src/quant/ptq.js');
+  const { disposeQuantized } = await import('../src/quant/quantized.js');
+  const { engine } = await import('../src/index.js');
+  const { model, config } = buildModel('lenet5', {}, 1);
+  const calib = [{ x: Tensor.from(Float32Array.from({ length: 8 * 784 }, (_, i) => Math.sin(i)), [8, 1, 28, 28]), y: Tensor.from(new Int32Array(8), [8], 'i32') }];
+  const q = quantizePostTraining({ name: 'lenet5', config, model, metadata: {} }, { spec: 'xnor', calibration: calib });
+  const { graph, specs } = describeModel(q.model, q.layers, [1, 1, 28, 28]);
+  // A later layer loses its input batch norm's statistics: the earlier layers are built when it fails.
+  const [layer, spec] = [...specs].filter(([, s]) => [...s.quantTensors.keys()].some((k) => k.includes('inputNorm'))).at(-1)!;
+  const key = [...spec.quantTensors.keys()].find((k) => k.includes('inputNorm'))!;
+  spec.quantTensors.get(key)!.dispose();
+  spec.quantTensors.delete(key);
+  const bytes = encodeRuntimeModel(graph, specs, normsOf(q.model), {});
+  for (const s of specs.values()) for (const t of s.quantTensors.values()) t.dispose();
+  disposeQuantized(q);
+  model.dispose();
+  const before = engine.memory.bytesInUse;
+  assert.throws(() => compileRuntimeModel(decodeRuntimeModel(bytes, 'p.lowbit'), 'p.lowbit'), (e: Error) => e instanceof LowbitError && e.message.includes(layer));
+  assert.equal(engine.memory.bytesInUse, before);
+});

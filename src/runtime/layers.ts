@@ -152,15 +152,22 @@ export function buildRuntimeLayer(spec: LayerSpec): RuntimeLayer {
     ? new Conv2d(spec.inChannels, spec.outChannels, spec.kernel!, rng, { ...spec.config, bias: spec.bias !== null })
     : new Linear(spec.inChannels, spec.outChannels, rng, { bias: spec.bias !== null });
   module.eval(); // evaluation: the fake quantizer's deterministic path, the input norm's running statistics
-  const w = spec.weights ? tableToFloat(spec.weights) : spec.floatWeight!;
-  module.weight.view().set(w);
-  if (spec.bias) module.bias!.view().set(spec.bias);
   let fq: FakeQuantLayer | null = null;
-  if (spec.quant && spec.quant.activation) {
-    fq = new FakeQuantLayer(spec.name, module, schemeOf(spec.quant));
-    fq.restore(spec.quant, spec.quantTensors, spec.name, { weightsQuantized: true });
-    fq.install();
-    fq.inputNorm?.eval();
+  try {
+    const w = spec.weights ? tableToFloat(spec.weights) : spec.floatWeight!;
+    module.weight.view().set(w);
+    if (spec.bias) module.bias!.view().set(spec.bias);
+    if (spec.quant && spec.quant.activation) {
+      fq = new FakeQuantLayer(spec.name, module, schemeOf(spec.quant));
+      fq.restore(spec.quant, spec.quantTensors, spec.name, { weightsQuantized: true });
+      fq.install();
+      fq.inputNorm?.eval();
+    }
+  } catch (e) {
+    // A description read from a file may not fit: free what this layer made before passing the error on.
+    fq?.dispose();
+    module.dispose();
+    throw e;
   }
   const base = { spec, module, fq, codes: null, weightScale: null, input: null };
   const t = spec.weights;

@@ -171,6 +171,8 @@ export class Plan {
         for (const n of nodes) if (n.layer) disposeRuntimeLayer(n.layer);
         for (const o of owned) o.dispose();
       }
+      // The quantizer tensors of layers never built are ours too (a built layer frees its own; twice is harmless).
+      for (const s of specs.values()) for (const t of s.quantTensors.values()) t.dispose();
       throw e;
     }
   }

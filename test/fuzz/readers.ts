@@ -207,6 +207,21 @@ export function removeTemporaryFiles(): void {
 
 const linear = (base: number, perByte: number) => (v: Uint8Array) => base + perByte * v.length;
 
+/** An ONNX file also justifies tracing its declared input (at most 2^24 elements): 32 float copies of it. */
+function onnxBudget(b: Uint8Array): number {
+  let inputBytes = 0;
+  try {
+    for (const vi of onnx.ModelProto.decode(b).graph?.input ?? []) {
+      const dims = vi.type?.tensorType?.shape?.dim ?? [];
+      const n = dims.reduce((a, d) => a * Math.max(1, Number(d.dimValue ?? 1)), 1);
+      inputBytes += 4 * Math.min(n, 2 ** 24);
+    }
+  } catch {
+    // not decodable: the importer stops before tracing
+  }
+  return linear(256 * MB, 64)(b) + 32 * inputBytes;
+}
+
 /** Build every reader (seeds are made here: call once). */
 export async function allReaders(): Promise<Reader<any>[]> {
   const models = modelSeeds();
@@ -312,7 +327,7 @@ export async function allReaders(): Promise<Reader<any>[]> {
         const m = importOnnx(b, { what: 'fuzz.onnx' });
         return () => m.module.dispose();
       },
-      budget: linear(256 * MB, 64),
+      budget: onnxBudget,
     },
     specReader(),
     cliReader(),

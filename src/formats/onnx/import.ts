@@ -18,6 +18,7 @@ import { GraphModule, runGraphOp, type GraphOp } from '../../nn/graph-module.js'
 import { tidy } from '../../tensor/engine.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor, formatShape, type DType } from '../../tensor/tensor.js';
+import { OutOfMemoryError } from '../../kernels/memory.js';
 import {
   Attributes, decodeModel, decodeTensor, defaultOpset, dtypeOfOnnx, inputDims, onnxTypeName, readModelFile,
   type ModelProto, type NodeProto, type TensorValue,
@@ -98,6 +99,9 @@ function sanitize(name: string): string {
   return name.replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
 }
 
+/** The largest graph input the import traces (elements): 64 MB of float32, far above a CNN for weak hardware. */
+const MAX_TRACE_INPUT = 2 ** 24;
+
 /** Import an ONNX model from bytes or a file path. */
 export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): ImportedModel {
   const what = opts.what ?? (typeof src === 'string' ? src : 'the ONNX model');
@@ -108,6 +112,9 @@ export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): 
     return noGrad(() => tidy(() => importer.run()));
   } catch (e) {
     importer.dispose(); // the layers and constants made before the failure
+    if (e instanceof OutOfMemoryError) {
+      throw new LowbitError(`${what}: the import traces the graph once at batch 1 and ran out of WebAssembly memory (4 GiB): ${e.message.replace(/^lowbit: /, '')}; if the input is large, trace a smaller one with --input-shape`);
+    }
     throw e;
   }
 }
@@ -179,6 +186,13 @@ class Importer {
       const dtype = dtypeOfOnnx(elem);
       if (!dtype) throw new LowbitError(`${this.what}: input ${name} has element type ${onnxTypeName(elem)}; lowbit takes FLOAT (or integer) tensor inputs`);
       const shape = this.staticShape(name, inputDims(vi), this.opts.inputShapes?.[name] ?? (inputs.length === 0 ? this.opts.inputShape : undefined));
+      const elements = shape.reduce((a, b) => a * b, 1);
+      if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        throw new LowbitError(`${this.what}: input ${name} has shape ${formatShape(shape)}; dimensions must be integers >= 0 (give the shape with --input-shape)`);
+      }
+      if (elements > MAX_TRACE_INPUT) {
+        throw new LowbitError(`${this.what}: input ${name} has shape ${formatShape(shape)}; the import traces the graph with one such input and takes inputs of at most ${MAX_TRACE_INPUT} elements: give a smaller shape with --input-shape (e.g. --input-shape 1,3,224,224)`);
+      }
       if (inputs.length === 0) this.batch = shape.length ? shape[0] : -1;
       inputs.push({ name, shape, dtype });
       this.module.addInput(name, shape, dtype);
