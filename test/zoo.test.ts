@@ -92,6 +92,20 @@ describe('.lowbit model file', () => {
     assert.throws(() => loadModel('/nonexistent/m.lowbit'), /cannot read model file \/nonexistent\/m.lowbit: ENOENT/);
     assert.throws(() => loadModel('zoo:nothing-here'), /no trained weights named zoo:nothing-here/);
   });
+  it('a header that widens the architecture far beyond the file is refused before building it', () => {
+    // resnet20 at width 114 would hold ~14 million numbers: the file holds 100.
+    const bytes = encodeModelFile({ name: 'resnet20', config: { width: 114 } }, new Map([['w', Tensor.ones([100])]]));
+    const dir = mkdtempSync(join(tmpdir(), 'lowbit-'));
+    try {
+      writeFileSync(join(dir, 'wide.lowbit'), bytes);
+      lb.engine.memory.resetPeak();
+      const before = lb.engine.memory.bytesInUse;
+      assert.throws(() => loadModel(join(dir, 'wide.lowbit')), (e: Error) => e instanceof LowbitError && /header describes a resnet20 of about [\d,]+ numbers, the file holds 100/.test(e.message));
+      assert.ok(lb.engine.memory.peakBytesInUse - before < 8 * 2 ** 20, 'the wide model was built');
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
   it('a file whose weights do not fit the architecture is refused', () => {
     const bytes = encodeModelFile({ name: 'lenet5', config: {} }, new Map([['0.weight', Tensor.ones([1])]]));
     const dir = mkdtempSync(join(tmpdir(), 'lowbit-'));

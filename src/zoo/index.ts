@@ -32,7 +32,7 @@ export function modelHeader(name: string, config: ModelConfig, model: Module): {
 }
 
 /** Numbers a built model may hold beyond what its file justifies (a header is data: it must not make lowbit allocate gigabytes). */
-const MIN_PARAMETER_BUDGET = 16 * 2 ** 20;
+const MIN_PARAMETER_BUDGET = 2 ** 20;
 /** Loading traces the model on one image of its input size: a header may not ask for a gigantic one. */
 const MAX_INPUT_SIZE = 512;
 const defaultSizes = new Map<string, { base: number; areaDependent: boolean }>();
