@@ -111,7 +111,11 @@ describe('.lowbit model file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lowbit-'));
     try {
       writeFileSync(join(dir, 'bad.lowbit'), bytes);
-      assert.throws(() => loadModel(join(dir, 'bad.lowbit')), /state dict does not fit the model/);
+      assert.throws(() => loadModel(join(dir, 'bad.lowbit')), /state dict does not fit the model: missing \S+, \S+, \S+, \S+, \.\.\. \(\d+ in all\); unexpected none$/);
+      // a training checkpoint given as a model: said so, with what to do
+      const ckpt = encodeModelFile({ name: 'lenet5', config: {} }, new Map([['model.0.weight', Tensor.ones([1])], ['optim.0.momentum', Tensor.ones([1])]]));
+      writeFileSync(join(dir, 'm.lowbit.ckpt'), ckpt);
+      assert.throws(() => loadModel(join(dir, 'm.lowbit.ckpt')), /training checkpoint, not a model: rerun its `lowbit train \.\.\. --resume` command/);
     } finally {
       rmSync(dir, { recursive: true });
     }

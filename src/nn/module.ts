@@ -76,9 +76,9 @@ export abstract class Module {
     const missing = [...own.keys()].filter((k) => !state.has(k));
     const unexpected = [...state.keys()].filter((k) => !own.has(k));
     if (missing.length || unexpected.length) {
-      throw new Error(
-        `lowbit: state dict does not fit the model: missing ${missing.join(', ') || 'none'}; unexpected ${unexpected.join(', ') || 'none'}`,
-      );
+      // a few names and the count: a whole network's names would bury the message
+      const some = (names: string[]) => (names.length ? names.slice(0, 4).join(', ') + (names.length > 4 ? `, ... (${names.length} in all)` : '') : 'none');
+      throw new Error(`lowbit: state dict does not fit the model: missing ${some(missing)}; unexpected ${some(unexpected)}`);
     }
     for (const [name, t] of own) {
       const src = state.get(name)!;

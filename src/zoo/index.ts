@@ -171,7 +171,9 @@ export function loadModel(spec: string): LoadedModel {
     model.loadStateDict(file.tensors);
   } catch (e) {
     model.dispose();
-    throw new LowbitError(`${path}: ${(e as Error).message.replace(/^lowbit: /, '')}`);
+    const checkpoint = [...file.tensors.keys()].some((k) => k.startsWith('optim.'));
+    const hint = checkpoint ? '; this is a training checkpoint, not a model: rerun its `lowbit train ... --resume` command, which writes the model file' : '';
+    throw new LowbitError(`${path}: ${(e as Error).message.replace(/^lowbit: /, '')}${hint}`);
   } finally {
     for (const t of file.tensors.values()) t.dispose();
   }
