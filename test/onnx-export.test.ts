@@ -310,6 +310,54 @@ describe('onnx round trip: export -> import -> quantize int8 -> export onnx-qdq 
   });
 });
 
+describe('onnx round trip on the trained ResNet-20 (CIFAR-10 test set)', () => {
+  // Decoding the CIFAR-10 JPEGs takes tens of seconds the first time (then the cache is used).
+  const trained = existsSync(new URL('../../models/resnet20-cifar10.lowbit', import.meta.url));
+  it('export -> import -> int8 PTQ -> onnx-qdq: onnxruntime accuracy equals lowbit\'s integer runtime', { skip: trained ? false : 'models/resnet20-cifar10.lowbit not trained yet' }, async (t) => {
+    const cifar = await loadDataset('cifar10');
+    const resnet = loadModel('zoo:resnet20-cifar10');
+    const path = join(dir, 'resnet20.onnx');
+    writeFileSync(path, exportOnnx(resnet, 'onnx'));
+    resnet.model.dispose();
+    const imported = loadModel(path);
+    const norm = imported.metadata.preprocess as { mean: number[]; std: number[] };
+    const calib = batches(cifar.train, { batchSize: 256, normalize: norm }).next().value!;
+    const q = quantizePostTraining(imported, { spec: 'int8', calibration: [calib] });
+    const plan = compileQuantized(q);
+    try {
+      const s = await session(exportOnnx(q, 'onnx-qdq'));
+      const n = cifar.test.count, per = 3 * 32 * 32, B = 500;
+      let agree = 0, ortRight = 0, lowbitRight = 0;
+      for (let start = 0; start < n; start += B) {
+        const raw = Float32Array.from(cifar.test.images.subarray(start * per, (start + B) * per), (v) => v / 255);
+        const yo = top1(await runOrt(s, raw, [B, 3, 32, 32]), 10);
+        const b = batches(cifar.test, { batchSize: B, normalize: norm, startBatch: start / B }).next().value!;
+        const y = plan.run(b.x);
+        const yr = top1(y.toFloat32Array(), 10);
+        for (const t of [b.x, b.y, y]) t.dispose();
+        for (let i = 0; i < B; i++) {
+          const label = cifar.test.labels[start + i];
+          agree += yo[i] === yr[i] ? 1 : 0;
+          ortRight += yo[i] === label ? 1 : 0;
+          lowbitRight += yr[i] === label ? 1 : 0;
+        }
+      }
+      await s.release();
+      t.diagnostic(`accuracy: onnxruntime ${(100 * ortRight / n).toFixed(2)}%, lowbit ${(100 * lowbitRight / n).toFixed(2)}%; top-1 agreement ${(100 * agree / n).toFixed(2)}%`);
+      assert.ok(lowbitRight / n > 0.5, 'the int8 model is far above chance (10%)');
+      assert.ok(Math.abs(ortRight - lowbitRight) / n <= 0.001);
+      // onnxruntime's fused QLinearConv rounds its requantization its own way: a few borderline images differ
+      assert.ok(agree / n >= 0.99);
+    } finally {
+      calib.x.dispose();
+      calib.y.dispose();
+      plan.dispose();
+      disposeQuantized(q);
+      imported.model.dispose();
+    }
+  });
+});
+
 describe('onnx export: CLI and errors', () => {
   it('lowbit export --format onnx|onnx-qdq writes models onnxruntime loads; float models export as onnx', async () => {
     const q = quantizePostTraining(lenet, { spec: 'int8', calibration: calibration(64) });

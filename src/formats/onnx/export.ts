@@ -76,7 +76,7 @@ const UNARY: Record<string, (b: GraphBuilder, x: string, base: string, a: number
   },
 };
 const BINARY: Record<string, string> = { add: 'Add', sub: 'Sub', mul: 'Mul', div: 'Div' };
-const OTHER = new Set(['input', 'conv', 'linear', 'batchNorm', 'reshape', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad']);
+const OTHER = new Set(['constant', 'input', 'conv', 'linear', 'batchNorm', 'reshape', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad']);
 
 export function isQuantizedModel(m: QuantizedModel | ModelSource): m is QuantizedModel {
   return Array.isArray((m as QuantizedModel).layers) && (m as QuantizedModel).spec !== undefined;
@@ -105,7 +105,7 @@ export function exportOnnx(src: QuantizedModel | ModelSource, format: OnnxFormat
   try {
     const unsupported = graph.nodes.filter((n) => !OTHER.has(n.op) && !UNARY[n.op] && !BINARY[n.op]);
     if (unsupported.length) {
-      throw new LowbitError(`ONNX export does not write op${unsupported.length > 1 ? 's' : ''} ${[...new Set(unsupported.map((n) => n.op))].join(', ')}; it writes conv, linear, batchNorm, reshape, maxPool2d, avgPool2d, globalAvgPool2d, concat, pad, ${[...Object.keys(UNARY), ...Object.keys(BINARY)].join(', ')}`);
+      throw new LowbitError(`ONNX export does not write op${unsupported.length > 1 ? 's' : ''} ${[...new Set(unsupported.map((n) => n.op))].join(', ')}; it writes conv, linear, batchNorm, constant, reshape, maxPool2d, avgPool2d, globalAvgPool2d, concat, pad, ${[...Object.keys(UNARY), ...Object.keys(BINARY)].join(', ')}`);
     }
     const metadata = quantized ? src.sourceMetadata : (src.metadata ?? {});
     const exporter = new Exporter(format, graph.nodes, graph.output, specs, new Map(fqs.map((l) => [l.layer as Module, l])));
@@ -210,6 +210,8 @@ class Exporter {
         if (scale.every((s) => s === 1) && shift.every((s) => s === 0)) return x(); // folded by PTQ: identity
         return this.channelAffine(x(), scale, shift, n.shape.length, base);
       }
+      case 'constant': // a tensor the model holds (an imported graph's operand): float, as the trace keeps it
+        return g.initializer(base, n.shape, n.attrs.value as Float32Array);
       case 'reshape':
         return g.op('Reshape', [x(), g.constant(`${base}.shape`, [n.shape.length], BigInt64Array.from([-1, ...n.shape.slice(1)], BigInt))], base);
       case 'maxPool2d':
