@@ -548,6 +548,16 @@ describe('ONNX import: bad input is a clear LowbitError', () => {
     ok.module.dispose();
   });
 
+  it('a node missing required inputs is named; control characters in names are escaped (one line)', () => {
+    const bn = encode({
+      input: [vi('x', [1, 3, 4, 4])], output: [vi('y', [1, 3, 4, 4])],
+      node: [{ name: 'bn_1', opType: 'BatchNormalization', input: ['x', 's', 'b'], output: ['y'] }],
+    });
+    expectError(() => importOnnx(bn), /node bn_1 \(BatchNormalization\) has 3 input\(s\) and 1 output\(s\); BatchNormalization needs 5 input\(s\)/);
+    const odd = encode({ input: [vi('x', [1, 3])], output: [vi('y', [1, 3])], node: [{ name: 'n', opType: 'Frob\nnicate\u001b[31m', input: ['x'], output: ['y'] }] });
+    expectError(() => importOnnx(odd), /^[^\n\u001b]*Frob\\u000anicate\\u001b\[31m \(n\)[^\n]*$/);
+  });
+
   it('a declared input too large to trace, or with a negative dimension, is refused before allocating', () => {
     const relu = (dims: number[]) => encode({ input: [vi('x', dims)], output: [vi('y', dims)], node: [{ opType: 'Relu', input: ['x'], output: ['y'] }] });
     const before = engine.memory.bytesInUse;

@@ -213,6 +213,8 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
       for (const [name, r] of Object.entries(d.layers ?? {})) {
         const what = `layer ${name}`;
         let weights: TableWeights | null = null, floatWeight: Float32Array | null = null;
+        const shape: unknown = r?.weights?.shape;
+        if (!Array.isArray(shape) || shape.length < 2 || shape.length > 4 || shape.some((x) => !Number.isInteger(x) || x < 1)) bad(where, `${what}: its weights have no valid shape`);
         const count = r.weights.shape.reduce((p, x) => p * x, 1);
         if ('float' in r.weights) {
           floatWeight = f32(r.weights.float, `${what} weights`);
@@ -260,6 +262,8 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
     } catch (e) {
       for (const s of specs.values()) for (const t of s.quantTensors.values()) t.dispose();
       for (const bn of norms.values()) bn.dispose();
+      // a description field of the wrong type (a number where a list belongs, ...): the file is inconsistent
+      if (e instanceof TypeError || e instanceof RangeError) bad(where, `its description is inconsistent (${e.message.replace(/^lowbit: /, '')})`);
       throw e;
     }
     return { graph: { nodes, output: d.output }, specs, norms, metadata: d.metadata ?? {} };

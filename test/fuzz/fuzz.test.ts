@@ -1,6 +1,7 @@
 // The fuzz properties of every reader (test/fuzz/readers.ts). In the test suite a bounded run
 // (LOWBIT_FUZZ_RUNS cases per reader, default 150); `npm run fuzz` runs 100,000 per reader. Set
-// LOWBIT_FUZZ_SEED to replay a run, LOWBIT_FUZZ_ONLY to a part of a reader's name to run one.
+// LOWBIT_FUZZ_SEED to replay a run (with LOWBIT_FUZZ_PATH, the failure's path, to replay just that case),
+// LOWBIT_FUZZ_ONLY to a part of a reader's name to run one.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { allReaders, property, removeTemporaryFiles, type Reader } from './reade
 const RUNS = Number(process.env.LOWBIT_FUZZ_RUNS ?? 150);
 const SEED = process.env.LOWBIT_FUZZ_SEED ? Number(process.env.LOWBIT_FUZZ_SEED) : undefined;
 const ONLY = process.env.LOWBIT_FUZZ_ONLY?.toLowerCase();
+const PATH = process.env.LOWBIT_FUZZ_PATH;
 
 let readers: Reader<unknown>[] = [];
 before(async () => {
@@ -34,7 +36,7 @@ for (const name of NAMES) {
     for (const v of r.valid) await r.read(v); // the unmutated inputs read (else the mutations test nothing)
     assert.ok(r.valid.length > 0, 'no valid inputs');
     const started = performance.now();
-    const out = await fc.check(property(r), { numRuns, seed: SEED, endOnFailure: true });
+    const out = await fc.check(property(r), { numRuns, seed: SEED, path: PATH, endOnFailure: true });
     t.diagnostic(`${name}: ${out.numRuns} cases, ${out.failed ? 1 : 0} failures, seed ${out.seed}, ${((performance.now() - started) / 1000).toFixed(1)} s`);
     if (out.failed) {
       // The case's description (seed file and mutations), not its bytes; replay with LOWBIT_FUZZ_SEED.

@@ -53,6 +53,12 @@ export const SUPPORTED_OPS: Record<string, string> = {
   MatMulInteger: 'matmul of (A - a_zp) and (B - b_zp) as f32 (exact while sums < 2^24)',
 };
 
+/** Inputs each op requires (ONNX operator schemas, the opsets imported; ops not listed: 1, Constant 0). */
+const REQUIRED_INPUTS: Record<string, number> = {
+  Constant: 0, Conv: 2, ConvTranspose: 2, Gemm: 2, MatMul: 2, Add: 2, Sub: 2, Mul: 2, Div: 2, BatchNormalization: 5,
+  Gather: 2, QuantizeLinear: 2, DequantizeLinear: 2, QLinearConv: 8, QLinearMatMul: 8, ConvInteger: 2, MatMulInteger: 2,
+};
+
 export interface ImportOptions {
   /** Static shape of the first graph input (overrides its dims; needed when a dimension other than the batch is dynamic). */
   inputShape?: number[];
@@ -353,6 +359,10 @@ class Importer {
     const x = () => this.get(input(0), `node ${this.nodeName(n)}`).t;
     const simple = (op: string, attrs: Record<string, unknown> = {}, inputs = [input(0)]) => this.emit({ op, inputs, outputs: [output(0)], attrs });
     const opset = this.opset;
+    const required = REQUIRED_INPUTS[n.opType ?? ''] ?? 1;
+    if ((n.input ?? []).slice(0, required).filter((name) => name).length < required || (n.output ?? []).length === 0 || !output(0)) {
+      throw new LowbitError(`${this.what}: node ${this.nodeName(n)} (${n.opType}) has ${(n.input ?? []).filter((name) => name).length} input(s) and ${(n.output ?? []).length} output(s); ${n.opType} needs ${required} input(s) and an output: the model is malformed`);
+    }
     switch (n.opType) {
       case 'Identity': return simple('identity');
       case 'Relu': return simple('relu');
