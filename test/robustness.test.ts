@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { init, Tensor } from '../src/index.js';
+import { engine, init, Tensor } from '../src/index.js';
 import { LowbitError } from '../src/errors.js';
 import { defaultMnistDir } from '../src/data/index.js';
 import { encodeIdx, parseIdx } from '../src/formats/idx.js';
@@ -19,6 +19,7 @@ import { importOnnx } from '../src/formats/onnx/import.js';
 import { onnx } from '../src/formats/onnx/read.js';
 import { evaluate } from '../src/train/trainer.js';
 import { buildModel, loadModel, modelHeader } from '../src/zoo/index.js';
+import type { LayerSpec } from '../src/runtime/layers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'lowbit-robust-'));
@@ -143,48 +144,68 @@ test('numerics: a NaN initializer in an ONNX model is refused at import, naming 
   assert.throws(() => importOnnx(broken, { what: 'm.onnx' }), /m\.onnx: layer \S+ weights holds 1 NaN\/Inf value \(first at element 2, Infinity\)/);
 });
 
-test('numerics: a NaN scale in a packed runtime file is refused, naming the layer', async () => {
-  const { decodeRuntimeModel, encodeRuntimeModel } = await import('../src/runtime/file.js');
+/**
+ * A LeNet-5 quantized with `spec` (PTQ on one batch), its packed runtime file written after `edit` changed
+ * the layer descriptions (the damage a test wants in the file).
+ */
+async function damagedPackedLenet(spec: string, edit: (specs: Map<string, LayerSpec>) => void, opts: { firstLast?: 'quantize' } = {}): Promise<Uint8Array> {
+  const { encodeRuntimeModel } = await import('../src/runtime/file.js');
   const { describeModel } = await import('../src/runtime/index.js');
   const { normsOf } = await import('../src/runtime/plan.js');
   const { quantizePostTraining } = await import('../src/quant/ptq.js');
   const { disposeQuantized } = await import('../src/quant/quantized.js');
   const { model, config } = buildModel('lenet5', {}, 1);
   const calib = [{ x: Tensor.from(Float32Array.from({ length: 8 * 784 }, (_, i) => Math.sin(i)), [8, 1, 28, 28]), y: Tensor.from(new Int32Array(8), [8], 'i32') }];
-  const q = quantizePostTraining({ name: 'lenet5', config, model, metadata: {} }, { spec: 'int8', calibration: calib, firstLast: 'quantize' });
+  const q = quantizePostTraining({ name: 'lenet5', config, model, metadata: {} }, { spec, calibration: calib, ...opts });
   const { graph, specs } = describeModel(q.model, q.layers, [1, 1, 28, 28]);
-  const [layer, spec] = [...specs].find(([, s]) => s.weights)!;
-  spec.weights!.scale[0] = NaN;
+  edit(specs);
   const bytes = encodeRuntimeModel(graph, specs, normsOf(q.model), {});
   for (const s of specs.values()) for (const t of s.quantTensors.values()) t.dispose();
   disposeQuantized(q);
   model.dispose();
+  return bytes;
+}
+
+test('numerics: a NaN scale in a packed runtime file is refused, naming the layer', async () => {
+  const { decodeRuntimeModel } = await import('../src/runtime/file.js');
+  let layer = '';
+  const bytes = await damagedPackedLenet('int8', (specs) => {
+    const [name, spec] = [...specs].find(([, s]) => s.weights)!;
+    layer = name;
+    spec.weights!.scale[0] = NaN;
+  }, { firstLast: 'quantize' });
   assert.throws(() => decodeRuntimeModel(bytes, 'p.lowbit'), new RegExp(`p\\.lowbit: layer ${layer} scales holds 1 NaN/Inf value`));
   // the container itself stays readable: the check is per layer
   assert.doesNotThrow(() => { for (const t of decodeModelFile(bytes).tensors.values()) t.dispose(); });
 });
 
 test('memory: a packed runtime file whose layer cannot be rebuilt frees every tensor it made', async () => {
-  const { decodeRuntimeModel, encodeRuntimeModel, compileRuntimeModel } = await import('../src/runtime/file.js');
-  const { describeModel } = await import('../src/runtime/index.js');
-  const { normsOf } = await import('../src/runtime/plan.js');
-  const { quantizePostTraining } = await import('../src/quant/ptq.js');
-  const { disposeQuantized } = await import('../src/quant/quantized.js');
-  const { engine } = await import('../src/index.js');
-  const { model, config } = buildModel('lenet5', {}, 1);
-  const calib = [{ x: Tensor.from(Float32Array.from({ length: 8 * 784 }, (_, i) => Math.sin(i)), [8, 1, 28, 28]), y: Tensor.from(new Int32Array(8), [8], 'i32') }];
-  const q = quantizePostTraining({ name: 'lenet5', config, model, metadata: {} }, { spec: 'xnor', calibration: calib });
-  const { graph, specs } = describeModel(q.model, q.layers, [1, 1, 28, 28]);
-  // A later layer loses its input batch norm's statistics: the earlier layers are built when it fails.
-  const [layer, spec] = [...specs].filter(([, s]) => [...s.quantTensors.keys()].some((k) => k.includes('inputNorm'))).at(-1)!;
-  const key = [...spec.quantTensors.keys()].find((k) => k.includes('inputNorm'))!;
-  spec.quantTensors.get(key)!.dispose();
-  spec.quantTensors.delete(key);
-  const bytes = encodeRuntimeModel(graph, specs, normsOf(q.model), {});
-  for (const s of specs.values()) for (const t of s.quantTensors.values()) t.dispose();
-  disposeQuantized(q);
-  model.dispose();
+  const { decodeRuntimeModel, compileRuntimeModel } = await import('../src/runtime/file.js');
+  let layer = '';
+  const bytes = await damagedPackedLenet('xnor', (specs) => {
+    // a later layer loses its input batch norm's statistics: the earlier layers are built when it fails
+    const [name, spec] = [...specs].filter(([, s]) => [...s.quantTensors.keys()].some((k) => k.includes('inputNorm'))).at(-1)!;
+    layer = name;
+    const key = [...spec.quantTensors.keys()].find((k) => k.includes('inputNorm'))!;
+    spec.quantTensors.get(key)!.dispose();
+    spec.quantTensors.delete(key);
+  });
   const before = engine.memory.bytesInUse;
   assert.throws(() => compileRuntimeModel(decodeRuntimeModel(bytes, 'p.lowbit'), 'p.lowbit'), (e: Error) => e instanceof LowbitError && e.message.includes(layer));
+  assert.equal(engine.memory.bytesInUse, before);
+});
+
+test('memory: a packed file whose scales overflow the fixed-point requantization names the layer and frees everything', async () => {
+  const { decodeRuntimeModel, compileRuntimeModel } = await import('../src/runtime/file.js');
+  let layer = '';
+  // the first layer requantizes into the second's codes: a huge weight scale has no fixed-point multiplier
+  const bytes = await damagedPackedLenet('int8', (specs) => {
+    const [name, spec] = [...specs][0];
+    layer = name;
+    spec.weights!.scale[0] = 1e30;
+  }, { firstLast: 'quantize' });
+  const before = engine.memory.bytesInUse;
+  assert.throws(() => compileRuntimeModel(decodeRuntimeModel(bytes, 'p.lowbit'), 'p.lowbit'),
+    (e: Error) => e instanceof LowbitError && e.message.startsWith(`p.lowbit: layer ${layer}, output channel 0: requantization multiplier`));
   assert.equal(engine.memory.bytesInUse, before);
 });

@@ -300,6 +300,7 @@ export function compileRuntimeModel(m: RuntimeModel, where = 'packed model'): Pl
     return Plan.compile(m.graph, m.specs, m.norms, [...m.norms.values()]);
   } catch (e) {
     if (e instanceof RangeError || e instanceof TypeError) bad(where, `its description is inconsistent (${e.message.replace(/^lowbit: /, '')})`);
+    if (e instanceof LowbitError && !e.message.startsWith(where)) throw new LowbitError(`${where}: ${e.message}`, e.exitCode);
     throw e;
   }
 }

@@ -281,46 +281,65 @@ export class Plan {
         e.scale[c] = -e.scale[c];
       }
     }
-    const wT = keep(Tensor.from(codes, [...(l.spec.kind === 'conv' ? [outC, l.spec.inChannels / (l.spec.config?.groups ?? 1), ...l.spec.kernel!] : [outC, l.spec.inChannels, 1, 1])], 'i8'));
-    let packed: Tensor;
-    let bits: WeightBits = 8;
-    if (l.family === 'int8') {
-      bits = packedWeightBits(codes);
-      packed = keep(Tensor.empty([k.int8PackedWeightBytes(g, bits)], 'u8'));
-      k.int8PackWeights(g, wT.ptr, packed.ptr, bits);
-    } else {
-      const wf = keep(Tensor.from(Float32Array.from(codes), wT.shape));
-      packed = keep(Tensor.empty([k.binaryPackedWeightBytes(g)], 'u8'));
-      k.binaryPackWeights(g, wf.ptr, packed.ptr);
-      wf.dispose();
-    }
-    wT.dispose();
-    const arrays: Tensor[] = [];
-    const arr = (v: ArrayLike<number>, dtype: 'f32' | 'i32') => {
-      const t = keep(Tensor.from(Array.from(v), [v.length], dtype));
-      arrays.push(t);
-      return t.ptr;
-    };
-    let ep: IntEpilogue;
+    // The requantization constants first: a scale the fixed-point form cannot hold fails before any allocation.
+    let requant: { bias: BigInt64Array; mult: Int32Array; shift: Int32Array } | null = null;
     if (target) {
       // code = round(acc * M + offset / s_out) + zero with M = scale / s_out; the offset goes in at the
       // multiplier's precision (units of 2^-(31 + shift) codes)
-      const bias = new BigInt64Array(outC), mult = new Int32Array(outC), shift = new Int32Array(outC);
+      requant = { bias: new BigInt64Array(outC), mult: new Int32Array(outC), shift: new Int32Array(outC) };
       for (let c = 0; c < outC; c++) {
-        const q = fixedPointMultiplier(e.scale[c] / target.scale);
-        mult[c] = q.multiplier;
-        shift[c] = q.shift;
-        bias[c] = BigInt(Math.round((e.offset[c] / target.scale) * 2 ** (31 + q.shift)));
+        let q: { multiplier: number; shift: number };
+        try {
+          q = fixedPointMultiplier(e.scale[c] / target.scale);
+        } catch (err) {
+          throw new LowbitError(`layer ${l.spec.name}, output channel ${c}: ${(err as Error).message}; its scales do not fit the next layer's input scale`);
+        }
+        requant.mult[c] = q.multiplier;
+        requant.shift[c] = q.shift;
+        requant.bias[c] = BigInt(Math.round((e.offset[c] / target.scale) * 2 ** (31 + q.shift)));
       }
-      const lo = e.lo === 0 ? Math.max(target.lo, target.zero) : target.lo;
-      const biasT = keep(Tensor.empty([outC * 2], 'i32'));
-      new BigInt64Array(biasT.view().buffer, biasT.ptr, outC).set(bias);
-      arrays.push(biasT);
-      ep = { kind: 'requant', bias: biasT.ptr, multiplier: arr(mult, 'i32'), shift: arr(shift, 'i32'), zeroPoint: target.zero, lo, hi: target.hi, out: target.type };
-    } else {
-      ep = { kind: 'float', scale: arr(e.scale, 'f32'), offset: arr(e.offset, 'f32'), lo: e.lo, hi: e.hi };
     }
-    return { fused, target, packed, bits, arrays, ep };
+    const arrays: Tensor[] = [];
+    const made: Tensor[] = [];
+    const own = <T extends Tensor>(t: T): T => {
+      made.push(keep(t));
+      return t;
+    };
+    try {
+      const wT = own(Tensor.from(codes, [...(l.spec.kind === 'conv' ? [outC, l.spec.inChannels / (l.spec.config?.groups ?? 1), ...l.spec.kernel!] : [outC, l.spec.inChannels, 1, 1])], 'i8'));
+      let packed: Tensor;
+      let bits: WeightBits = 8;
+      if (l.family === 'int8') {
+        bits = packedWeightBits(codes);
+        packed = own(Tensor.empty([k.int8PackedWeightBytes(g, bits)], 'u8'));
+        k.int8PackWeights(g, wT.ptr, packed.ptr, bits);
+      } else {
+        const wf = own(Tensor.from(Float32Array.from(codes), wT.shape));
+        packed = own(Tensor.empty([k.binaryPackedWeightBytes(g)], 'u8'));
+        k.binaryPackWeights(g, wf.ptr, packed.ptr);
+        wf.dispose();
+      }
+      wT.dispose();
+      const arr = (v: ArrayLike<number>, dtype: 'f32' | 'i32') => {
+        const t = own(Tensor.from(Array.from(v), [v.length], dtype));
+        arrays.push(t);
+        return t.ptr;
+      };
+      let ep: IntEpilogue;
+      if (target && requant) {
+        const lo = e.lo === 0 ? Math.max(target.lo, target.zero) : target.lo;
+        const biasT = own(Tensor.empty([outC * 2], 'i32'));
+        new BigInt64Array(biasT.view().buffer, biasT.ptr, outC).set(requant.bias);
+        arrays.push(biasT);
+        ep = { kind: 'requant', bias: biasT.ptr, multiplier: arr(requant.mult, 'i32'), shift: arr(requant.shift, 'i32'), zeroPoint: target.zero, lo, hi: target.hi, out: target.type };
+      } else {
+        ep = { kind: 'float', scale: arr(e.scale, 'f32'), offset: arr(e.offset, 'f32'), lo: e.lo, hi: e.hi };
+      }
+      return { fused, target, packed, bits, arrays, ep };
+    } catch (err) {
+      for (const t of made) t.dispose();
+      throw err;
+    }
   }
 
   private geometry(n: PlanNode, batch: number): ConvGeometry {
