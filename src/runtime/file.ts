@@ -195,7 +195,9 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
       return values;
     };
     if (!Array.isArray(d.nodes) || d.nodes.length === 0 || !(d.output >= 0 && d.output < d.nodes.length)) bad(where, 'the graph is empty or its output is out of range');
-    const nodes = d.nodes.map(([op, inputs, shape, attrs, name], id) => {
+    const nodes = d.nodes.map((node, id) => {
+      if (!Array.isArray(node)) bad(where, `graph node ${id} is malformed`);
+      const [op, inputs, shape, attrs, name] = node;
       if (typeof op !== 'string' || !Array.isArray(inputs) || inputs.some((i) => !(Number.isInteger(i) && i >= 0 && i < id))) bad(where, `graph node ${id} is malformed`);
       // shapes at batch 1 size every buffer the plan allocates: positive integers, at most 2^26 elements
       if (!Array.isArray(shape) || shape.length > 8 || shape.some((x) => !Number.isInteger(x) || x < 1) || shape.reduce((p: number, x: number) => p * x, 1) > 2 ** 26)
@@ -262,11 +264,13 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
     } catch (e) {
       for (const s of specs.values()) for (const t of s.quantTensors.values()) t.dispose();
       for (const bn of norms.values()) bn.dispose();
-      // a description field of the wrong type (a number where a list belongs, ...): the file is inconsistent
-      if (e instanceof TypeError || e instanceof RangeError) bad(where, `its description is inconsistent (${e.message.replace(/^lowbit: /, '')})`);
       throw e;
     }
     return { graph: { nodes, output: d.output }, specs, norms, metadata: d.metadata ?? {} };
+  } catch (e) {
+    // a description field of the wrong type (a number where a list belongs, ...): the file is inconsistent
+    if (e instanceof TypeError || e instanceof RangeError) bad(where, `its description is inconsistent (${e.message.replace(/^lowbit: /, '')})`);
+    throw e;
   } finally {
     for (const t of file.tensors.values()) t.dispose();
   }

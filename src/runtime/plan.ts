@@ -38,7 +38,7 @@ const FLOAT_BINARY: Record<string, (a: Tensor, b: Tensor) => Tensor> = {
   add: ops.add, sub: ops.sub, mul: ops.mul, div: ops.div, maximum: ops.maximum, minimum: ops.minimum,
 };
 const SUPPORTED = [
-  'input', 'constant', 'conv', 'linear', 'batchNorm', 'reshape', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad',
+  'input', 'constant', 'conv', 'linear', 'batchNorm', 'convTranspose2d', 'reshape', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad',
   ...Object.keys(FLOAT_BINARY), ...FLOAT_UNARY,
 ];
 
@@ -119,8 +119,12 @@ export class Plan {
   /** Disposed with the plan (batch norms loaded from a file). */
   private readonly owned: { dispose(): void }[] = [];
 
+  /** Nodes whose value depends on the input (their dimension 0 is the batch); the others are constants. */
+  private readonly batched = new Set<number>();
+
   private constructor(readonly nodes: PlanNode[], readonly output: number, readonly inputShape: number[]) {
     this.readers = readerCounts({ nodes, output });
+    for (const n of nodes) if (n.op === 'input' || n.inputs.some((i) => this.batched.has(i))) this.batched.add(n.id);
   }
 
   /** Compile a captured graph whose conv/linear nodes are described by `specs` (by layer name). */
@@ -427,7 +431,7 @@ export class Plan {
 
   private runNode(n: PlanNode, ins: Value[], N: number, inPlace: boolean, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
     const a = n.attrs;
-    const batchShape = [N, ...n.shape.slice(1)];
+    const batchShape = this.batched.has(n.id) ? [N, ...n.shape.slice(1)] : n.shape;
     switch (n.op) {
       case 'conv':
       case 'linear': {
@@ -470,6 +474,8 @@ export class Plan {
       case 'constant':
         // a tensor the model computes without its input (a GraphModule's constants, folded parameters)
         return { kind: 'float', t: Tensor.from(a.value as Float32Array, n.shape) };
+      case 'convTranspose2d': // float (an imported graph's op; its weights are a constant input, its bias a later add)
+        return { kind: 'float', t: ops.convTranspose2d(this.toFloat(ins[0]), this.toFloat(ins[1]), null, a.opts as ops.ConvTranspose2dOptions) };
       case 'concat':
         return { kind: 'float', t: ops.concat(ins.map((v) => this.toFloat(v)), a.axis as number) };
       case 'pad':

@@ -170,6 +170,7 @@ export class Tensor {
   reshapeView(shape: Shape): Tensor {
     const storage = this.storage;
     if (!storage) throw new Error(`lowbit: tensor ${this.describe()} was used after dispose()`);
+    if (shapeSize(shape) !== this.size) throw new RangeError(`lowbit: reshapeView: ${this.describe()} has ${this.size} elements, shape ${formatShape(shape)} needs ${shapeSize(shape)}`);
     storage.refs++;
     return new Tensor(shape, this.dtype, storage);
   }

@@ -67,7 +67,7 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
     const dw = Tensor.empty(weight.shape);
     k.conv2dBackwardWeight(g, dy.ptr, x.ptr, dw.ptr);
     return [dx, dw];
-  });
+  }, { opts });
   // The bias through the broadcasting add, which carries its gradient (the per-channel sum of dy).
   return bias ? add(out, reshape(bias, [1, g.inC, 1, 1])) : out;
 }

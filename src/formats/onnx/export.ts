@@ -43,6 +43,7 @@ import type { BatchNorm, Module } from '../../nn/index.js';
 import { LowbitError } from '../../errors.js';
 import type { Pool2dOptions } from '../../autograd/ops/pool.js';
 import { pads4, pair } from '../../autograd/ops/conv.js';
+import type { ConvTranspose2dOptions } from '../../autograd/ops/conv-transpose.js';
 import { AffineQuantizer } from '../../quant/affine.js';
 import { DynamicFixedPointQuantizer, FixedPointQuantizer, fixedCodeRange } from '../../quant/fixed.js';
 import { DorefaActivationQuantizer } from '../../quant/dorefa.js';
@@ -76,7 +77,7 @@ const UNARY: Record<string, (b: GraphBuilder, x: string, base: string, a: number
   },
 };
 const BINARY: Record<string, string> = { add: 'Add', sub: 'Sub', mul: 'Mul', div: 'Div' };
-const OTHER = new Set(['constant', 'input', 'conv', 'linear', 'batchNorm', 'reshape', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad']);
+const OTHER = new Set(['constant', 'input', 'conv', 'linear', 'batchNorm', 'convTranspose2d', 'reshape', 'maxPool2d', 'avgPool2d', 'globalAvgPool2d', 'concat', 'pad']);
 
 export function isQuantizedModel(m: QuantizedModel | ModelSource): m is QuantizedModel {
   return Array.isArray((m as QuantizedModel).layers) && (m as QuantizedModel).spec !== undefined;
@@ -105,7 +106,7 @@ export function exportOnnx(src: QuantizedModel | ModelSource, format: OnnxFormat
   try {
     const unsupported = graph.nodes.filter((n) => !OTHER.has(n.op) && !UNARY[n.op] && !BINARY[n.op]);
     if (unsupported.length) {
-      throw new LowbitError(`ONNX export does not write op${unsupported.length > 1 ? 's' : ''} ${[...new Set(unsupported.map((n) => n.op))].join(', ')}; it writes conv, linear, batchNorm, constant, reshape, maxPool2d, avgPool2d, globalAvgPool2d, concat, pad, ${[...Object.keys(UNARY), ...Object.keys(BINARY)].join(', ')}`);
+      throw new LowbitError(`ONNX export does not write op${unsupported.length > 1 ? 's' : ''} ${[...new Set(unsupported.map((n) => n.op))].join(', ')}; it writes conv, linear, batchNorm, constant, convTranspose2d, reshape, maxPool2d, avgPool2d, globalAvgPool2d, concat, pad, ${[...Object.keys(UNARY), ...Object.keys(BINARY)].join(', ')}`);
     }
     const metadata = quantized ? src.sourceMetadata : (src.metadata ?? {});
     const exporter = new Exporter(format, graph.nodes, graph.output, specs, new Map(fqs.map((l) => [l.layer as Module, l])));
@@ -212,6 +213,14 @@ class Exporter {
       }
       case 'constant': // a tensor the model holds (an imported graph's operand): float, as the trace keeps it
         return g.initializer(base, n.shape, n.attrs.value as Float32Array);
+      case 'convTranspose2d': { // float, weights from a constant input (the bias is a later add)
+        const o = n.attrs.opts as ConvTranspose2dOptions;
+        const w = this.nodes[n.inputs[1]].shape;
+        return g.op('ConvTranspose', [x(), this.value(n.inputs[1])], base, [
+          intsAttr('kernel_shape', [w[2], w[3]]), intsAttr('strides', pair(o.stride, 1)), intsAttr('pads', pads4(o.padding)),
+          intsAttr('dilations', pair(o.dilation, 1)), intAttr('group', o.groups ?? 1), intsAttr('output_padding', pair(o.outputPadding, 0)),
+        ]);
+      }
       case 'reshape':
         return g.op('Reshape', [x(), g.constant(`${base}.shape`, [n.shape.length], BigInt64Array.from([-1, ...n.shape.slice(1)], BigInt))], base);
       case 'maxPool2d':
