@@ -145,20 +145,29 @@ test('crash: lowbit quantize --qat killed at a random moment resumes to the same
 test('crash: lowbit compare killed at a random moment keeps its finished rows and resumes to the same results', { timeout: 600_000 }, async (t) => {
   const model = join(root, 'train-ref', 'm.lowbit');
   if (!existsSync(model)) run(['train', '--model', 'lenet5', '--dataset', data, '--epochs', '1', '--seed', '3', '--threads', '1', '--out', model]);
-  const args = (dir: string) => ['compare', '--model', model, '--dataset', data, '--specs', 'int8,fixed:8.4,twn,binary', '--quick', '--epochs', '1', '--scratch-epochs', '1', '--seed', '2', '--threads', '1', '--out', join(dir, 'out')];
+  // twn fine-tunes 10 epochs, checkpointing each: the kill comes soon after its first checkpoint, so the resumed
+  // run usually continues that row from it (it must end exactly as the uninterrupted row)
+  const args = (dir: string) => ['compare', '--model', model, '--dataset', data, '--specs', 'int8,fixed:8.4,twn', '--quick', '--epochs', '1', '--scratch-epochs', '1', '--low-bit-epochs', '10', '--seed', '2', '--threads', '1', '--out', join(dir, 'out')];
+  const twnCheckpoint = (dir: string) => join(dir, 'out', 'checkpoints', 'twn.ckpt');
   type Row = Record<string, unknown> & { spec: string };
   const rows = (dir: string) => (JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8')) as { rows: Row[] }).rows;
-  // measured times differ between runs; everything else must not
-  const TIMING = /ms|seconds|latency|time/i;
+  // measured times differ between runs, and a row whose QAT continued from its checkpoint says so; nothing else may
+  const TIMING = /ms|seconds|latency|time|resumed/i;
   const results = (dir: string) => rows(dir).map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !TIMING.test(k))));
   let finishedBeforeKill: Row[] = [];
-  await killAndResume('compare', args, (dir) => join(dir, 'out', 'results.json'), (refDir, dir) => {
+  let midRow = false;
+  await killAndResume('compare', args, twnCheckpoint, (refDir, dir) => {
     assert.deepEqual(results(dir), results(refDir));
     // rows finished before the kill are kept as they were (their measured times too), not run again
     const kept = new Map(rows(dir).map((r) => [r.spec, r]));
     for (const r of finishedBeforeKill) assert.deepEqual(kept.get(r.spec), r, `row ${r.spec} was not kept`);
+    // every row done: no QAT row checkpoint is left behind
+    assert.ok(!existsSync(join(dir, 'out', 'checkpoints')));
+    // a row continued from its checkpoint says so
+    assert.equal(rows(dir).find((r) => r.spec === 'twn')!.resumed === true, midRow);
   }, t, (dir) => {
     finishedBeforeKill = rows(dir);
-    t.diagnostic(`compare: ${finishedBeforeKill.length} rows were finished before the kill`);
+    midRow = existsSync(twnCheckpoint(dir)) && !finishedBeforeKill.some((r) => r.spec === 'twn');
+    t.diagnostic(`compare: ${finishedBeforeKill.length} rows were finished before the kill${midRow ? ', twn was killed part way and resumes from its checkpoint' : ''}`);
   });
 });

@@ -210,7 +210,7 @@ export function buildProgram(): Command {
     .option('--specs <list>', 'comma-separated specs (default: every family of the survey); a spec with commas (w=...,a=...) goes in its own --specs', specList)
     .option('--quick', 'a subset of the data and one short epoch per training technique (under 2 minutes for LeNet-5 on MNIST)')
     .option('--seed <n>', 'seed of the data subsets, training and stochastic quantizers', nonNegativeInt('--seed'), 0)
-    .option('--resume', 'keep the finished rows of DIR/results.json and run the others')
+    .option('--resume', 'keep the finished rows of DIR/results.json and run the others; a QAT row killed part way continues from its last epoch (DIR/checkpoints/)')
     .option('--epochs <n>', 'QAT fine-tuning epochs (default 3; --quick 1)', positiveInt('--epochs'))
     .option('--low-bit-epochs <n>', 'QAT fine-tuning epochs of the binary and ternary techniques (default 10; --quick 1)', positiveInt('--low-bit-epochs'))
     .option('--scratch-epochs <n>', 'epochs of the techniques trained from scratch (default 5; --quick 1)', positiveInt('--scratch-epochs'))

@@ -7,7 +7,7 @@
 // DIR/results.json (and the report, written by the caller's onWrite) are replaced atomically, so an
 // interrupted run leaves the finished rows on disk, and `resume` skips them.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BatchNorm } from '../nn/index.js';
@@ -24,7 +24,7 @@ import { effectiveSpec, needsTraining, trainsFromScratch, type FirstLastPolicy }
 import { modelCost, macCost, classify, type CostReport, type LayerCostInput } from './cost.js';
 import { traceModel, type LayerInfo } from './graph.js';
 import { quantizePostTraining } from './ptq.js';
-import { quantizeAwareTraining } from './qat.js';
+import { qatCheckpoints, quantizeAwareTraining } from './qat.js';
 import { disposeQuantized, checkInputShape, type ModelSource, type QuantizedModel } from './quantized.js';
 import { parseSpec, type LayerScheme } from './spec.js';
 import type { CalibrationMethod } from './observers.js';
@@ -61,6 +61,8 @@ export interface CompareRow {
   histogram?: WeightHistogram;
   /** Mixed-precision rows (--mixed): the allocation that made the row. */
   mixed?: MixedRowInfo;
+  /** Its QAT continued from a checkpoint of an interrupted run (seconds then count the last run only). */
+  resumed?: boolean;
 }
 
 export interface MixedRowInfo {
@@ -248,6 +250,11 @@ export function machineInfo(): Record<string, unknown> {
   };
 }
 
+/** Where a QAT row checkpoints every epoch (removed once the row is in results.json). */
+function rowCheckpoint(outDir: string, spec: string): string {
+  return join(outDir, 'checkpoints', `${encodeURIComponent(spec)}.ckpt`);
+}
+
 function readPrevious(path: string, o: CompareOptions): { rows: CompareRow[]; seconds: number } {
   if (!o.resume || !existsSync(path)) return { rows: [], seconds: 0 };
   let prev: CompareResults;
@@ -373,16 +380,21 @@ export function runCompare(o: CompareOptions): CompareResults {
       };
     } else {
       let q: QuantizedModel | null = null;
+      let resumed = false;
       try {
         const desc = plan(spec);
         const parsed = desc.spec;
         log(`[${i + 1}/${names.length}] ${spec}: ${desc.how}${desc.note ? ` (${desc.note})` : ''}`);
+        resumed = desc.how !== 'PTQ' && !!o.resume && qatCheckpoints(rowCheckpoint(o.outDir, spec)).some((f) => existsSync(f));
+        if (desc.how !== 'PTQ') mkdirSync(join(o.outDir, 'checkpoints'), { recursive: true });
         q = desc.how === 'PTQ'
           ? quantizePostTraining(o.source, { spec: parsed, calibration: calibration(), method: st.method, seed: o.seed, firstLast: st.firstLast, log })
           : quantizeAwareTraining(o.source, {
               spec: parsed, data: trainData, seed: o.seed,
               epochs: desc.how === 'QAT from scratch' ? st.scratchEpochs : desc.weightBits <= 2 ? st.lowBitEpochs : st.epochs,
               calibration: calibration(), firstLast: st.firstLast, log, progress: o.progress,
+              // a long row (ResNet-20: hours) continues from its last epoch after a kill, with --resume
+              checkpointPath: rowCheckpoint(o.outDir, spec), resume: o.resume,
             });
         const r = evaluate(q.model, testBatches());
         const cost = costOf(o.source, info, q);
@@ -395,6 +407,7 @@ export function runCompare(o: CompareOptions): CompareResults {
         const histogram = weightHistogram(q.layers, histLayer);
         if (histogram) row.histogram = histogram;
         if (desc.mixed) row.mixed = desc.mixed;
+        if (resumed) row.resumed = true; // its seconds are those of the last run only
         log(`[${i + 1}/${names.length}] ${spec}: ${(100 * r.accuracy).toFixed(2)}% (${row.delta! >= 0 ? '+' : ''}${(100 * row.delta!).toFixed(2)}), ${row.seconds} s`);
       } catch (e) {
         // One technique failing must not lose the others: record why and go on.
@@ -413,6 +426,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     }
     rowBySpec.set(spec, row);
     write();
+    for (const f of qatCheckpoints(rowCheckpoint(o.outDir, spec))) rmSync(f, { force: true });
   });
   image.dispose();
   if (o.sensitivity) {
@@ -420,6 +434,11 @@ export function runCompare(o: CompareOptions): CompareResults {
     results.sensitivity = layerSensitivity(o.source, info, { datatype: o.sensitivity, calibration, test: testBatches, method: st.method, seed: o.seed, log });
   }
   write(); // also when every row was done before (a resumed run rewrites the report)
+  try {
+    rmdirSync(join(o.outDir, 'checkpoints')); // every row's checkpoints are gone; only an empty folder is removed
+  } catch {
+    // absent, or holding files that are not ours
+  }
   return results;
 }
 
