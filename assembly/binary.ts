@@ -130,7 +130,7 @@ export function binaryPackWeightBlocks(w: usize, dst: usize, blk0: i32, blk1: i3
 let gInC = 0, gInH = 0, gInW = 0, gOutC = 0, gOutH = 0, gOutW = 0, gWords = 0, gOutWords = 0, gPlane = 0;
 let gEp = 0, gY: usize = 0, gScale: usize = 0, gOffset: usize = 0, gBias: usize = 0, gMult: usize = 0, gShift: usize = 0;
 let gLo: f32 = 0, gHi: f32 = 0, gILo = 0, gIHi = 0, gZp = 0;
-let gTmp: usize = 0; // 16 bytes of scratch: the 4 lanes of a block's results
+let gTmp: usize = 0; // 32 bytes of scratch: the 8 lanes of a block's results; then a 128-byte tile of 4 pixels
 let gK: usize = 0, gKBias: usize = 0;
 
 
@@ -148,6 +148,54 @@ let gK: usize = 0, gKBias: usize = 0;
 // @ts-ignore: decorator
 @inline function affine(acc: v128, oc: i32): v128 {
   return f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(acc), v128.load(gScale + (<usize>oc << 2))), v128.load(gOffset + (<usize>oc << 2)));
+}
+
+/** The float epilogue's 8 values of a block at pixel `pix` (before the bias), into dst[0..7]. */
+// @ts-ignore: decorator
+@inline function floatLanes(lo: v128, hi: v128, oc0: i32, pix: i32, dst: usize): void {
+  const vlo = f32x4.splat(gLo), vhi = f32x4.splat(gHi);
+  let v0 = f32x4.min(f32x4.max(affine(lo, oc0), vlo), vhi), v1 = f32x4.min(f32x4.max(affine(hi, oc0 + 4), vlo), vhi);
+  if (gK != 0) {
+    const k = v128.load32_splat(gK + (<usize>pix << 2));
+    v0 = f32x4.mul(v0, k);
+    v1 = f32x4.mul(v1, k);
+  }
+  v128.store(dst, v0);
+  v128.store(dst, v1, 16);
+}
+
+/**
+ * The float epilogue of block `blk` for 4 neighbouring pixels of one output row (pix .. pix+3 of image b), whose
+ * lanes sit in the tile as [pixel][channel]: transposed 4x4 at a time so that each channel's 4 pixels, which are
+ * contiguous in NCHW, go out as one v128 store instead of 4 scattered scalar ones.
+ */
+function storeFloatTile(tile: usize, blk: i32, b: i32, pix: i32): void {
+  const oc0 = blk * CB;
+  const plane = <usize>gPlane;
+  for (let h = 0; h < 2; h++) {
+    const r0 = v128.load(tile + (<usize>h << 4)), r1 = v128.load(tile + 32 + (<usize>h << 4));
+    const r2 = v128.load(tile + 64 + (<usize>h << 4)), r3 = v128.load(tile + 96 + (<usize>h << 4));
+    const t0 = i8x16.shuffle(r0, r1, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const t1 = i8x16.shuffle(r0, r1, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    const t2 = i8x16.shuffle(r2, r3, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const t3 = i8x16.shuffle(r2, r3, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    const oc = oc0 + (h << 2);
+    const q = gY + ((<usize>(b * gOutC + oc) * plane + <usize>(pix - b * gPlane)) << 2), step = plane << 2;
+    let c0 = i8x16.shuffle(t0, t2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    let c1 = i8x16.shuffle(t0, t2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    let c2 = i8x16.shuffle(t1, t3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    let c3 = i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    if (gKBias != 0) {
+      c0 = f32x4.add(c0, v128.load32_splat(gKBias + (<usize>oc << 2)));
+      c1 = f32x4.add(c1, v128.load32_splat(gKBias + (<usize>(oc + 1) << 2)));
+      c2 = f32x4.add(c2, v128.load32_splat(gKBias + (<usize>(oc + 2) << 2)));
+      c3 = f32x4.add(c3, v128.load32_splat(gKBias + (<usize>(oc + 3) << 2)));
+    }
+    v128.store(q, c0);
+    v128.store(q + step, c1);
+    v128.store(q + 2 * step, c2);
+    v128.store(q + 3 * step, c3);
+  }
 }
 
 /**
@@ -173,15 +221,7 @@ let gK: usize = 0, gKBias: usize = 0;
   const first = <usize>(b * gOutC + oc0) * <usize>gPlane + <usize>(pix - b * gPlane);
   const plane = <usize>gPlane;
   if (gEp == EP_FLOAT) {
-    const vlo = f32x4.splat(gLo), vhi = f32x4.splat(gHi);
-    let v0 = f32x4.min(f32x4.max(affine(lo, oc0), vlo), vhi), v1 = f32x4.min(f32x4.max(affine(hi, oc0 + 4), vlo), vhi);
-    if (gK != 0) {
-      const k = v128.load32_splat(gK + (<usize>pix << 2));
-      v0 = f32x4.mul(v0, k);
-      v1 = f32x4.mul(v1, k);
-    }
-    v128.store(gTmp, v0);
-    v128.store(gTmp, v1, 16);
+    floatLanes(lo, hi, oc0, pix, gTmp);
     if (gKBias != 0) {
       for (let j = 0; j < valid; j++) store<f32>(gY + ((first + <usize>j * plane) << 2), load<f32>(gTmp + (<usize>j << 2)) + load<f32>(gKBias + (<usize>(oc0 + j) << 2)));
     } else {
@@ -248,6 +288,35 @@ function convInterior(xp: usize, pstep: usize, w: usize, offs: usize, J: i32, co
   const base = J / gWords * gInC; // every tap is valid
   const blockBytes = <usize>J * <usize>CB << 3;
   const offsEnd = offs + (<usize>J << 2);
+  if (gEp == EP_FLOAT && gOutC % CB == 0) {
+    // float output: 4 pixels per block, their lanes gathered in the tile and stored transposed
+    const tile = gTmp + 32;
+    for (; count >= 4; count -= 4, xp += 4 * pstep, pix += 4) {
+      let wp = w;
+      for (let blk = 0; blk < blocks; blk++, wp += blockBytes) {
+        for (let p = 0; p < 4; p++) {
+          const xpp = xp + <usize>p * pstep;
+          let c0: u64 = 0, c1: u64 = 0, c2: u64 = 0, c3: u64 = 0;
+          let q = wp;
+          for (let o = offs; o < offsEnd; o += 4, q += CB << 3) {
+            const xv = load<u64>(xpp + <usize>load<i32>(o));
+            c0 += popcnt<u64>(xv ^ load<u64>(q)); c1 += popcnt<u64>(xv ^ load<u64>(q, 8));
+            c2 += popcnt<u64>(xv ^ load<u64>(q, 16)); c3 += popcnt<u64>(xv ^ load<u64>(q, 24));
+          }
+          const lo = accOf(base, c0, c1, c2, c3);
+          c0 = 0; c1 = 0; c2 = 0; c3 = 0;
+          q = wp + 32;
+          for (let o = offs; o < offsEnd; o += 4, q += CB << 3) {
+            const xv = load<u64>(xpp + <usize>load<i32>(o));
+            c0 += popcnt<u64>(xv ^ load<u64>(q)); c1 += popcnt<u64>(xv ^ load<u64>(q, 8));
+            c2 += popcnt<u64>(xv ^ load<u64>(q, 16)); c3 += popcnt<u64>(xv ^ load<u64>(q, 24));
+          }
+          floatLanes(lo, accOf(base, c0, c1, c2, c3), blk * CB, pix + p, tile + (<usize>p << 5));
+        }
+        storeFloatTile(tile, blk, b, pix);
+      }
+    }
+  }
   for (let t = 0; t < count; t++, xp += pstep, pix++) {
     let wp = w;
     for (let blk = 0; blk < blocks; blk++, wp += blockBytes) {

@@ -55,7 +55,7 @@ export function createWasmBinaryKernels(be: WasmBackend, mem: EngineMemory): Bin
       if (rows * g.outW * g.outC === 0) return;
       const words = Math.ceil(g.inC / 64), taps = g.kH * g.kW;
       const blocks = Math.ceil(g.outC / BINARY_CB);
-      const scratch = taps * words * 4 + 2 * blocks * BINARY_CB * 4 + 64;
+      const scratch = taps * words * 4 + 2 * blocks * BINARY_CB * 4 + 192; // see binaryConvRows
       if (scratch > scratchBytes) throw new Error(`lowbit: convBinary: kernel too large (${taps} taps x ${words} words)`);
       be.args(
         g.n, g.inC, g.inH, g.inW, g.outC, g.kH, g.kW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW,
