@@ -337,6 +337,9 @@ describe('runtime: ResNet-18 stem in row bands', () => {
       assert.deepEqual(a.toFloat32Array(), b.toFloat32Array());
       a.dispose();
       b.dispose();
+      // the profile times every layer, the banded stem as its convolution
+      const timed = plan.profile(x).map((p) => p.name);
+      for (const l of plan.summary()) assert.ok(timed.includes(l.name), `${l.name} is missing from the profile`);
     } finally {
       plan.dispose();
       model.dispose();

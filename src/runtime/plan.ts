@@ -402,7 +402,9 @@ export class Plan {
       if (stem) {
         // the whole chain from the convolution's input; that input is released as the convolution would
         const input = this.nodes[stem.conv].inputs[0];
+        const t0 = onNode ? performance.now() : 0;
         values.set(n.id, { kind: 'float', t: tidy(() => runBandedStem(stem.chain, this.toFloat(valueOf(input)))) });
+        if (onNode) onNode(this.nodes[stem.conv], performance.now() - t0); // profiled as its convolution
         release(input);
         continue;
       }
