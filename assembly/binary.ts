@@ -276,6 +276,18 @@ function convPixel(x: usize, w: usize, b: i32, oy: i32, ox: i32, kH: i32, kW: i3
   }
 }
 
+/** One pass over the (tap, word) offsets: 4 channels' popcount sums from q, as accumulators (see accOf). */
+// @ts-ignore: decorator
+@inline function passAcc(xp: usize, q: usize, offs: usize, offsEnd: usize, base: i32): v128 {
+  let c0: u64 = 0, c1: u64 = 0, c2: u64 = 0, c3: u64 = 0;
+  for (let o = offs; o < offsEnd; o += 4, q += CB << 3) {
+    const xv = load<u64>(xp + <usize>load<i32>(o));
+    c0 += popcnt<u64>(xv ^ load<u64>(q)); c1 += popcnt<u64>(xv ^ load<u64>(q, 8));
+    c2 += popcnt<u64>(xv ^ load<u64>(q, 16)); c3 += popcnt<u64>(xv ^ load<u64>(q, 24));
+  }
+  return accOf(base, c0, c1, c2, c3);
+}
+
 /**
  * `count` interior output pixels (all taps inside) of one row, from pixel index `pix` of image b. xp: the input
  * word at the window origin of the first; pstep: bytes between the window origins of neighbouring pixels;
@@ -296,22 +308,8 @@ function convInterior(xp: usize, pstep: usize, w: usize, offs: usize, J: i32, co
       for (let blk = 0; blk < blocks; blk++, wp += blockBytes) {
         for (let p = 0; p < 4; p++) {
           const xpp = xp + <usize>p * pstep;
-          let c0: u64 = 0, c1: u64 = 0, c2: u64 = 0, c3: u64 = 0;
-          let q = wp;
-          for (let o = offs; o < offsEnd; o += 4, q += CB << 3) {
-            const xv = load<u64>(xpp + <usize>load<i32>(o));
-            c0 += popcnt<u64>(xv ^ load<u64>(q)); c1 += popcnt<u64>(xv ^ load<u64>(q, 8));
-            c2 += popcnt<u64>(xv ^ load<u64>(q, 16)); c3 += popcnt<u64>(xv ^ load<u64>(q, 24));
-          }
-          const lo = accOf(base, c0, c1, c2, c3);
-          c0 = 0; c1 = 0; c2 = 0; c3 = 0;
-          q = wp + 32;
-          for (let o = offs; o < offsEnd; o += 4, q += CB << 3) {
-            const xv = load<u64>(xpp + <usize>load<i32>(o));
-            c0 += popcnt<u64>(xv ^ load<u64>(q)); c1 += popcnt<u64>(xv ^ load<u64>(q, 8));
-            c2 += popcnt<u64>(xv ^ load<u64>(q, 16)); c3 += popcnt<u64>(xv ^ load<u64>(q, 24));
-          }
-          floatLanes(lo, accOf(base, c0, c1, c2, c3), blk * CB, pix + p, tile + (<usize>p << 5));
+          const lo = passAcc(xpp, wp, offs, offsEnd, base);
+          floatLanes(lo, passAcc(xpp, wp + 32, offs, offsEnd, base), blk * CB, pix + p, tile + (<usize>p << 5));
         }
         storeFloatTile(tile, blk, b, pix);
       }
@@ -321,22 +319,8 @@ function convInterior(xp: usize, pstep: usize, w: usize, offs: usize, J: i32, co
     let wp = w;
     for (let blk = 0; blk < blocks; blk++, wp += blockBytes) {
       // channels 0-3 of the block, then 4-7: 4 accumulators each, so that everything stays in registers
-      let c0: u64 = 0, c1: u64 = 0, c2: u64 = 0, c3: u64 = 0;
-      let q = wp;
-      for (let o = offs; o < offsEnd; o += 4, q += CB << 3) {
-        const xv = load<u64>(xp + <usize>load<i32>(o));
-        c0 += popcnt<u64>(xv ^ load<u64>(q)); c1 += popcnt<u64>(xv ^ load<u64>(q, 8));
-        c2 += popcnt<u64>(xv ^ load<u64>(q, 16)); c3 += popcnt<u64>(xv ^ load<u64>(q, 24));
-      }
-      const lo = accOf(base, c0, c1, c2, c3);
-      c0 = 0; c1 = 0; c2 = 0; c3 = 0;
-      q = wp + 32;
-      for (let o = offs; o < offsEnd; o += 4, q += CB << 3) {
-        const xv = load<u64>(xp + <usize>load<i32>(o));
-        c0 += popcnt<u64>(xv ^ load<u64>(q)); c1 += popcnt<u64>(xv ^ load<u64>(q, 8));
-        c2 += popcnt<u64>(xv ^ load<u64>(q, 16)); c3 += popcnt<u64>(xv ^ load<u64>(q, 24));
-      }
-      epilogue(lo, accOf(base, c0, c1, c2, c3), blk, b, pix);
+      const lo = passAcc(xp, wp, offs, offsEnd, base);
+      epilogue(lo, passAcc(xp, wp + 32, offs, offsEnd, base), blk, b, pix);
     }
   }
 }
