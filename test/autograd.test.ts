@@ -417,6 +417,23 @@ describe(`${backend} kernels`, () => {
     it('asking for more than WebAssembly can give fails with a clear error', () => {
       assert.throws(() => Tensor.empty([70000, 70000]), /cannot allocate .* GiB in WebAssembly memory/);
     });
+    it('tensors placed above 2 GiB of WebAssembly memory read, write and compute correctly', () => {
+      // pointers >= 2^31 once broke every JS-side view (a signed ptr >> 2 counted from the end of memory):
+      // a large evaluation batch silently corrupted quantized weights
+      const filler = Tensor.empty([Math.ceil((2.1 * 2 ** 30) / 4)]);
+      try {
+        const values = Float32Array.from({ length: 2304 }, (_, i) => Math.sin(i));
+        const x = Tensor.from(values, [16, 144]);
+        assert.ok(x.ptr >= 2 ** 31, `placed at ${x.ptr}`);
+        assert.deepEqual(x.toFloat32Array(), values);
+        const y = lb.noGrad(() => lb.mulScalar(lb.div(x, Tensor.scalar(0.5)), 0.25));
+        assert.deepEqual(y.toFloat32Array(), values.map((v) => Math.fround(Math.fround(v / 0.5) * 0.25)));
+        x.dispose();
+        y.dispose();
+      } finally {
+        filler.dispose();
+      }
+    });
   });
 });
 }

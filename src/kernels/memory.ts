@@ -153,7 +153,7 @@ export class EngineMemory {
     this._i8 = new Int8Array(buf);
   }
 
-  // Views over the whole memory; index with ptr >> 2 (4-byte types) or ptr (bytes).
+  // Views over the whole memory; index with ptr >>> 2 (4-byte types) or ptr (bytes).
   get f32(): Float32Array {
     this.refresh();
     return this._f32;

@@ -142,8 +142,8 @@ export class Tensor {
   view(): Float32Array | Int32Array | Int8Array | Uint8Array {
     const m = engine.memory, p = this.ptr;
     switch (this.dtype) {
-      case 'f32': return m.f32.subarray(p >> 2, (p >> 2) + this.size);
-      case 'i32': return m.i32.subarray(p >> 2, (p >> 2) + this.size);
+      case 'f32': return m.f32.subarray(p >>> 2, (p >>> 2) + this.size);
+      case 'i32': return m.i32.subarray(p >>> 2, (p >>> 2) + this.size);
       case 'i8': return m.i8.subarray(p, p + this.size);
       case 'u8': return m.u8.subarray(p, p + this.size);
     }

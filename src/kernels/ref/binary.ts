@@ -33,7 +33,7 @@ function popcount32(v: number): number {
 
 /** Set bit `bit` (0..63) of the u64 word at byte address p (the word must be zeroed beforehand). */
 function setBit(u32: Uint32Array, p: Ptr, bit: number): void {
-  const i = (p >> 2) + (bit >> 5);
+  const i = (p >>> 2) + (bit >> 5);
   u32[i] = (u32[i] | (1 << (bit & 31))) >>> 0;
 }
 
@@ -49,18 +49,18 @@ export function binarizePack(mem: EngineMemory, x: Ptr, n: number, c: number, h:
   const f = mem.f32, u32 = mem.u32;
   const words = words64(c), hw = h * w;
   const { norm, absMean } = opts;
-  u32.fill(0, y >> 2, (y >> 2) + n * hw * words * 2);
+  u32.fill(0, y >>> 2, (y >>> 2) + n * hw * words * 2);
   for (let b = 0; b < n; b++)
     for (let p = 0; p < hw; p++) {
       let sum = 0;
       for (let ch = 0; ch < c; ch++) {
-        let v = f[(x >> 2) + (b * c + ch) * hw + p];
-        if (norm) v = Math.fround(Math.fround(v * f[(norm.scale >> 2) + ch]) + f[(norm.shift >> 2) + ch]);
+        let v = f[(x >>> 2) + (b * c + ch) * hw + p];
+        if (norm) v = Math.fround(Math.fround(v * f[(norm.scale >>> 2) + ch]) + f[(norm.shift >>> 2) + ch]);
         // v >= 0 is +1 (so -0 is +1 and NaN is -1)
         if (v >= 0) setBit(u32, y + ((b * hw + p) * words + (ch >> 6)) * 8, ch & 63);
         sum = Math.fround(sum + Math.abs(v));
       }
-      if (absMean) f[(absMean >> 2) + b * hw + p] = Math.fround(sum / c);
+      if (absMean) f[(absMean >>> 2) + b * hw + p] = Math.fround(sum / c);
     }
 }
 
@@ -68,11 +68,11 @@ export function binaryPackWeights(mem: EngineMemory, g: ConvGeometry, w: Ptr, ds
   checkBinaryGeometry(g);
   const f = mem.f32, u32 = mem.u32;
   const words = words64(g.inC), taps = g.kH * g.kW;
-  u32.fill(0, dst >> 2, (dst + binaryPackedWeightBytes(g)) >> 2);
+  u32.fill(0, dst >>> 2, (dst + binaryPackedWeightBytes(g)) >>> 2);
   for (let oc = 0; oc < g.outC; oc++)
     for (let ic = 0; ic < g.inC; ic++)
       for (let tap = 0; tap < taps; tap++) {
-        if (!(f[(w >> 2) + (oc * g.inC + ic) * taps + tap] >= 0)) continue;
+        if (!(f[(w >>> 2) + (oc * g.inC + ic) * taps + tap] >= 0)) continue;
         const block = Math.floor(oc / BINARY_CB);
         const word = ((block * taps + tap) * words + (ic >> 6)) * BINARY_CB + (oc % BINARY_CB);
         setBit(u32, dst + word * 8, ic & 63);
@@ -94,8 +94,8 @@ function accumulator(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, b: numb
       const tap = ky * g.kW + kx;
       let ones = 0;
       for (let k = 0; k < words; k++) {
-        const xi = (x >> 2) + (((b * g.inH + iy) * g.inW + ix) * words + k) * 2;
-        const wi = (w >> 2) + (((block * taps + tap) * words + k) * BINARY_CB + (oc % BINARY_CB)) * 2;
+        const xi = (x >>> 2) + (((b * g.inH + iy) * g.inW + ix) * words + k) * 2;
+        const wi = (w >>> 2) + (((block * taps + tap) * words + k) * BINARY_CB + (oc % BINARY_CB)) * 2;
         ones += popcount32(u32[xi] ^ u32[wi]) + popcount32(u32[xi + 1] ^ u32[wi + 1]);
       }
       acc += g.inC - 2 * ones;
@@ -113,7 +113,7 @@ export function convBinary(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, e
   checkBinaryGeometry(g);
   const plane = g.outH * g.outW;
   const outWords = words64(g.outC);
-  if (ep.kind === 'bits') mem.u32.fill(0, y >> 2, (y >> 2) + g.n * plane * outWords * 2);
+  if (ep.kind === 'bits') mem.u32.fill(0, y >>> 2, (y >>> 2) + g.n * plane * outWords * 2);
   for (let b = 0; b < g.n; b++)
     for (let oy = 0; oy < g.outH; oy++)
       for (let ox = 0; ox < g.outW; ox++)
@@ -122,24 +122,24 @@ export function convBinary(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, e
           const yi = ((b * g.outC + oc) * g.outH + oy) * g.outW + ox; // NCHW element index
           switch (ep.kind) {
             case 'int32':
-              mem.i32[(y >> 2) + yi] = acc;
+              mem.i32[(y >>> 2) + yi] = acc;
               break;
             case 'float': {
-              const v = Math.fround(Math.fround(Math.fround(acc) * mem.f32[(ep.scale >> 2) + oc]) + mem.f32[(ep.offset >> 2) + oc]);
+              const v = Math.fround(Math.fround(Math.fround(acc) * mem.f32[(ep.scale >>> 2) + oc]) + mem.f32[(ep.offset >>> 2) + oc]);
               let out = Math.min(Math.max(v, ep.lo), ep.hi);
-              if (ep.pixelScale) out = Math.fround(out * mem.f32[(ep.pixelScale >> 2) + (b * g.outH + oy) * g.outW + ox]);
-              if (ep.bias) out = Math.fround(out + mem.f32[(ep.bias >> 2) + oc]);
-              mem.f32[(y >> 2) + yi] = out;
+              if (ep.pixelScale) out = Math.fround(out * mem.f32[(ep.pixelScale >>> 2) + (b * g.outH + oy) * g.outW + ox]);
+              if (ep.bias) out = Math.fround(out + mem.f32[(ep.bias >>> 2) + oc]);
+              mem.f32[(y >>> 2) + yi] = out;
               break;
             }
             case 'bits': {
-              const v = Math.fround(Math.fround(Math.fround(acc) * mem.f32[(ep.scale >> 2) + oc]) + mem.f32[(ep.offset >> 2) + oc]);
+              const v = Math.fround(Math.fround(Math.fround(acc) * mem.f32[(ep.scale >>> 2) + oc]) + mem.f32[(ep.offset >>> 2) + oc]);
               if (v >= 0) setBit(mem.u32, y + (((b * g.outH + oy) * g.outW + ox) * outWords + (oc >> 6)) * 8, oc & 63);
               break;
             }
             case 'requant': {
               const bias = ep.bias ? new BigInt64Array(mem.memory.buffer, ep.bias + 8 * oc, 1)[0] : 0n;
-              const r = requantizeValue(acc, mem.i32[(ep.multiplier >> 2) + oc], bias, 31 + mem.i32[(ep.shift >> 2) + oc]);
+              const r = requantizeValue(acc, mem.i32[(ep.multiplier >>> 2) + oc], bias, 31 + mem.i32[(ep.shift >>> 2) + oc]);
               const code = Math.min(Math.max(r + ep.zeroPoint, ep.lo), ep.hi);
               if (ep.out === 'u8') mem.u8[y + yi] = code;
               else mem.i8[y + yi] = code;

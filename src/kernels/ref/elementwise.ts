@@ -73,7 +73,7 @@ export function binaryValue(op: BinaryOp, x: number, y: number): number {
 
 export function unary(mem: EngineMemory, op: UnaryOp, x: Ptr, y: Ptr, n: number, a: number, b: number): void {
   const f = mem.f32;
-  const xi = x >> 2, yi = y >> 2;
+  const xi = x >>> 2, yi = y >>> 2;
   for (let i = 0; i < n; i++) f[yi + i] = unaryValue(op, f[xi + i], a, b);
 }
 
@@ -81,7 +81,7 @@ export function unaryBackward(
   mem: EngineMemory, op: UnaryOp, x: Ptr, y: Ptr, dy: Ptr, dx: Ptr, n: number, a: number, b: number,
 ): void {
   const f = mem.f32;
-  const xi = x >> 2, yi = y >> 2, dyi = dy >> 2, dxi = dx >> 2;
+  const xi = x >>> 2, yi = y >>> 2, dyi = dy >>> 2, dxi = dx >>> 2;
   for (let i = 0; i < n; i++) f[dxi + i] = f[dyi + i] * unaryDerivative(op, f[xi + i], y ? f[yi + i] : 0, a, b);
 }
 
@@ -110,7 +110,7 @@ export function binary(
   mem: EngineMemory, op: BinaryOp, a: Ptr, aStrides: number[], b: Ptr, bStrides: number[], out: Ptr, shape: number[],
 ): void {
   const f = mem.f32;
-  const ai = a >> 2, bi = b >> 2, oi = out >> 2;
+  const ai = a >>> 2, bi = b >>> 2, oi = out >>> 2;
   forEachIndex(shape, aStrides, bStrides, (oa, ob, k) => {
     f[oi + k] = binaryValue(op, f[ai + oa], f[bi + ob]);
   });
@@ -121,7 +121,7 @@ export function copy(
 ): void {
   if (elemBytes === 4) {
     const v = mem.i32; // bit copy: works for f32 and i32 alike
-    const si = src >> 2, di = dst >> 2;
+    const si = src >>> 2, di = dst >>> 2;
     forEachIndex(shape, srcStrides, dstStrides, (os, od) => { v[di + od] = v[si + os]; });
   } else if (elemBytes === 1) {
     const v = mem.u8;
@@ -132,7 +132,7 @@ export function copy(
 }
 
 export function fill(mem: EngineMemory, dst: Ptr, n: number, value: number): void {
-  mem.f32.fill(value, dst >> 2, (dst >> 2) + n);
+  mem.f32.fill(value, dst >>> 2, (dst >>> 2) + n);
 }
 
 const INT_RANGE: Record<Exclude<DType, 'f32'>, [number, number]> = {
@@ -143,8 +143,8 @@ const INT_RANGE: Record<Exclude<DType, 'f32'>, [number, number]> = {
 
 function reader(mem: EngineMemory, t: DType, p: Ptr): (i: number) => number {
   switch (t) {
-    case 'f32': { const v = mem.f32, o = p >> 2; return (i) => v[o + i]; }
-    case 'i32': { const v = mem.i32, o = p >> 2; return (i) => v[o + i]; }
+    case 'f32': { const v = mem.f32, o = p >>> 2; return (i) => v[o + i]; }
+    case 'i32': { const v = mem.i32, o = p >>> 2; return (i) => v[o + i]; }
     case 'i8': { const v = mem.i8; return (i) => v[p + i]; }
     case 'u8': { const v = mem.u8; return (i) => v[p + i]; }
   }
@@ -153,14 +153,14 @@ function reader(mem: EngineMemory, t: DType, p: Ptr): (i: number) => number {
 export function cast(mem: EngineMemory, src: Ptr, srcType: DType, dst: Ptr, dstType: DType, n: number): void {
   const read = reader(mem, srcType, src);
   if (dstType === 'f32') {
-    const v = mem.f32, o = dst >> 2;
+    const v = mem.f32, o = dst >>> 2;
     for (let i = 0; i < n; i++) v[o + i] = read(i);
     return;
   }
   const [lo, hi] = INT_RANGE[dstType];
   const convert = (x: number) => (Number.isNaN(x) ? 0 : Math.min(hi, Math.max(lo, roundHalfEven(x))));
   if (dstType === 'i32') {
-    const v = mem.i32, o = dst >> 2;
+    const v = mem.i32, o = dst >>> 2;
     for (let i = 0; i < n; i++) v[o + i] = convert(read(i));
   } else {
     const v = dstType === 'i8' ? mem.i8 : mem.u8;
@@ -183,12 +183,12 @@ export function uniformAt(seed: number, i: number): number {
 }
 
 export function dropoutMask(mem: EngineMemory, mask: Ptr, n: number, p: number, seed: number): void {
-  const f = mem.f32, o = mask >> 2;
+  const f = mem.f32, o = mask >>> 2;
   const keep = 1 / (1 - p);
   for (let i = 0; i < n; i++) f[o + i] = uniformAt(seed, i) >= p ? keep : 0;
 }
 
 export function randomUniform(mem: EngineMemory, dst: Ptr, n: number, lo: number, hi: number, seed: number): void {
-  const f = mem.f32, o = dst >> 2;
+  const f = mem.f32, o = dst >>> 2;
   for (let i = 0; i < n; i++) f[o + i] = lo + (hi - lo) * uniformAt(seed, i);
 }

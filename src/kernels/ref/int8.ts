@@ -56,7 +56,7 @@ export function unpackInt8Weights(mem: EngineMemory, g: ConvGeometry, w: Ptr, bi
       for (let ky = 0; ky < g.kH; ky++)
         for (let kx = 0; kx < g.kW; kx++) {
           const bit = packedWeightBit(g, oc, c, ky, kx, K2, blocks, bits);
-          const field = (mem.u8[w + (bit >> 3)] >> (bit & 7)) & ((1 << bits) - 1);
+          const field = (mem.u8[w + (bit >>> 3)] >> (bit & 7)) & ((1 << bits) - 1);
           out[((oc * cinG + c) * g.kH + ky) * g.kW + kx] = field >= 1 << (bits - 1) ? field - (1 << bits) : field;
         }
   return out;
@@ -118,14 +118,14 @@ function applyEpilogue(mem: EngineMemory, accAt: (i: number) => number, n: numbe
   const i32 = mem.i32, f32 = mem.f32, u8 = mem.u8, i8 = mem.i8, u32 = mem.u32;
   switch (ep.kind) {
     case 'int32':
-      for (let i = 0; i < n * c * hw; i++) i32[(y >> 2) + i] = accAt(i);
+      for (let i = 0; i < n * c * hw; i++) i32[(y >>> 2) + i] = accAt(i);
       return;
     case 'requant': {
       const out = ep.out === 'u8' ? u8 : i8;
       for (let b = 0; b < n; b++)
         for (let ch = 0; ch < c; ch++) {
           const bias = ep.bias ? new BigInt64Array(mem.memory.buffer, ep.bias + 8 * ch, 1)[0] : 0n;
-          const m = i32[(ep.multiplier >> 2) + ch], sh = i32[(ep.shift >> 2) + ch];
+          const m = i32[(ep.multiplier >>> 2) + ch], sh = i32[(ep.shift >>> 2) + ch];
           for (let p = 0; p < hw; p++) {
             const i = (b * c + ch) * hw + p;
             out[y + i] = requantizeFixedPoint(accAt(i), bias, m, sh, ep.zeroPoint, ep.lo, ep.hi);
@@ -137,11 +137,11 @@ function applyEpilogue(mem: EngineMemory, accAt: (i: number) => number, n: numbe
       const lo = Math.fround(ep.lo), hi = Math.fround(ep.hi);
       for (let b = 0; b < n; b++)
         for (let ch = 0; ch < c; ch++) {
-          const scale = f32[(ep.scale >> 2) + ch], offset = f32[(ep.offset >> 2) + ch];
+          const scale = f32[(ep.scale >>> 2) + ch], offset = f32[(ep.offset >>> 2) + ch];
           for (let p = 0; p < hw; p++) {
             const i = (b * c + ch) * hw + p;
             const v = affineF32(accAt(i), scale, offset);
-            f32[(y >> 2) + i] = v < lo ? lo : v > hi ? hi : v;
+            f32[(y >>> 2) + i] = v < lo ? lo : v > hi ? hi : v;
           }
         }
       return;
@@ -154,13 +154,13 @@ function applyEpilogue(mem: EngineMemory, accAt: (i: number) => number, n: numbe
             let lowWord = 0, highWord = 0;
             for (let bit = 0; bit < 64 && wd * 64 + bit < c; bit++) {
               const ch = wd * 64 + bit;
-              const v = affineF32(accAt((b * c + ch) * hw + p), f32[(ep.scale >> 2) + ch], f32[(ep.offset >> 2) + ch]);
+              const v = affineF32(accAt((b * c + ch) * hw + p), f32[(ep.scale >>> 2) + ch], f32[(ep.offset >>> 2) + ch]);
               if (v >= 0) {
                 if (bit < 32) lowWord |= 1 << bit;
                 else highWord |= 1 << (bit - 32);
               }
             }
-            const at = (y >> 2) + ((b * hw + p) * words + wd) * 2; // little-endian u64 = two u32
+            const at = (y >>> 2) + ((b * hw + p) * words + wd) * 2; // little-endian u64 = two u32
             u32[at] = lowWord >>> 0;
             u32[at + 1] = highWord >>> 0;
           }
@@ -190,7 +190,7 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
             for (let kx = 0; kx < g.kW; kx++) {
               const bit = packedWeightBit(g, oc, c, ky, kx, K2, blocks, bits);
               const field = mem.i8[w + ((oc * cinG + c) * g.kH + ky) * g.kW + kx] & ((1 << bits) - 1);
-              u8[dst + (bit >> 3)] |= field << (bit & 7);
+              u8[dst + (bit >>> 3)] |= field << (bit & 7);
             }
     },
 
@@ -228,7 +228,7 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
 
     requantize(acc, n, c, hw, ep, y) {
       const i32 = mem.i32;
-      applyEpilogue(mem, (i) => i32[(acc >> 2) + i], n, c, hw, ep, y);
+      applyEpilogue(mem, (i) => i32[(acc >>> 2) + i], n, c, hw, ep, y);
     },
 
     sumPlanesInt8(x, xType, xZero, planes, hw, acc) {
@@ -236,7 +236,7 @@ export function createRefInt8Kernels(mem: EngineMemory): Int8Kernels {
       for (let p = 0; p < planes; p++) {
         let s = 0;
         for (let i = 0; i < hw; i++) s = (s + xs[x + p * hw + i] - xZero) | 0;
-        i32[(acc >> 2) + p] = s;
+        i32[(acc >>> 2) + p] = s;
       }
     },
 

@@ -9,7 +9,7 @@ export function gemm(
   a: Ptr, lda: number, b: Ptr, ldb: number, c: Ptr, ldc: number, accumulate: boolean,
 ): void {
   const f = mem.f32;
-  const ai = a >> 2, bi = b >> 2, ci = c >> 2;
+  const ai = a >>> 2, bi = b >>> 2, ci = c >>> 2;
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let s = 0;
@@ -50,11 +50,11 @@ function forEachTap(g: ConvGeometry, visit: (xi: number, wi: number, yi: number)
 
 export function conv2d(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, bias: Ptr, y: Ptr): void {
   const f = mem.f32;
-  const xo = x >> 2, wo = w >> 2, yo = y >> 2;
+  const xo = x >>> 2, wo = w >>> 2, yo = y >>> 2;
   const plane = g.outH * g.outW;
   for (let b = 0; b < g.n; b++)
     for (let oc = 0; oc < g.outC; oc++) {
-      const v = bias ? f[(bias >> 2) + oc] : 0;
+      const v = bias ? f[(bias >>> 2) + oc] : 0;
       f.fill(v, yo + (b * g.outC + oc) * plane, yo + (b * g.outC + oc + 1) * plane);
     }
   forEachTap(g, (xi, wi, yi) => { f[yo + yi] += f[xo + xi] * f[wo + wi]; });
@@ -62,14 +62,14 @@ export function conv2d(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, bias:
 
 export function conv2dBackwardInput(mem: EngineMemory, g: ConvGeometry, dy: Ptr, w: Ptr, dx: Ptr): void {
   const f = mem.f32;
-  const dyo = dy >> 2, wo = w >> 2, dxo = dx >> 2;
+  const dyo = dy >>> 2, wo = w >>> 2, dxo = dx >>> 2;
   f.fill(0, dxo, dxo + g.n * g.inC * g.inH * g.inW);
   forEachTap(g, (xi, wi, yi) => { f[dxo + xi] += f[dyo + yi] * f[wo + wi]; });
 }
 
 export function conv2dBackwardWeight(mem: EngineMemory, g: ConvGeometry, x: Ptr, dy: Ptr, dw: Ptr): void {
   const f = mem.f32;
-  const xo = x >> 2, dyo = dy >> 2, dwo = dw >> 2;
+  const xo = x >>> 2, dyo = dy >>> 2, dwo = dw >>> 2;
   f.fill(0, dwo, dwo + g.outC * (g.inC / g.groups) * g.kH * g.kW);
   forEachTap(g, (xi, wi, yi) => { f[dwo + wi] += f[xo + xi] * f[dyo + yi]; });
 }

@@ -4,7 +4,7 @@ import type { EngineMemory, Ptr } from '../memory.js';
 import type { ReduceOp } from '../types.js';
 
 export function reduce(mem: EngineMemory, op: ReduceOp, x: Ptr, y: Ptr, outer: number, r: number, inner: number): void {
-  const f = mem.f32, xo = x >> 2, yo = y >> 2;
+  const f = mem.f32, xo = x >>> 2, yo = y >>> 2;
   for (let o = 0; o < outer; o++)
     for (let i = 0; i < inner; i++) {
       let acc = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
@@ -19,7 +19,7 @@ export function reduce(mem: EngineMemory, op: ReduceOp, x: Ptr, y: Ptr, outer: n
 }
 
 export function argmax(mem: EngineMemory, x: Ptr, y: Ptr, outer: number, r: number, inner: number): void {
-  const f = mem.f32, iv = mem.i32, xo = x >> 2, yo = y >> 2;
+  const f = mem.f32, iv = mem.i32, xo = x >>> 2, yo = y >>> 2;
   for (let o = 0; o < outer; o++)
     for (let i = 0; i < inner; i++) {
       let best = -Infinity, at = 0;
@@ -32,7 +32,7 @@ export function argmax(mem: EngineMemory, x: Ptr, y: Ptr, outer: number, r: numb
 }
 
 export function softmax(mem: EngineMemory, x: Ptr, y: Ptr, rows: number, cols: number, log: boolean): void {
-  const f = mem.f32, xo = x >> 2, yo = y >> 2;
+  const f = mem.f32, xo = x >>> 2, yo = y >>> 2;
   for (let r = 0; r < rows; r++) {
     const row = r * cols;
     let max = -Infinity;
@@ -48,7 +48,7 @@ export function softmax(mem: EngineMemory, x: Ptr, y: Ptr, rows: number, cols: n
 }
 
 export function softmaxBackward(mem: EngineMemory, y: Ptr, dy: Ptr, dx: Ptr, rows: number, cols: number, log: boolean): void {
-  const f = mem.f32, yo = y >> 2, dyo = dy >> 2, dxo = dx >> 2;
+  const f = mem.f32, yo = y >>> 2, dyo = dy >>> 2, dxo = dx >>> 2;
   for (let r = 0; r < rows; r++) {
     const row = r * cols;
     let s = 0;
@@ -64,7 +64,7 @@ export function softmaxBackward(mem: EngineMemory, y: Ptr, dy: Ptr, dx: Ptr, row
 export function channelSums(
   mem: EngineMemory, x: Ptr, other: Ptr, n: number, c: number, hw: number, sum: Ptr, sumSq: Ptr,
 ): void {
-  const f = mem.f32, xo = x >> 2, oo = other >> 2;
+  const f = mem.f32, xo = x >>> 2, oo = other >>> 2;
   for (let ch = 0; ch < c; ch++) {
     let s = 0, s2 = 0;
     for (let b = 0; b < n; b++) {
@@ -75,18 +75,18 @@ export function channelSums(
         s2 += other ? v * f[oo + base + i] : v * v;
       }
     }
-    f[(sum >> 2) + ch] = s;
-    if (sumSq) f[(sumSq >> 2) + ch] = s2;
+    f[(sum >>> 2) + ch] = s;
+    if (sumSq) f[(sumSq >>> 2) + ch] = s2;
   }
 }
 
 export function channelAffine(
   mem: EngineMemory, x: Ptr, scale: Ptr, shift: Ptr, y: Ptr, n: number, c: number, hw: number,
 ): void {
-  const f = mem.f32, xo = x >> 2, yo = y >> 2;
+  const f = mem.f32, xo = x >>> 2, yo = y >>> 2;
   for (let b = 0; b < n; b++)
     for (let ch = 0; ch < c; ch++) {
-      const s = f[(scale >> 2) + ch], t = shift ? f[(shift >> 2) + ch] : 0;
+      const s = f[(scale >>> 2) + ch], t = shift ? f[(shift >>> 2) + ch] : 0;
       const base = (b * c + ch) * hw;
       for (let i = 0; i < hw; i++) f[yo + base + i] = f[xo + base + i] * s + t;
     }
@@ -95,8 +95,8 @@ export function channelAffine(
 export function nllLoss(mem: EngineMemory, logp: Ptr, labels: Ptr, loss: Ptr, rows: number, cols: number): void {
   const f = mem.f32, iv = mem.i32;
   for (let r = 0; r < rows; r++) {
-    const label = iv[(labels >> 2) + r];
+    const label = iv[(labels >>> 2) + r];
     if (label < 0 || label >= cols) throw new RangeError(`lowbit: label ${label} out of range [0, ${cols})`);
-    f[(loss >> 2) + r] = -f[(logp >> 2) + r * cols + label];
+    f[(loss >>> 2) + r] = -f[(logp >>> 2) + r * cols + label];
   }
 }

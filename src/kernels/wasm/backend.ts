@@ -70,10 +70,10 @@ export class WasmBackend {
       return;
     }
     const words = this.words();
-    words[CTRL.nt >> 2] = nt;
+    words[CTRL.nt >>> 2] = nt;
     const seq = this.ex.publish(this.ctrl, job, units);
-    Atomics.notify(words, CTRL.seq >> 2);
-    const DONE = CTRL.done >> 2;
+    Atomics.notify(words, CTRL.seq >>> 2);
+    const DONE = CTRL.done >>> 2;
     let target = units;
     let failure: unknown = null;
     try {
@@ -95,7 +95,7 @@ export class WasmBackend {
       }
     }
     if (failure) throw failure;
-    const err = Atomics.load(words, CTRL.err >> 2);
+    const err = Atomics.load(words, CTRL.err >>> 2);
     if (err !== 0) {
       const w = this.workers[err - 2];
       throw new Error(`lowbit: kernel job ${job} failed in worker thread ${err - 1}${w?.lastError ? `: ${w.lastError}` : ''}`);

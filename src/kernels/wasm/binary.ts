@@ -35,7 +35,7 @@ export function createWasmBinaryKernels(be: WasmBackend, mem: EngineMemory): Bin
       const rows = n * h;
       if (rows * w * c === 0) {
         if (rows * w > 0) mem.u8.fill(0, y, y + rows * w * Math.ceil(c / 64) * 8);
-        if (opts.absMean && rows * w > 0) mem.f32.fill(NaN, opts.absMean >> 2, (opts.absMean >> 2) + rows * w); // 0 / 0, as the reference
+        if (opts.absMean && rows * w > 0) mem.f32.fill(NaN, opts.absMean >>> 2, (opts.absMean >>> 2) + rows * w); // 0 / 0, as the reference
         return;
       }
       be.args(x, n, c, h, w, y, opts.norm?.scale ?? 0, opts.norm?.shift ?? 0, opts.absMean ?? 0);

@@ -127,8 +127,8 @@ export class ConvRunner {
       const plane = (which: number) => be.ex.winogradWgradSizes(g.inC, g.outC, tc, which);
       const V = alloc(16 * plane(0) * 4), D = alloc(16 * plane(1) * 4), M = alloc(16 * plane(2) * 4);
       // D's padding columns (output channels past outC) and M start at zero
-      mem.f32.fill(0, D >> 2, (D >> 2) + 16 * plane(1));
-      mem.f32.fill(0, M >> 2, (M >> 2) + 16 * plane(2));
+      mem.f32.fill(0, D >>> 2, (D >>> 2) + 16 * plane(1));
+      mem.f32.fill(0, M >>> 2, (M >>> 2) + 16 * plane(2));
       this.writeGeometry(g, p);
       be.setArg(ConvArg.X, x);
       be.setArg(ConvArg.XPad, xpad);
@@ -197,8 +197,8 @@ export class ConvRunner {
       // no taps: the output is the bias
       for (let b = 0; b < g.n; b++)
         for (let c = 0; c < g.outC; c++) {
-          const v = bias ? mem.f32[(bias >> 2) + c] : 0;
-          const start = (y >> 2) + (b * g.outC + c) * g.outH * g.outW;
+          const v = bias ? mem.f32[(bias >>> 2) + c] : 0;
+          const start = (y >>> 2) + (b * g.outC + c) * g.outH * g.outW;
           mem.f32.fill(v, start, start + g.outH * g.outW);
         }
       return;
@@ -253,7 +253,7 @@ export class ConvRunner {
     const cinG = g.inC / g.groups, coutG = g.outC / g.groups;
     const kk = g.kH * g.kW;
     if (g.outH * g.outW === 0 || coutG * kk === 0) {
-      mem.f32.fill(0, dx >> 2, (dx >> 2) + dxLen);
+      mem.f32.fill(0, dx >>> 2, (dx >>> 2) + dxLen);
       return;
     }
     if (g.strideH === 1 && g.strideW === 1) {
@@ -338,7 +338,7 @@ export class ConvRunner {
     const dwLen = g.outC * K;
     if (dwLen === 0) return;
     if (g.n * g.outH * g.outW === 0) {
-      mem.f32.fill(0, dw >> 2, (dw >> 2) + dwLen);
+      mem.f32.fill(0, dw >>> 2, (dw >>> 2) + dwLen);
       return;
     }
     if (this.winogradApplies(g)) {

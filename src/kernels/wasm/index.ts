@@ -148,9 +148,9 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
       if (workers.length > 0) {
         for (const w of workers) w.ref(); // keep the event loop alive until the threads have exited
         const words = new Int32Array(mem.memory.buffer, ctrl, CTRL.bytes / 4);
-        Atomics.store(words, CTRL.quit >> 2, 1);
-        Atomics.add(words, CTRL.seq >> 2, 1);
-        Atomics.notify(words, CTRL.seq >> 2);
+        Atomics.store(words, CTRL.quit >>> 2, 1);
+        Atomics.add(words, CTRL.seq >>> 2, 1);
+        Atomics.notify(words, CTRL.seq >>> 2);
         await Promise.all(workers.map((w) => w.exited));
       }
       be.nt = 1;
@@ -272,7 +272,7 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
     nllLoss(logp, labels, loss, rows, cols) {
       const bad = ex.nllLoss(logp, labels, loss, rows, cols);
       if (bad >= 0) {
-        const label = mem.i32[(labels >> 2) + bad];
+        const label = mem.i32[(labels >>> 2) + bad];
         throw new RangeError(`lowbit: label ${label} out of range [0, ${cols})`);
       }
     },

@@ -102,7 +102,7 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       // bits: int32 accumulators, then binarize them; no taps: every accumulator is 0
       const acc = mem.alloc(g.n * g.outC * P * 4);
       try {
-        if (K2 === 0) mem.i32.fill(0, acc >> 2, (acc >> 2) + g.n * g.outC * P);
+        if (K2 === 0) mem.i32.fill(0, acc >>> 2, (acc >>> 2) + g.n * g.outC * P);
         else convInt8(g, x, xType, xZero, w, { kind: 'int32' }, acc, bits);
         requantize(acc, g.n, g.outC, P, ep, y);
       } finally {

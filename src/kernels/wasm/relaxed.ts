@@ -118,7 +118,7 @@ export function relaxedSelfTest(mem: EngineMemory, plain: KernelExports, relaxed
     const makeBackend = (ex: KernelExports) => {
       const ctrl = alloc(CTRL.bytes);
       mem.u8.fill(0, ctrl, ctrl + CTRL.bytes);
-      mem.u32[(ctrl + CTRL.scratch) >> 2] = scratch;
+      mem.u32[(ctrl + CTRL.scratch) >>> 2] = scratch;
       const be = new WasmBackend(mem, ex, [], ctrl);
       return { be, conv: new ConvRunner(be) };
     };
@@ -129,13 +129,13 @@ export function relaxedSelfTest(mem: EngineMemory, plain: KernelExports, relaxed
       for (let i = 0; i < n; i++) {
         seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
         const v = (seed / 4294967296) * 2 - 1;
-        f[(ptr >> 2) + i] = abs ? Math.abs(v) : v;
+        f[(ptr >>> 2) + i] = abs ? Math.abs(v) : v;
       }
     };
     const close = (a: number, b: number, n: number, scale: number) => {
       const f = mem.f32;
       for (let i = 0; i < n; i++) {
-        if (!(Math.abs(f[(a >> 2) + i] - f[(b >> 2) + i]) <= 1e-5 * f[(scale >> 2) + i] + 1e-30)) return false;
+        if (!(Math.abs(f[(a >>> 2) + i] - f[(b >>> 2) + i]) <= 1e-5 * f[(scale >>> 2) + i] + 1e-30)) return false;
       }
       return true;
     };

@@ -21,7 +21,7 @@ const instance = new WebAssembly.Instance(init.module, {
 const ex = instance.exports as unknown as KernelExports;
 // The control block never moves and the memory never shrinks: a view made now stays valid.
 const words = new Int32Array(init.memory.buffer, init.ctrl, CTRL.bytes / 4);
-const SEQ = CTRL.seq >> 2, NT = CTRL.nt >> 2, QUIT = CTRL.quit >> 2, DONE = CTRL.done >> 2;
+const SEQ = CTRL.seq >>> 2, NT = CTRL.nt >>> 2, QUIT = CTRL.quit >>> 2, DONE = CTRL.done >>> 2;
 parentPort!.postMessage({ ready: true });
 
 /** Wait until the sequence word moves past `seen`: poll for spinMicros, then sleep. */
