@@ -163,8 +163,17 @@ export function isRuntimeFile(path: string): boolean {
   }
 }
 
+function corrupt(where: string, what: string): LowbitError {
+  return new LowbitError(`${where}: ${what}. The packed model file is corrupt or from another lowbit version; export it again with \`lowbit export --format lowbit\`.`);
+}
+
 function bad(where: string, what: string): never {
-  throw new LowbitError(`${where}: ${what}. The packed model file is corrupt or from another lowbit version; export it again with \`lowbit export --format lowbit\`.`);
+  throw corrupt(where, what);
+}
+
+/** A TypeError or RangeError met while using a file's description means the file is inconsistent: say so. */
+function asInconsistent(e: unknown, where: string): unknown {
+  return e instanceof TypeError || e instanceof RangeError ? corrupt(where, `its description is inconsistent (${e.message.replace(/^lowbit: /, '')})`) : e;
 }
 
 /** Decode a packed runtime file (checks every span and declared bit width). */
@@ -269,8 +278,7 @@ export function decodeRuntimeModel(bytes: Uint8Array, where = 'packed model'): R
     return { graph: { nodes, output: d.output }, specs, norms, metadata: d.metadata ?? {} };
   } catch (e) {
     // a description field of the wrong type (a number where a list belongs, ...): the file is inconsistent
-    if (e instanceof TypeError || e instanceof RangeError) bad(where, `its description is inconsistent (${e.message.replace(/^lowbit: /, '')})`);
-    throw e;
+    throw asInconsistent(e, where);
   } finally {
     for (const t of file.tensors.values()) t.dispose();
   }
@@ -303,9 +311,8 @@ export function compileRuntimeModel(m: RuntimeModel, where = 'packed model'): Pl
   try {
     return Plan.compile(m.graph, m.specs, m.norms, [...m.norms.values()]);
   } catch (e) {
-    if (e instanceof RangeError || e instanceof TypeError) bad(where, `its description is inconsistent (${e.message.replace(/^lowbit: /, '')})`);
     if (e instanceof LowbitError && !e.message.startsWith(where)) throw new LowbitError(`${where}: ${e.message}`, e.exitCode);
-    throw e;
+    throw asInconsistent(e, where);
   }
 }
 

@@ -360,8 +360,9 @@ class Importer {
     const simple = (op: string, attrs: Record<string, unknown> = {}, inputs = [input(0)]) => this.emit({ op, inputs, outputs: [output(0)], attrs });
     const opset = this.opset;
     const required = REQUIRED_INPUTS[n.opType ?? ''] ?? 1;
-    if ((n.input ?? []).slice(0, required).filter((name) => name).length < required || (n.output ?? []).length === 0 || !output(0)) {
-      throw new LowbitError(`${this.what}: node ${this.nodeName(n)} (${n.opType}) has ${(n.input ?? []).filter((name) => name).length} input(s) and ${(n.output ?? []).length} output(s); ${n.opType} needs ${required} input(s) and an output: the model is malformed`);
+    if ((n.input ?? []).slice(0, required).some((name) => !name) || (n.input ?? []).length < required || !output(0)) {
+      const given = (n.input ?? []).filter((name) => name).length;
+      throw new LowbitError(`${this.what}: node ${this.nodeName(n)} (${n.opType}) has ${given} input(s) and ${(n.output ?? []).length} output(s); ${n.opType} needs ${required} input(s) and an output: the model is malformed`);
     }
     switch (n.opType) {
       case 'Identity': return simple('identity');
