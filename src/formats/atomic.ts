@@ -1,7 +1,7 @@
 // Files are written whole or not at all: write a temporary file beside the target, fsync it, rename it
 // over the target. A crash leaves either the old file or the new one, never half of one.
 
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
@@ -20,4 +20,14 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   }
   closeSync(fd);
   renameSync(tmp, path);
+}
+
+/** Remove a file and the temporaries (`.<name>.<pid>.tmp`) that killed atomic writes of it left beside it. */
+export function removeWithTemporaries(path: string): void {
+  rmSync(path, { force: true });
+  const dir = dirname(path), prefix = `.${basename(path)}.`;
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)) {
+    if (f.startsWith(prefix) && f.endsWith('.tmp') && /^\d+$/.test(f.slice(prefix.length, -4))) rmSync(join(dir, f), { force: true });
+  }
 }

@@ -7,13 +7,13 @@
 // DIR/results.json (and the report, written by the caller's onWrite) are replaced atomically, so an
 // interrupted run leaves the finished rows on disk, and `resume` skips them.
 
-import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BatchNorm } from '../nn/index.js';
 import { batches as splitBatches, type Dataset, type Split, type ChannelStats } from '../data/index.js';
 import { LowbitError, UsageError } from '../errors.js';
-import { writeFileAtomic } from '../formats/atomic.js';
+import { removeWithTemporaries, writeFileAtomic } from '../formats/atomic.js';
 import { Random } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/engine.js';
@@ -426,7 +426,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     }
     rowBySpec.set(spec, row);
     write();
-    for (const f of qatCheckpoints(rowCheckpoint(o.outDir, spec))) rmSync(f, { force: true });
+    for (const f of qatCheckpoints(rowCheckpoint(o.outDir, spec))) removeWithTemporaries(f);
   });
   image.dispose();
   if (o.sensitivity) {
