@@ -352,8 +352,10 @@ describe('onnx round trip on the trained ResNet-20 (CIFAR-10 test set)', () => {
         `${(100 * fractionWithin(outOrt, outLowbit, step)).toFixed(2)}% of outputs within one step (${step.toFixed(4)}), max |diff| ${maxAbsDiff(outOrt, outLowbit).toFixed(4)}`);
       assert.ok(lowbitRight / n > 0.5, 'the int8 model is far above chance (10%)');
       assert.ok(Math.abs(ortRight - lowbitRight) / n <= 0.001);
-      // onnxruntime's fused QLinearConv rounds its requantization its own way: a few borderline images differ
-      assert.ok(agree / n >= 0.99);
+      // onnxruntime's float convolutions round differently from lowbit's integer ones: a code flips here and
+      // there and the flips spread through the residual stream (to 1-2% of the fc's input codes): near-ties differ
+      assert.ok(agree / n >= 0.999, `top-1 agreement ${agree / n}`);
+      assert.ok(fractionWithin(outOrt, outLowbit, step) >= 0.999, `outputs within one step: ${fractionWithin(outOrt, outLowbit, step)}`);
     } finally {
       calib.x.dispose();
       calib.y.dispose();

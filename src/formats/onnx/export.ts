@@ -19,10 +19,10 @@
 //             the calibrated scale and zero point), a batch norm that follows such a layer folded into its
 //             weight scales (negative gammas negate the codes) and bias: onnxruntime's QDQ transformers (graph
 //             optimizations on) fuse DQ -> Conv/Gemm -> Q into QLinearConv / QGemm. The bias goes as int32 codes
-//             of scale s_x s_w[c] when that rounding moves the output by under 1% of a step of the 8-bit codes
-//             it is quantized to next (0.1% for lower bit widths), else as a float Add after the layer (exact;
-//             onnxruntime then runs that conv in float). Weights of other datatypes (TTQ, k-means, minifloat,
-//             wide power-of-two) stay exact float values with float-op activation quantizers, as in onnx.
+//             of scale s_x s_w[c] when the output is quantized next and that rounding moves it by under 1% of
+//             a step of those 8-bit codes (0.1% for lower bit widths), else as a float Add after the layer
+//             (exact; onnxruntime then runs that conv in float). Weights of other datatypes (TTQ, k-means,
+//             minifloat, wide power-of-two) stay exact float values with float-op activation quantizers, as in onnx.
 // Activation quantizers, exactly as lowbit simulates them:
 //   affine uintN/intN       value = S (clamp(round(x / S) + Z, qmin, qmax) - Z), round half to even; as QDQ
 //                           a narrower code range than the 8-bit type is a Clip before the QuantizeLinear
@@ -339,10 +339,12 @@ class Exporter {
       // accumulator step s_x s_w[c] moves the output by under 1% of a step of the 8-bit codes it is quantized
       // to next (0.1% for fewer levels: a low-bit layer's accumulator step can be a sizeable part of its output
       // step, 16% in 2-bit DoReFa, and a flipped low-bit code is a large change). Else a float bias, exact,
-      // and onnxruntime runs the conv in float (a Gemm still becomes a QGemm with float output).
-      const next = this.consumerCodes(n) ?? (codes ? { step: codes.scale, levels: 255 } : null);
-      const tolerance = next ? (next.levels >= 255 ? 0.01 : 0.001) * next.step : 0;
-      const bq = wScale && codes ? quantizeBias(bias, codes.scale, wScale, tolerance) : null;
+      // and onnxruntime runs the conv in float (a Gemm still becomes a QGemm with float output). A layer whose
+      // output is not quantized next (it feeds a residual add, an imported model's Mul/Add, the logits) has no
+      // QLinearConv to gain: its bias stays exact (rounded, the shifts compounded through an imported
+      // ResNet-20's float stream until 16% of its last layer's input codes differed from lowbit's).
+      const next = this.consumerCodes(n);
+      const bq = wScale && codes && next ? quantizeBias(bias, codes.scale, wScale, (next.levels >= 255 ? 0.01 : 0.001) * next.step) : null;
       if (bq) {
         B = g.op('DequantizeLinear', [
           g.initializer(`${name}.bias_quantized`, [outC], bq.codes),
