@@ -23,6 +23,7 @@ import { runExport } from '../src/cli/runtime.js';
 import { LowbitError, UsageError } from '../src/errors.js';
 import { rng } from './rng.js';
 import { BatchNorm } from '../src/nn/index.js';
+import { decodeModel } from '../src/formats/onnx/read.js';
 
 let mnist: Dataset;
 let lenet: ModelSource;
@@ -241,6 +242,24 @@ describe('onnx export: ResNet-20 (random weights)', () => {
       await s.release();
       const scale = Math.max(...Array.from(ref, Math.abs));
       assert.ok(maxAbsDiff(y, ref) <= 1e-4 * Math.max(1, scale), `max |diff| ${maxAbsDiff(y, ref)} (outputs up to ${scale})`);
+    } finally {
+      src.model.dispose();
+    }
+  });
+
+  it('float: batch norms are BatchNormalization nodes, imported back as batch-norm layers', () => {
+    const src = resnet();
+    try {
+      const bytes = exportOnnx(src, 'onnx');
+      const ops = decodeModel(bytes).graph!.node!.map((n) => n.opType);
+      assert.equal(ops.filter((o) => o === 'BatchNormalization').length, 21);
+      assert.ok(!ops.includes('Mul'), 'no batch norm written as Mul/Add');
+      const path = join(dir, 'resnet20-bn.onnx');
+      writeFileSync(path, bytes);
+      const imported = loadModel(path);
+      const norms = imported.model.namedModules().filter(([, m]) => m instanceof BatchNorm);
+      imported.model.dispose();
+      assert.equal(norms.length, 21);
     } finally {
       src.model.dispose();
     }

@@ -147,6 +147,27 @@ describe('post-training quantization', () => {
     disposeQuantized(q);
   }));
 
+  it('int8 biases lie on the int32 grid of step s_x s_w[c] (Jacob et al. 2018); other datatypes keep theirs', () => tidy(() => {
+    for (const spec of ['int8', 'int8:per-channel']) {
+      const q = quantizePostTraining(src, { spec, calibration: calib(64) });
+      let checked = 0;
+      for (const l of q.layers) {
+        const sx = (l.activationParams as { scale: number[] }).scale[0], sw = (l.weightParams as { scale: number[] }).scale;
+        l.layer.bias!.toFloat32Array().forEach((b, c) => {
+          const k = b / Math.fround(sx * sw[sw.length === 1 ? 0 : c]);
+          assert.ok(Math.abs(k - Math.round(k)) < 1e-3, `${spec} ${l.name}[${c}]: bias ${b} is ${k} steps`);
+          checked++;
+        });
+      }
+      assert.ok(checked > 20, `${checked} biases checked`);
+      disposeQuantized(q);
+    }
+    const q = quantizePostTraining(src, { spec: 'minifloat:e4m3', calibration: calib(64) });
+    const steps = q.layers.flatMap((l) => Array.from(l.layer.bias!.toFloat32Array(), (b) => b / 1e-4));
+    assert.ok(steps.some((k) => Math.abs(k - Math.round(k)) > 1e-3), 'a minifloat model\'s biases are not snapped');
+    disposeQuantized(q);
+  }));
+
   it('runs every PTQ datatype and every calibration method', () => tidy(() => {
     const fp = testAccuracy(src.model);
     for (const spec of ['int8', 'int8:per-channel', 'uint8', 'dfp:8', 'minifloat:e4m3', 'fixed:16.8', 'fp16', 'w=int4,a=int8', 'int8;0=fp32;11=fp32', 'w=twn,a=int8', 'kmeans:16']) {

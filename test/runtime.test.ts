@@ -267,11 +267,14 @@ describe('runtime: ResNet-20 (random weights and inputs)', () => {
       const stats = [...compareCodes(q, plan, x)];
       if (process.env.LOWBIT_TEST_VERBOSE) for (const [name, s] of stats) console.log(name, s);
       // The residual stream is float on both sides, rounded in different places (the runtime's epilogue
-      // computes scale * acc + offset, the simulation an f32 convolution then a batch norm): the first blocks
-      // match exactly, deeper ones drift by a code here and there as the two trajectories separate.
-      stats.slice(0, 5).forEach(([name, s]) => assert.equal(s.mismatched, 0, `${name}: ${s.mismatched} of ${s.n} codes differ`));
+      // computes scale * acc + offset exactly, the simulation an f32 convolution, whose rounding flips a code
+      // that lies within ~1e-6 of a rounding boundary: about one in 10^5): the first blocks match but for such
+      // near-ties, deeper ones drift by a code here and there as the two trajectories separate.
+      stats.slice(0, 5).forEach(([name, s]) => assert.ok(s.mismatched <= 1e-4 * s.n && s.maxDiff <= 1, `${name}: ${s.mismatched} of ${s.n} codes differ (max ${s.maxDiff})`));
+      // Measured on this model: up to 2.1% of a deep layer's codes before PTQ put biases on the int32 grid,
+      // 6.0% after (the trained ResNet-20 on CIFAR-10: same top-1 on 99.98% of images before, 99.89% after).
       for (const [name, s] of stats) {
-        assert.ok(s.maxDiff <= 2 && s.mismatched / s.n <= 0.03, `${name}: ${s.mismatched} of ${s.n} codes differ (max ${s.maxDiff})`);
+        assert.ok(s.maxDiff <= 2 && s.mismatched / s.n <= 0.08, `${name}: ${s.mismatched} of ${s.n} codes differ (max ${s.maxDiff})`);
       }
       const yr = plan.run(x), ys = noGrad(() => tidy(() => q.model.forward(x)));
       const a = yr.toFloat32Array(), b = ys.toFloat32Array();

@@ -12,7 +12,10 @@
 //      E[(q(W) - W) x] = (q(W) - W) E[x]; subtracting it from the bias removes that bias. E[x] per input
 //      channel is measured during calibration (zero padding at the borders is neglected).
 //      The first layer's input (the normalized image) is always calibrated by min-max.
-//   5. the result evaluates with fake quantizers: the f32 simulation of the integer arithmetic.
+//   5. the bias of a layer with affine weights and inputs goes on the int32 grid of step s_x s_w[c] (Jacob et
+//      al. 2018, sec. 2.4: the bias is an int32 of scale S1 S2), so that the simulation, lowbit's runtime
+//      and an exported QDQ model (whose int32 bias onnxruntime fuses into QLinearConv) add the same bias
+//   6. the result evaluates with fake quantizers: the f32 simulation of the integer arithmetic.
 
 import * as ops from '../autograd/index.js';
 import { noGrad } from '../autograd/graph.js';
@@ -24,6 +27,7 @@ import type { Batch } from '../train/trainer.js';
 import { foldBatchNorm, type FoldPair } from './fold.js';
 import { traceModel } from './graph.js';
 import { FakeQuantLayer, layerError } from './fakequant.js';
+import { AffineQuantizer } from './affine.js';
 import type { CalibrationMethod } from './observers.js';
 import type { FirstLastPolicy } from './conventions.js';
 import { attachQuantizers, checkInputShape, cloneModel, type ModelSource, type QuantizedModel } from './quantized.js';
@@ -99,6 +103,7 @@ export function quantizePostTraining(src: ModelSource, opts: PtqOptions): Quanti
         correctBias(l);
       }
     }
+    for (const l of layers) snapBiasToInt32Grid(l);
     opts.log?.(`PTQ ${attached.effective.text}: ${layers.length} layers quantized, ${folded.length} batch norms folded, ${samples} calibration samples (${method})`);
     return {
       name: src.name, config: src.config, model, spec: attached.spec, effective: attached.effective, mode: 'ptq',
@@ -113,6 +118,21 @@ export function quantizePostTraining(src: ModelSource, opts: PtqOptions): Quanti
     sample.y.dispose();
     throw e;
   }
+}
+
+/** b[c] <- round(b[c] / (s_x s_w[c])) s_x s_w[c] for affine weights (zero point 0) and affine inputs. */
+export function snapBiasToInt32Grid(l: FakeQuantLayer): void {
+  const b = l.layer.bias;
+  const w = l.weightParams as { scale?: number[]; zeroPoint?: number[] } | undefined;
+  const x = l.activationParams as { scale?: number[] } | undefined;
+  if (!b || l.inputNorm || l.gain !== 1 || !(l.weight instanceof AffineQuantizer) || !(l.activation instanceof AffineQuantizer)) return;
+  if (!w?.scale || !(w.zeroPoint ?? []).every((z) => z === 0) || x?.scale?.length !== 1) return;
+  const v = b.toFloat32Array();
+  // f32 steps, as an exported model's DequantizeLinear of the int32 bias computes them
+  const step = Float32Array.from({ length: v.length }, (_, c) => Math.fround(x.scale![0] * w.scale![w.scale!.length === 1 ? 0 : c]));
+  if (step.some((s) => !(s > 0)) || v.some((bc, c) => !(Math.abs(bc / step[c]) < 2 ** 31 - 1))) return;
+  b.view().set(v.map((bc, c) => Math.round(bc / step[c]) * step[c]));
+  l.invalidate();
 }
 
 /** b <- b - (q(W) - W) E[x] (per output channel; grouped convolutions sum within their group). */

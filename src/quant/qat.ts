@@ -23,6 +23,7 @@
 //
 // Training reuses the trainer (src/train/trainer.ts) with its afterStep hook and extra parameters.
 
+import { snapBiasToInt32Grid } from './ptq.js';
 import { noGrad } from '../autograd/graph.js';
 import { tidy } from '../tensor/engine.js';
 import { clipLatentWeights } from './binary.js';
@@ -255,6 +256,7 @@ export function quantizeAwareTraining(src: ModelSource, opts: QatOptions): Quant
     for (const l of layers) {
       l.freezeWeightParams();
       if (l.ema && l.ema.batches > 0) l.setActivationRange(l.ema.range());
+      snapBiasToInt32Grid(l); // as PTQ: an int32 bias of step s_x s_w (Jacob et al. 2018)
     }
     model.eval();
     return {

@@ -35,8 +35,10 @@
 //                           XNOR-Net's K = the box-filtered channel mean of |x|: ReduceMean, AveragePool
 //                           (count_include_pad), and the output (y - b) K + b
 //   minifloat, log2         no exact ONNX form: an error that names the layers and the datatype.
-// Batch norms are Mul and Add with lowbit's f32 evaluation scale and shift (identity ones, left by PTQ's
-// folding, are dropped); ReLU, clamps, pools, reshapes (batch dimension -1), add/sub/mul/div, concat and pad
+// Batch norms of a float model are BatchNormalization nodes with their statistics (what other tools write and
+// read: imported back, they are batch-norm layers again, which fine-tune and fold); in a quantized model they
+// are Mul and Add with lowbit's f32 evaluation scale and shift, what its simulation computes (identity ones,
+// left by PTQ's folding, are dropped); ReLU, clamps, pools, reshapes (batch dimension -1), add/sub/mul/div, concat and pad
 // map to their ONNX ops.
 
 import type { BatchNorm, Module } from '../../nn/index.js';
@@ -109,7 +111,7 @@ export function exportOnnx(src: QuantizedModel | ModelSource, format: OnnxFormat
       throw new LowbitError(`ONNX export does not write op${unsupported.length > 1 ? 's' : ''} ${[...new Set(unsupported.map((n) => n.op))].join(', ')}; it writes conv, linear, batchNorm, constant, convTranspose2d, reshape, maxPool2d, avgPool2d, globalAvgPool2d, concat, pad, ${[...Object.keys(UNARY), ...Object.keys(BINARY)].join(', ')}`);
     }
     const metadata = quantized ? src.sourceMetadata : (src.metadata ?? {});
-    const exporter = new Exporter(format, graph.nodes, graph.output, specs, new Map(fqs.map((l) => [l.layer as Module, l])));
+    const exporter = new Exporter(format, quantized, graph.nodes, graph.output, specs, new Map(fqs.map((l) => [l.layer as Module, l])));
     const props = exporter.build(metadata, c.classes);
     return encodeOnnxModel({
       name: `${src.name}${quantized ? `_${src.spec.text.replace(/[^A-Za-z0-9_.:-]/g, '_')}` : ''}`,
@@ -152,6 +154,7 @@ class Exporter {
 
   constructor(
     private readonly format: OnnxFormat,
+    private readonly quantized: boolean,
     private readonly nodes: GraphNode[],
     private readonly output: number,
     private readonly specs: Map<string, LayerSpec>,
@@ -207,6 +210,7 @@ class Exporter {
       case 'linear':
         return this.layer(n);
       case 'batchNorm': {
+        if (!this.quantized) return this.batchNormalization(x(), n.module as BatchNorm, base);
         const { g: scale, h: shift } = foldedNorm(n.module as BatchNorm);
         if (scale.every((s) => s === 1) && shift.every((s) => s === 0)) return x(); // folded by PTQ: identity
         return this.channelAffine(x(), scale, shift, n.shape.length, base);
@@ -247,6 +251,13 @@ class Exporter {
         if (BINARY[n.op]) return g.op(BINARY[n.op], n.inputs.map((i) => this.value(i)), base);
         return UNARY[n.op](g, x(), base, (n.attrs.a as number) ?? 0, (n.attrs.b as number) ?? 0);
     }
+  }
+
+  /** A float model's batch norm, with its statistics, as other tools write it. */
+  private batchNormalization(x: string, bn: BatchNorm, base: string): string {
+    const C = bn.channels, g = this.g;
+    const inputs = [x, ...(['gamma', 'beta', 'runningMean', 'runningVar'] as const).map((k) => g.initializer(`${base}.${k}`, [C], bn[k].toFloat32Array()))];
+    return g.op('BatchNormalization', inputs, base, [floatAttr('epsilon', bn.opts.eps ?? 1e-5)]);
   }
 
   /** y = x scale + shift per channel (a batch norm in evaluation, lowbit's f32 scale and shift). */
