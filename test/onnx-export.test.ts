@@ -346,7 +346,7 @@ describe('onnx round trip on the trained ResNet-20 (CIFAR-10 test set)', () => {
     try {
       const s = await session(exportOnnx(q, 'onnx-qdq'));
       const n = cifar.test.count, per = 3 * 32 * 32, B = 500;
-      let agree = 0, ortRight = 0, lowbitRight = 0;
+      let agree = 0, ortRight = 0, lowbitRight = 0, simAgree = 0;
       const outOrt = new Float32Array(n * 10), outLowbit = new Float32Array(n * 10);
       for (let start = 0; start < n; start += B) {
         const raw = Float32Array.from(cifar.test.images.subarray(start * per, (start + B) * per), (v) => v / 255);
@@ -357,9 +357,11 @@ describe('onnx round trip on the trained ResNet-20 (CIFAR-10 test set)', () => {
         const y = plan.run(b.x);
         outLowbit.set(y.toFloat32Array(), start * 10);
         const yr = top1(outLowbit.subarray(start * 10, (start + B) * 10), 10);
+        const ys = top1(tidy(() => noGrad(() => q.model.forward(b.x)).toFloat32Array()), 10);
         for (const t of [b.x, b.y, y]) t.dispose();
         for (let i = 0; i < B; i++) {
           const label = cifar.test.labels[start + i];
+          simAgree += ys[i] === yr[i] ? 1 : 0;
           agree += yo[i] === yr[i] ? 1 : 0;
           ortRight += yo[i] === label ? 1 : 0;
           lowbitRight += yr[i] === label ? 1 : 0;
@@ -369,6 +371,8 @@ describe('onnx round trip on the trained ResNet-20 (CIFAR-10 test set)', () => {
       const step = outputStep(outLowbit);
       t.diagnostic(`accuracy: onnxruntime ${(100 * ortRight / n).toFixed(2)}%, lowbit ${(100 * lowbitRight / n).toFixed(2)}%; top-1 agreement ${(100 * agree / n).toFixed(2)}%; ` +
         `${(100 * fractionWithin(outOrt, outLowbit, step)).toFixed(2)}% of outputs within one step (${step.toFixed(4)}), max |diff| ${maxAbsDiff(outOrt, outLowbit).toFixed(4)}`);
+      t.diagnostic(`lowbit's runtime and its simulation: same top-1 on ${(100 * simAgree / n).toFixed(2)}%`);
+      assert.ok(simAgree / n >= 0.999, `the integer runtime and the simulation agree on ${simAgree / n} of the images`);
       assert.ok(lowbitRight / n > 0.5, 'the int8 model is far above chance (10%)');
       assert.ok(Math.abs(ortRight - lowbitRight) / n <= 0.001);
       // onnxruntime's float convolutions round differently from lowbit's integer ones: a code flips here and

@@ -65,15 +65,17 @@ function compareCodes(q: QuantizedModel, plan: Plan, x: Tensor): Map<string, { n
   const restore: (() => void)[] = [];
   for (const l of q.layers) {
     const hooks = l.layer.quant!;
-    const original = hooks.input!;
+    const original = hooks.input!, originalCodes = hooks.codes;
     const c = inputs.get(l.name);
     if (!c) continue;
-    hooks.input = (t: Tensor) => {
+    const record = (t: Tensor) => {
       const v = l.quantizeInput(t);
       sim.set(l.name, Int32Array.from(ops.cast(ops.round(ops.addScalar(ops.mulScalar(v, 1 / c.scale), c.zero)), 'i32').view()));
-      return original(t);
     };
-    restore.push(() => { hooks.input = original; });
+    // the simulation quantizes a layer's input in one of its two hooks (from codes, or the float form)
+    hooks.input = (t: Tensor) => (record(t), original(t));
+    hooks.codes = originalCodes && ((t, op) => (record(t), originalCodes(t, op)));
+    restore.push(() => { hooks.input = original; hooks.codes = originalCodes; });
   }
   noGrad(() => tidy(() => { q.model.forward(x); }));
   restore.forEach((f) => f());
@@ -266,15 +268,14 @@ describe('runtime: ResNet-20 (random weights and inputs)', () => {
       assert.ok(summary.filter((s) => s.output === 'codes').length >= 9, 'conv1 -> conv2 of every block requantizes straight into codes');
       const stats = [...compareCodes(q, plan, x)];
       if (process.env.LOWBIT_TEST_VERBOSE) for (const [name, s] of stats) console.log(name, s);
-      // The residual stream is float on both sides, rounded in different places (the runtime's epilogue
-      // computes scale * acc + offset exactly, the simulation an f32 convolution, whose rounding flips a code
-      // that lies within ~1e-6 of a rounding boundary: about one in 10^5): the first blocks match but for such
-      // near-ties, deeper ones drift by a code here and there as the two trajectories separate.
-      stats.slice(0, 5).forEach(([name, s]) => assert.ok(s.mismatched <= 1e-4 * s.n && s.maxDiff <= 1, `${name}: ${s.mismatched} of ${s.n} codes differ (max ${s.maxDiff})`));
-      // Measured on this model: up to 2.1% of a deep layer's codes before PTQ put biases on the int32 grid,
-      // 6.0% after (the trained ResNet-20 on CIFAR-10: same top-1 on 99.98% of images before, 99.89% after).
+      // The simulation evaluates int8 layers from their codes (exact integer sums, then s_x s_w[c] and the
+      // bias), as the runtime does; the residual stream is float on both sides, and the f32 rescaling flips a
+      // code within ~1e-4 of a rounding boundary now and then (the runtime's fixed-point arithmetic is exact).
+      // The first blocks match exactly; in this random network such flips grow through the deeper blocks (the
+      // trained ResNet-20 on CIFAR-10: same top-1 on 100.00% of the test set, onnx-export.test.ts).
+      stats.slice(0, 8).forEach(([name, s]) => assert.equal(s.mismatched, 0, `${name}: ${s.mismatched} of ${s.n} codes differ`));
       for (const [name, s] of stats) {
-        assert.ok(s.maxDiff <= 2 && s.mismatched / s.n <= 0.08, `${name}: ${s.mismatched} of ${s.n} codes differ (max ${s.maxDiff})`);
+        assert.ok(s.maxDiff <= 3 && s.mismatched / s.n <= 0.06, `${name}: ${s.mismatched} of ${s.n} codes differ (max ${s.maxDiff})`);
       }
       const yr = plan.run(x), ys = noGrad(() => tidy(() => q.model.forward(x)));
       const a = yr.toFloat32Array(), b = ys.toFloat32Array();

@@ -20,11 +20,18 @@ export interface LayerQuantHooks {
   input?: (x: Tensor) => Tensor;
   /** Gets the layer's output and its original (unquantized) input. */
   output?: (y: Tensor, x: Tensor) => Tensor;
+  /**
+   * The whole layer from integer codes, as integer kernels compute it (null when this layer or mode has no
+   * such form): gets the input and the layer's op without bias.
+   */
+  codes?: (x: Tensor, op: (x: Tensor, w: Tensor) => Tensor) => Tensor | null;
 }
 
-function withHooks(q: LayerQuantHooks | null, x: Tensor, w: Tensor, op: (x: Tensor, w: Tensor) => Tensor): Tensor {
-  if (!q) return op(x, w);
-  const y = op(q.input ? q.input(x) : x, q.weight ? q.weight(w) : w);
+type LayerOp = (x: Tensor, w: Tensor, b: Tensor | null) => Tensor;
+
+function withHooks(q: LayerQuantHooks | null, x: Tensor, w: Tensor, b: Tensor | null, op: LayerOp): Tensor {
+  if (!q) return op(x, w, b);
+  const y = q.codes?.(x, (xc, wc) => op(xc, wc, null)) ?? op(q.input ? q.input(x) : x, q.weight ? q.weight(w) : w, b);
   return q.output ? q.output(y, x) : y;
 }
 
@@ -42,7 +49,7 @@ export class Linear extends Module {
     return (this.bias ??= this.addParameter('bias', Tensor.zeros([this.outFeatures])));
   }
   forward(x: Tensor): Tensor {
-    return withHooks(this.quant, x, this.weight, (xi, w) => ops.linear(xi, w, this.bias));
+    return withHooks(this.quant, x, this.weight, this.bias, (xi, w, b) => ops.linear(xi, w, b));
   }
   describe(): string {
     return `Linear(${this.inFeatures}, ${this.outFeatures}${this.bias ? '' : ', no bias'})`;
@@ -77,7 +84,7 @@ export class Conv2d extends Module {
     return (this.bias ??= this.addParameter('bias', Tensor.zeros([this.outChannels])));
   }
   forward(x: Tensor): Tensor {
-    return withHooks(this.quant, x, this.weight, (xi, w) => ops.conv2d(xi, w, this.bias, this.config));
+    return withHooks(this.quant, x, this.weight, this.bias, (xi, w, b) => ops.conv2d(xi, w, b, this.config));
   }
   describe(): string {
     const c = this.config;

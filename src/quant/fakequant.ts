@@ -36,7 +36,8 @@ import { Tensor } from '../tensor/tensor.js';
 import { LowbitError } from '../errors.js';
 import type { LayerScheme } from './spec.js';
 import type { Quantizer } from './quantizer.js';
-import { AffineQuantizer, chooseAffineParams } from './affine.js';
+import { AffineQuantizer, affineCodes, chooseAffineParams, type AffineParams } from './affine.js';
+import { perChannel } from './quantizer.js';
 import { DynamicFixedPointQuantizer, FixedPointQuantizer, rangeFracLength } from './fixed.js';
 import { LogQuantizer, logFsr, InqQuantizer } from './log2.js';
 import { BinaryConnectQuantizer, SignQuantizer, xnorInputScale } from './binary.js';
@@ -187,6 +188,7 @@ export class FakeQuantLayer {
   inputMeanBatches = 0;
   readonly seed: number;
   private cachedWeight: Tensor | null = null;
+  private cachedCodes: { w: Tensor; grid: Tensor; dispose(): void } | null = null;
   private pendingScale: Tensor | null = null;
 
   constructor(readonly name: string, readonly layer: QuantizableLayer, readonly scheme: LayerScheme, readonly opts: FakeQuantOptions = {}) {
@@ -224,6 +226,7 @@ export class FakeQuantLayer {
       weight: this.weight ? (w) => this.weightHook(w) : undefined,
       input: (x) => this.inputHook(x),
       output: this.xnorScale || this.gradient ? (y) => this.outputHook(y) : undefined,
+      codes: (x, op) => this.codesHook(x, op),
     };
   }
 
@@ -237,6 +240,8 @@ export class FakeQuantLayer {
   invalidate(): void {
     this.cachedWeight?.dispose();
     this.cachedWeight = null;
+    this.cachedCodes?.dispose();
+    this.cachedCodes = null;
   }
 
   /** Create the weight parameters that live through training (TTQ scales, k-means codebook, INQ window). */
@@ -360,6 +365,34 @@ export class FakeQuantLayer {
     if (g === 1) return q.fakeQuantize(w, params as never);
     const y = q.fakeQuantize(this.gainInside ? ops.mulScalar(w, 1 / g) : w, params as never);
     return ops.mulScalar(y, g);
+  }
+
+  /**
+   * Evaluation of a layer with affine weights (zero point 0) and affine per-tensor inputs from its integer
+   * codes: acc = op(x codes - Z, W codes), exact in f32 (integers below 2^24), then y = acc (s_x s_w[c]) + b,
+   * what lowbit's integer runtime and onnxruntime's QLinearConv compute. An f32 convolution of the dequantized
+   * values rounds each partial sum and flips a code lying near a rounding boundary of the next quantizer.
+   */
+  private codesHook(x: Tensor, op: (x: Tensor, w: Tensor) => Tensor): Tensor | null {
+    if (this.mode !== 'quantize' || this.layer.training || this.inputNorm || this.gain !== 1 || this.xnorScale) return null;
+    const aq = this.evalActivation;
+    const wp = this.weightParams as AffineParams | undefined, ap = this.activationParams as AffineParams | undefined;
+    if (!(this.evalWeightQuantizer instanceof AffineQuantizer) || !(aq instanceof AffineQuantizer)) return null;
+    if (!wp?.scale || !(wp.zeroPoint ?? []).every((z) => z === 0) || ap?.scale?.length !== 1) return null;
+    if (!this.cachedCodes || this.cachedCodes.w.isDisposed) {
+      const C = this.layer.weight.shape[0], conv = this.layer instanceof Conv2d;
+      const grid = Float32Array.from({ length: C }, (_, c) => Math.fround(ap.scale[0] * wp.scale[wp.scale.length === 1 ? 0 : c]));
+      const w = keep(noGrad(() => tidy(() => ops.round(ops.div(this.evalWeight(), perChannel(wp.scale, this.layer.weight.rank, 0))))));
+      const g = keep(Tensor.from(grid, conv ? [1, C, 1, 1] : [1, C]));
+      this.cachedCodes = { w, grid: g, dispose: () => { w.dispose(); g.dispose(); } };
+    }
+    const { w, grid } = this.cachedCodes;
+    return this.guard('activation', () => {
+      const xc = ops.addScalar(affineCodes(x, ap).codes, -ap.zeroPoint[0]);
+      const y = ops.mul(op(xc, w), grid);
+      const b = this.layer.bias;
+      return b ? ops.add(y, ops.reshape(b, [...grid.shape])) : y;
+    });
   }
 
   /** The layer's input as evaluation quantizes it (input norm, then the activation quantizer); no hooks needed. */
