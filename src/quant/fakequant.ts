@@ -368,22 +368,34 @@ export class FakeQuantLayer {
   }
 
   /**
-   * Evaluation of a layer with affine weights (zero point 0) and affine per-tensor inputs from its integer
-   * codes: acc = op(x codes - Z, W codes), exact in f32 (integers below 2^24), then y = acc (s_x s_w[c]) + b,
-   * what lowbit's integer runtime and onnxruntime's QLinearConv compute. An f32 convolution of the dequantized
-   * values rounds each partial sum and flips a code lying near a rounding boundary of the next quantizer.
+   * The accumulator step s_x s_w[c] per output channel (f32, as an exported DequantizeLinear of the int32 bias
+   * computes it) of a layer that integer kernels run from codes: affine weights with zero point 0 and affine
+   * per-tensor inputs. Null for any other layer.
+   */
+  integerGrid(): Float32Array | null {
+    const wp = this.weightParams as AffineParams | undefined, ap = this.activationParams as AffineParams | undefined;
+    if (this.inputNorm || this.gain !== 1 || this.xnorScale) return null;
+    if (!(this.evalWeightQuantizer instanceof AffineQuantizer) || !(this.evalActivation instanceof AffineQuantizer)) return null;
+    if (!wp?.scale || !(wp.zeroPoint ?? []).every((z) => z === 0) || ap?.scale?.length !== 1) return null;
+    const C = this.layer.weight.shape[0];
+    return Float32Array.from({ length: C }, (_, c) => Math.fround(ap.scale[0] * wp.scale[wp.scale.length === 1 ? 0 : c]));
+  }
+
+  /**
+   * Evaluation of such a layer from its integer codes: acc = op(x codes - Z, W codes), exact in f32 (integers
+   * below 2^24), then y = acc s_x s_w[c] + b, what lowbit's integer runtime and onnxruntime's QLinearConv
+   * compute. An f32 convolution of the dequantized values rounds each partial sum and flips a code lying near
+   * a rounding boundary of the next quantizer.
    */
   private codesHook(x: Tensor, op: (x: Tensor, w: Tensor) => Tensor): Tensor | null {
-    if (this.mode !== 'quantize' || this.layer.training || this.inputNorm || this.gain !== 1 || this.xnorScale) return null;
-    const aq = this.evalActivation;
-    const wp = this.weightParams as AffineParams | undefined, ap = this.activationParams as AffineParams | undefined;
-    if (!(this.evalWeightQuantizer instanceof AffineQuantizer) || !(aq instanceof AffineQuantizer)) return null;
-    if (!wp?.scale || !(wp.zeroPoint ?? []).every((z) => z === 0) || ap?.scale?.length !== 1) return null;
+    if (this.mode !== 'quantize' || this.layer.training) return null;
+    const steps = this.integerGrid();
+    if (!steps) return null;
+    const wp = this.weightParams as AffineParams, ap = this.activationParams as AffineParams;
     if (!this.cachedCodes || this.cachedCodes.w.isDisposed) {
-      const C = this.layer.weight.shape[0], conv = this.layer instanceof Conv2d;
-      const grid = Float32Array.from({ length: C }, (_, c) => Math.fround(ap.scale[0] * wp.scale[wp.scale.length === 1 ? 0 : c]));
+      const C = steps.length, conv = this.layer instanceof Conv2d;
       const w = keep(noGrad(() => tidy(() => ops.round(ops.div(this.evalWeight(), perChannel(wp.scale, this.layer.weight.rank, 0))))));
-      const g = keep(Tensor.from(grid, conv ? [1, C, 1, 1] : [1, C]));
+      const g = keep(Tensor.from(steps, conv ? [1, C, 1, 1] : [1, C]));
       this.cachedCodes = { w, grid: g, dispose: () => { w.dispose(); g.dispose(); } };
     }
     const { w, grid } = this.cachedCodes;

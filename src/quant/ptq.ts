@@ -27,7 +27,6 @@ import type { Batch } from '../train/trainer.js';
 import { foldBatchNorm, type FoldPair } from './fold.js';
 import { traceModel } from './graph.js';
 import { FakeQuantLayer, layerError } from './fakequant.js';
-import { AffineQuantizer } from './affine.js';
 import type { CalibrationMethod } from './observers.js';
 import type { FirstLastPolicy } from './conventions.js';
 import { attachQuantizers, checkInputShape, cloneModel, type ModelSource, type QuantizedModel } from './quantized.js';
@@ -120,16 +119,11 @@ export function quantizePostTraining(src: ModelSource, opts: PtqOptions): Quanti
   }
 }
 
-/** b[c] <- round(b[c] / (s_x s_w[c])) s_x s_w[c] for affine weights (zero point 0) and affine inputs. */
+/** b[c] <- round(b[c] / (s_x s_w[c])) s_x s_w[c] for a layer that integer kernels run (FakeQuantLayer.integerGrid). */
 export function snapBiasToInt32Grid(l: FakeQuantLayer): void {
-  const b = l.layer.bias;
-  const w = l.weightParams as { scale?: number[]; zeroPoint?: number[] } | undefined;
-  const x = l.activationParams as { scale?: number[] } | undefined;
-  if (!b || l.inputNorm || l.gain !== 1 || !(l.weight instanceof AffineQuantizer) || !(l.activation instanceof AffineQuantizer)) return;
-  if (!w?.scale || !(w.zeroPoint ?? []).every((z) => z === 0) || x?.scale?.length !== 1) return;
+  const b = l.layer.bias, step = l.integerGrid();
+  if (!b || !step) return;
   const v = b.toFloat32Array();
-  // f32 steps, as an exported model's DequantizeLinear of the int32 bias computes them
-  const step = Float32Array.from({ length: v.length }, (_, c) => Math.fround(x.scale![0] * w.scale![w.scale!.length === 1 ? 0 : c]));
   if (step.some((s) => !(s > 0)) || v.some((bc, c) => !(Math.abs(bc / step[c]) < 2 ** 31 - 1))) return;
   b.view().set(v.map((bc, c) => Math.round(bc / step[c]) * step[c]));
   l.invalidate();

@@ -38,8 +38,8 @@
 // Batch norms of a float model are BatchNormalization nodes with their statistics (what other tools write and
 // read: imported back, they are batch-norm layers again, which fine-tune and fold); in a quantized model they
 // are Mul and Add with lowbit's f32 evaluation scale and shift, what its simulation computes (identity ones,
-// left by PTQ's folding, are dropped); ReLU, clamps, pools, reshapes (batch dimension -1), add/sub/mul/div, concat and pad
-// map to their ONNX ops.
+// left by PTQ's folding, are dropped); ReLU, clamps, pools, reshapes (batch dimension -1), add/sub/mul/div,
+// concat and pad map to their ONNX ops.
 
 import type { BatchNorm, Module } from '../../nn/index.js';
 import { LowbitError } from '../../errors.js';
