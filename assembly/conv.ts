@@ -11,11 +11,11 @@
 // Depthwise convolutions (one input and one output channel per group) have their own SIMD loops.
 
 import { phaseStart, phaseEnd } from './window';
-import { conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8 } from './microkernels';
+import { conv_mk_5x8, conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8 } from './microkernels';
 import { argI, argP, shareStart } from './layout';
 
 // Tiles and blocking, chosen by measurement.
-export const CMR: i32 = 4; // output channels per tile (3 when that wastes fewer rows; chosen per call)
+export const CMR: i32 = 5; // output channels per tile at most (5, 4 or 3: chosen per call, src/kernels/wasm/conv.ts)
 export const CNR: i32 = 8; // output pixels per tile (along one output row)
 export const CMC: i32 = 64; // output channels per weight block (L2)
 export const CKC: i32 = 1152; // taps per weight block
@@ -27,12 +27,13 @@ export const WROWS_PIX: i32 = 512; // weight-gradient pixel block (the packed dY
 export const A_N = 0, A_INC = 1, A_INH = 2, A_INW = 3, A_OUTC = 4, A_KH = 5, A_KW = 6, A_SH = 7, A_SW = 8;
 export const A_PT = 9, A_PL = 10, A_DH = 11, A_DW = 12, A_G = 13, A_OUTH = 14, A_OUTW = 15, A_HP = 16, A_WQ = 17;
 export const A_X = 18, A_XPAD = 19, A_W = 20, A_WPACK = 21, A_OFFS = 22, A_BIAS = 23, A_Y = 24, A_AUX = 25, A_AUX2 = 26;
-export const A_MR = 27; // rows of the forward tile (output channels): 4 or 3
+export const A_MR = 27; // rows of the forward tile (output channels): 5, 4 or 3
 export const A_BLOCKS = 28; // Winograd: number of tile blocks
 
 // @ts-ignore: decorator
 @inline function convMicro(mr: i32, kc: i32, pa: usize, xb: usize, offs: usize, c: usize, ldc: usize, acc: bool, bias: usize, rows: i32): void {
-  if (mr == 4) conv_mk_4x8(kc, pa, xb, offs, c, ldc, acc, bias, rows);
+  if (mr == 5) conv_mk_5x8(kc, pa, xb, offs, c, ldc, acc, bias, rows);
+  else if (mr == 4) conv_mk_4x8(kc, pa, xb, offs, c, ldc, acc, bias, rows);
   else conv_mk_3x8(kc, pa, xb, offs, c, ldc, acc, bias, rows);
 }
 
@@ -153,12 +154,19 @@ export function convRows(ctrl: usize, r0: i32, r1: i32, tile: usize): void {
   const panels = (coutG + mr - 1) / mr;
   const planeB = (<usize>sW * <usize>Hp * <usize>Wq) << 2;
   const ldc = <usize>P << 2;
+  const cmc = CMC / mr * mr; // whole tiles per weight block
   for (let kb = 0; kb < K; kb += CKC) {
     const kc = min(CKC, K - kb);
     const accK = kb > 0;
     for (let g = 0; g < G; g++) {
-      for (let mb = 0; mb < coutG; mb += CMC) {
-        const me = min(coutG, mb + CMC);
+      for (let mb = 0; mb < coutG; mb += cmc) {
+        const me = min(coutG, mb + cmc);
+        // per tile: the next weight panel, bias and output rows (a few additions: K = 147 taps of the
+        // ResNet stem make a tile short enough that address arithmetic showed in profiles)
+        const pa0 = wpack + ((<usize>(g * panels + mb / mr) * <usize>K + <usize>kb) * <usize>mr << 2);
+        const paStep = (<usize>K * <usize>mr) << 2, cpStep = ldc * <usize>mr;
+        const bias0: usize = !accK && bias != 0 ? bias + (<usize>(g * coutG + mb) << 2) : 0;
+        const tapOffs = offs + (<usize>kb << 2);
         for (let row = r0; row < r1; row++) {
           const b = row / outH, oy = row % outH;
           const xrow = xpad + <usize>(b * inC + g * cinG) * planeB + ((<usize>(oy * sH) * <usize>Wq) << 2);
@@ -166,15 +174,13 @@ export function convRows(ctrl: usize, r0: i32, r1: i32, tile: usize): void {
           for (let ox0 = 0; ox0 < outW; ox0 += CNR) {
             const xb = xrow + (<usize>ox0 << 2);
             const full = ox0 + CNR <= outW;
-            for (let oc0 = mb; oc0 < me; oc0 += mr) {
-              const pa = wpack + ((<usize>((g * panels + oc0 / mr)) * <usize>K + <usize>kb) * <usize>mr << 2);
+            let pa = pa0, bp = bias0, cp = yrow + ((<usize>mb * <usize>P + <usize>ox0) << 2);
+            for (let oc0 = mb; oc0 < me; oc0 += mr, pa += paStep, cp += cpStep) {
               const rows = min(mr, coutG - oc0);
-              const bp: usize = !accK && bias != 0 ? bias + (<usize>(g * coutG + oc0) << 2) : 0;
-              const cp = yrow + ((<usize>oc0 * <usize>P + <usize>ox0) << 2);
               if (full) {
-                convMicro(mr, kc, pa, xb, offs + (<usize>kb << 2), cp, ldc, accK, bp, rows);
+                convMicro(mr, kc, pa, xb, tapOffs, cp, ldc, accK, bp, rows);
               } else {
-                convMicro(mr, kc, pa, xb, offs + (<usize>kb << 2), tile, <usize>CNR << 2, false, bp, rows);
+                convMicro(mr, kc, pa, xb, tapOffs, tile, <usize>CNR << 2, false, bp, rows);
                 const cols = outW - ox0;
                 for (let i = 0; i < rows; i++)
                   for (let j = 0; j < cols; j++) {
@@ -183,6 +189,7 @@ export function convRows(ctrl: usize, r0: i32, r1: i32, tile: usize): void {
                     store<f32>(q, accK ? load<f32>(q) + v : v);
                   }
               }
+              if (bp != 0) bp += <usize>mr << 2;
             }
           }
         }

@@ -5,15 +5,18 @@
 // The B micro-panel (KC x NR) stays in L1 while A panels stream from L2. Edge tiles are computed into a
 // small buffer and copied out. Threads split the columns (or the rows, when C is tall and narrow); each
 // thread packs into its own scratch buffer.
+// The tile has mr = 5 rows where the module runs with fused multiply-add (10 accumulators hide the FMA
+// latency: GEMM 512^3 5-12% faster than 4 rows in A/B runs) and 4 rows otherwise (without FMA the 5-row
+// kernel's lane shuffles compete with the multiplies and adds for ports: not faster): layout.ts tileRows.
 
-import { gemm_mk_4x8 } from './microkernels';
+import { gemm_mk_4x8, gemm_mk_5x8 } from './microkernels';
 
 // Register tile and cache blocking, chosen by measurement on this machine (GEMM 512^3, best of interleaved
 // runs): KC 384-512 beat 256 by ~5%; MC 64-128 and NC 512-1024 were within noise. A block of packed A
-// (MC x KC, 192 KiB) and of B (KC x NC, 1 MiB) stay in the 2 MiB L2; a B micro-panel (16 KiB) in L1.
-export const MR: i32 = 4;
+// (MC x KC, up to 240 KiB) and of B (KC x NC, 1 MiB) stay in the 2 MiB L2; a B micro-panel (16 KiB) in L1.
+export const MR: i32 = 5; // rows of the register tile at most (4 or 5, chosen per call)
 export const NR: i32 = 8;
-export const MC: i32 = 96;
+export const MC: i32 = 24; // row panels per block of A (96 or 120 rows)
 export const KC: i32 = 512;
 export const NC: i32 = 512;
 
@@ -21,50 +24,71 @@ export const NC: i32 = 512;
 export const GEMM_SCRATCH: usize = 3 << 20;
 
 // @ts-ignore: decorator
-@inline function micro(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, acc: bool): void {
-  // other tiles (6x8, 4x12, 2x16, ...) measured slower here; see assembly/gen/microkernels.mjs
-  gemm_mk_4x8(kc, pa, pb, c, ldc, acc);
+@inline function micro(mr: i32, kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, acc: bool): void {
+  // 6x8, 4x12, 3x16, 8x8 spill under V8 (see assembly/gen/microkernels.mjs)
+  if (mr == 5) gemm_mk_5x8(kc, pa, pb, c, ldc, acc);
+  else gemm_mk_4x8(kc, pa, pb, c, ldc, acc);
 }
 
-/** Pack rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row panels: dst[panel][p][MR], zero-padded. */
-function packA(transA: bool, a: usize, lda: i32, i0: i32, mc: i32, p0: i32, kc: i32, dst: usize): void {
+/**
+ * Rows of the register tile for an m-row product: 5 where the module allows it (tileRows) unless that pads
+ * more than it gains (a 5-row tile costs ~4.35 of a 4-row one's time per row; m = 16: four tiles of 4).
+ */
+export function gemmTileRows(m: i32, allowed: i32): i32 {
+  return allowed == 5 && ((m + 4) / 5) * 87 < ((m + 3) / 4) * 80 ? 5 : 4;
+}
+
+/** Pack rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into mr-row panels: dst[panel][p][mr], zero-padded. */
+function packA(mr: i32, transA: bool, a: usize, lda: i32, i0: i32, mc: i32, p0: i32, kc: i32, dst: usize): void {
   const ldab = <usize>lda << 2;
-  for (let ir = 0; ir < mc; ir += MR) {
-    const rows = min(MR, mc - ir);
+  const rowB = <usize>mr << 2; // bytes per k in a panel
+  for (let ir = 0; ir < mc; ir += mr) {
+    const rows = min(mr, mc - ir);
     const panel = dst + ((<usize>ir * <usize>kc) << 2);
     if (transA) {
-      // A stored K x M: the MR values of one k are contiguous
+      // A stored K x M: the mr values of one k are contiguous (rows 0-3 as one vector)
       let src = a + <usize>p0 * ldab + (<usize>(i0 + ir) << 2);
-      if (rows == MR && MR == 4) {
-        for (let p = 0; p < kc; p++) { v128.store(panel + (<usize>p << 4), v128.load(src)); src += ldab; }
+      if (rows == mr) {
+        for (let p = 0; p < kc; p++) {
+          const d = panel + <usize>p * rowB;
+          v128.store(d, v128.load(src));
+          if (mr == 5) store<f32>(d, load<f32>(src, 16), 16);
+          src += ldab;
+        }
       } else {
         for (let p = 0; p < kc; p++) {
-          const d = panel + ((<usize>p * <usize>MR) << 2);
-          for (let ii = 0; ii < MR; ii++) store<f32>(d + (<usize>ii << 2), ii < rows ? load<f32>(src + (<usize>ii << 2)) : 0);
+          const d = panel + <usize>p * rowB;
+          for (let ii = 0; ii < mr; ii++) store<f32>(d + (<usize>ii << 2), ii < rows ? load<f32>(src + (<usize>ii << 2)) : 0);
           src += ldab;
         }
       }
     } else {
-      // A stored M x K: gather MR rows, 4 k at a time
+      // A stored M x K: gather mr rows, 4 k at a time (rows 0-3 by a 4 x 4 transpose)
       const src = a + <usize>(i0 + ir) * ldab + (<usize>p0 << 2);
       let p = 0;
-      if (rows == MR && MR == 4) {
-        // 4 x 4 transposes
+      if (rows == mr) {
         for (; p + 4 <= kc; p += 4) {
           const s = src + (<usize>p << 2);
           const r0 = v128.load(s), r1 = v128.load(s + ldab), r2 = v128.load(s + 2 * ldab), r3 = v128.load(s + 3 * ldab);
           const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
           const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
-          const d = panel + (<usize>p << 4);
+          const d = panel + <usize>p * rowB;
           v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
-          v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 16);
-          v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 32);
-          v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 48);
+          v128.store(d + rowB, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+          v128.store(d + 2 * rowB, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
+          v128.store(d + 3 * rowB, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
+          if (mr == 5) {
+            const q = s + 4 * ldab;
+            store<f32>(d, load<f32>(q), 16);
+            store<f32>(d + rowB, load<f32>(q, 4), 16);
+            store<f32>(d + 2 * rowB, load<f32>(q, 8), 16);
+            store<f32>(d + 3 * rowB, load<f32>(q, 12), 16);
+          }
         }
       }
       for (; p < kc; p++) {
-        const d = panel + ((<usize>p * <usize>MR) << 2);
-        for (let ii = 0; ii < MR; ii++) store<f32>(d + (<usize>ii << 2), ii < rows ? load<f32>(src + <usize>ii * ldab + (<usize>p << 2)) : 0);
+        const d = panel + <usize>p * rowB;
+        for (let ii = 0; ii < mr; ii++) store<f32>(d + (<usize>ii << 2), ii < rows ? load<f32>(src + <usize>ii * ldab + (<usize>p << 2)) : 0);
       }
     }
   }
@@ -119,8 +143,8 @@ function packB(transB: bool, b: usize, ldb: i32, p0: i32, kc: i32, j0: i32, nc: 
   }
 }
 
-/** C[i0:i1, j0:j1] (+)= op(A) op(B) restricted to those rows and columns. */
-export function gemmBlock(transA: bool, transB: bool, i0: i32, i1: i32, j0: i32, j1: i32, k: i32,
+/** C[i0:i1, j0:j1] (+)= op(A) op(B) restricted to those rows and columns, with mr-row tiles. */
+export function gemmBlock(mr: i32, transA: bool, transB: bool, i0: i32, i1: i32, j0: i32, j1: i32, k: i32,
   a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool, scratch: usize): void {
   if (i1 <= i0 || j1 <= j0) return;
   const ldcb = <usize>ldc << 2;
@@ -128,8 +152,9 @@ export function gemmBlock(transA: bool, transB: bool, i0: i32, i1: i32, j0: i32,
     if (!accumulate) for (let i = i0; i < i1; i++) memory.fill(c + <usize>i * ldcb + (<usize>j0 << 2), 0, <usize>(j1 - j0) << 2);
     return;
   }
+  const mcRows = MC * mr;
   const pa = scratch;
-  const pb = pa + <usize>((MC + MR) * KC * 4);
+  const pb = pa + <usize>((MC + 1) * MR * KC * 4);
   const tile = pb + <usize>(KC * (NC + NR) * 4);
   for (let jc = j0; jc < j1; jc += NC) {
     const nc = min(NC, j1 - jc);
@@ -137,20 +162,20 @@ export function gemmBlock(transA: bool, transB: bool, i0: i32, i1: i32, j0: i32,
       const kc = min(KC, k - pc);
       packB(transB, b, ldb, pc, kc, jc, nc, pb);
       const acc = accumulate || pc > 0;
-      for (let ic = i0; ic < i1; ic += MC) {
-        const mc = min(MC, i1 - ic);
-        packA(transA, a, lda, ic, mc, pc, kc, pa);
+      for (let ic = i0; ic < i1; ic += mcRows) {
+        const mc = min(mcRows, i1 - ic);
+        packA(mr, transA, a, lda, ic, mc, pc, kc, pa);
         for (let jr = 0; jr < nc; jr += NR) {
           const cols = min(NR, nc - jr);
           const bp = pb + ((<usize>jr * <usize>kc) << 2);
-          for (let ir = 0; ir < mc; ir += MR) {
-            const rows = min(MR, mc - ir);
+          for (let ir = 0; ir < mc; ir += mr) {
+            const rows = min(mr, mc - ir);
             const ap = pa + ((<usize>ir * <usize>kc) << 2);
             const cp = c + <usize>(ic + ir) * ldcb + (<usize>(jc + jr) << 2);
-            if (rows == MR && cols == NR) {
-              micro(kc, ap, bp, cp, ldcb, acc);
+            if (rows == mr && cols == NR) {
+              micro(mr, kc, ap, bp, cp, ldcb, acc);
             } else {
-              micro(kc, ap, bp, tile, <usize>NR << 2, false);
+              micro(mr, kc, ap, bp, tile, <usize>NR << 2, false);
               for (let ii = 0; ii < rows; ii++)
                 for (let jj = 0; jj < cols; jj++) {
                   const q = cp + <usize>ii * ldcb + (<usize>jj << 2);
@@ -172,14 +197,15 @@ export function gemmBlock(transA: bool, transB: bool, i0: i32, i1: i32, j0: i32,
  * pack all of A).
  */
 export function gemmPart(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usize, lda: i32, b: usize, ldb: i32,
-  c: usize, ldc: i32, accumulate: bool, scratch: usize, u: i32, U: i32): void {
-  if (U <= 1) { gemmBlock(transA, transB, 0, m, 0, n, k, a, lda, b, ldb, c, ldc, accumulate, scratch); return; }
+  c: usize, ldc: i32, accumulate: bool, scratch: usize, u: i32, U: i32, allowedRows: i32): void {
+  const mr = gemmTileRows(m, allowedRows);
+  if (U <= 1) { gemmBlock(mr, transA, transB, 0, m, 0, n, k, a, lda, b, ldb, c, ldc, accumulate, scratch); return; }
   let rowsU = 1, colsU = U;
-  if (U % 2 == 0 && U >= 4 && m >= 4 * MC && n >= 4 * NR * U) { rowsU = 2; colsU = U / 2; }
+  if (U % 2 == 0 && U >= 4 && m >= 4 * MC * mr && n >= 4 * NR * U) { rowsU = 2; colsU = U / 2; }
   else if (!(n >= NR * U * 2 || n >= m)) { rowsU = U; colsU = 1; }
   const ur = u / colsU, uc = u % colsU;
-  const mu = (m + MR - 1) / MR, nu = (n + NR - 1) / NR;
-  const i0 = min(m, <i32>((<i64>mu * ur) / rowsU) * MR), i1 = min(m, <i32>((<i64>mu * (ur + 1)) / rowsU) * MR);
+  const mu = (m + mr - 1) / mr, nu = (n + NR - 1) / NR;
+  const i0 = min(m, <i32>((<i64>mu * ur) / rowsU) * mr), i1 = min(m, <i32>((<i64>mu * (ur + 1)) / rowsU) * mr);
   const j0 = min(n, <i32>((<i64>nu * uc) / colsU) * NR), j1 = min(n, <i32>((<i64>nu * (uc + 1)) / colsU) * NR);
-  gemmBlock(transA, transB, i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, accumulate, scratch);
+  gemmBlock(mr, transA, transB, i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, accumulate, scratch);
 }

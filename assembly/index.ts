@@ -3,7 +3,7 @@
 // A kernel call is a "job": the caller writes its arguments into a control block (layout.ts) and runs it
 // alone (runAll) or publishes it for the worker threads and claims units of it like they do (publish, work).
 
-import { JOB, ERR, SEQ, TICKET, DONE, argF, argI, argP, scratchOf, shareStart } from './layout';
+import { JOB, ERR, SEQ, TICKET, DONE, argF, argI, argP, scratchOf, shareStart, tileRows } from './layout';
 import { fillRange, castRange, unaryRange, unaryBackwardRange, binaryRows, copyRows, dropoutRange, randomUniformRange } from './elementwise';
 import { reduceRange, argmaxRange, softmaxRows, softmaxBackwardRows, channelSumsRange, channelAffineRange } from './reduce';
 import { maxPoolPlanes, maxPoolBackwardPlanes, avgPoolPlanes, avgPoolBackwardPlanes } from './pool';
@@ -22,7 +22,7 @@ import { channelMeanVarRange, channelNormalizeRange, batchNormBackwardSumsRange,
 export { nllLoss } from './reduce';
 export { winogradTiles, winogradWgradSizes } from './winograd';
 // Exported so that the loader can find them (it derives a relaxed-SIMD variant of their bodies).
-export { gemm_mk_4x8, conv_mk_4x8, wgrad_mk_4x8 } from './microkernels';
+export { gemm_mk_4x8, gemm_mk_5x8, conv_mk_5x8, conv_mk_4x8, wgrad_mk_4x8 } from './microkernels';
 
 // Job ids (mirrored in src/kernels/wasm/abi.ts).
 const J_FILL = 1, J_CAST = 2, J_UNARY = 3, J_UNARY_BWD = 4, J_BINARY = 5, J_COPY = 6, J_REDUCE = 7, J_ARGMAX = 8;
@@ -44,7 +44,7 @@ export function heapBase(): usize {
 export function scratchBytes(): usize {
   return GEMM_SCRATCH;
 }
-/** Tiling in use, for the record (bench notes, tests). */
+/** Tiling, for the record (bench notes, tests); float tile rows are the most in use (layout.ts tileRows). */
 export function tiling(which: i32): i32 {
   switch (which) {
     case 0: return GEMM_MR_;
@@ -149,7 +149,7 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
     }
     case J_GEMM: {
       gemmPart(argI(ctrl, 0) != 0, argI(ctrl, 1) != 0, argI(ctrl, 2), argI(ctrl, 3), argI(ctrl, 4), argP(ctrl, 5), argI(ctrl, 6),
-        argP(ctrl, 7), argI(ctrl, 8), argP(ctrl, 9), argI(ctrl, 10), argI(ctrl, 11) != 0, scratchOf(ctrl, t), u, U);
+        argP(ctrl, 7), argI(ctrl, 8), argP(ctrl, 9), argI(ctrl, 10), argI(ctrl, 11) != 0, scratchOf(ctrl, t), u, U, tileRows(ctrl));
       break;
     }
     case J_CONV_PREP: {
@@ -259,8 +259,8 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
     case J_WINO_PREP: {
       // padded input (one phase), and U = G g G^T for the output-channel panels; AUX2 = flipped weights
       convPad(ctrl, u, U);
-      const outC = argI(ctrl, A_OUTC), panels = (outC + 3) >> 2;
-      winogradWeights(argP(ctrl, A_W), argP(ctrl, A_WPACK), lo(panels, u, U, 1), hi(panels, u, U, 1), argI(ctrl, A_INC), outC, argI(ctrl, A_AUX2) != 0);
+      const outC = argI(ctrl, A_OUTC), mr = argI(ctrl, A_MR), panels = (outC + mr - 1) / mr;
+      winogradWeights(argP(ctrl, A_W), argP(ctrl, A_WPACK), lo(panels, u, U, 1), hi(panels, u, U, 1), argI(ctrl, A_INC), outC, argI(ctrl, A_AUX2) != 0, mr);
       break;
     }
     case J_WINO: {

@@ -8,6 +8,8 @@
 //   TICKET   i64  [seq:32 | units:16 | next unclaimed unit:16]
 //   DONE     i32  units of the current job finished
 //   QUIT     i32  workers leave when they see it set
+//   TILE_ROWS i32  rows of the float GEMM register tile: 5 where the module runs with fused multiply-add
+//                  (relaxed SIMD), else 4 (0 reads as 4); set once by the JS side
 //   ARGS     f64[32]  scalar arguments of the job (pointers, sizes, flags and floats alike)
 //   ARR              i32[64]  small integer arrays (shapes and strides of broadcasting kernels)
 //   SCRATCH + 4*t    i32  per-thread scratch buffer (packing panels), SCRATCH_BYTES long
@@ -19,6 +21,7 @@ export const SEQ: usize = 12;
 export const TICKET: usize = 16;
 export const DONE: usize = 24;
 export const QUIT: usize = 28;
+export const TILE_ROWS: usize = 32;
 export const MAX_THREADS: i32 = 16;
 export const ARGS: usize = 192;
 export const ARR: usize = 448;
@@ -40,6 +43,10 @@ export const CTRL_BYTES: usize = 1024;
 // @ts-ignore: decorator
 @inline export function arrI(ctrl: usize, i: i32): i32 {
   return load<i32>(ctrl + ARR + (<usize>i << 2));
+}
+// @ts-ignore: decorator
+@inline export function tileRows(ctrl: usize): i32 {
+  return load<i32>(ctrl + TILE_ROWS) == 5 ? 5 : 4;
 }
 // @ts-ignore: decorator
 @inline export function scratchOf(ctrl: usize, t: i32): usize {

@@ -6,7 +6,8 @@
 // Work is cut into blocks of TB tiles (a unit); per block, on one thread:
 //   1. input transform of the block's tiles, written straight into the GEMM's packed B-panel layout
 //      V[xi][tile panel of 8][inC][8] (thread scratch),
-//   2. 16 x (outC/4) x (TB/8) calls of the 4x8 microkernel into M[xi][oc][TB] (thread scratch),
+//   2. 16 x (outC/mr) x (TB/8) calls of the mr x 8 microkernel into M[xi][oc][TB] (thread scratch), with
+//      mr = 5 or 4 output channels per tile (A_MR, chosen like the direct convolution's),
 //   3. output transform (+ bias) into y.
 // Tiles are numbered per image as (ty, tx) with tx running over TW4 = TW rounded up to 4, so that every
 // group of 4 consecutive tiles lies in one tile row (SIMD over 4 tiles); tiles past the image are dropped.
@@ -18,9 +19,9 @@
 // weight-gradient microkernel with V read in place (4 channel rows) and D written by its transform
 // straight into packed panels of 8 output channels: no packing pass.
 
-import { gemm_mk_4x8, wgrad_mk_4x8 } from './microkernels';
+import { gemm_mk_4x8, gemm_mk_5x8, wgrad_mk_4x8 } from './microkernels';
 import { argI, argP } from './layout';
-import { A_N, A_INC, A_OUTC, A_OUTH, A_OUTW, A_HP, A_WQ, A_XPAD, A_WPACK, A_BIAS, A_Y, A_AUX } from './conv';
+import { A_N, A_INC, A_OUTC, A_OUTH, A_OUTW, A_HP, A_WQ, A_XPAD, A_WPACK, A_BIAS, A_Y, A_AUX, A_MR } from './conv';
 
 /**
  * Floats between the xi planes of a transformed buffer holding `rows` rows of `cols`: 16 floats more than
@@ -38,17 +39,19 @@ import { A_N, A_INC, A_OUTC, A_OUTH, A_OUTW, A_HP, A_WQ, A_XPAD, A_WPACK, A_BIAS
 }
 
 /**
- * U[xi][oc panel][ic][4] = (G g G^T)[xi] for output channels in panels [p0, p1).
+ * U[xi][oc panel][ic][mr] = (G g G^T)[xi] for output channels in panels [p0, p1) of mr channels, the xi
+ * planes xiFloats apart (the 16 values of one weight are stored together: planes a power of two apart, as
+ * 4-row panels of 64 or 512 channels make them, put all 16 in one cache set and ran ~2x slower).
  * flipped: g is the 180-degree rotation of w[ic][oc] (the input gradient run as a forward convolution).
  */
-export function winogradWeights(w: usize, U: usize, p0: i32, p1: i32, inC: i32, outC: i32, flipped: bool): void {
-  const panels = (outC + 3) >> 2;
-  const xiStride = <usize>panels * <usize>inC * 4; // floats per xi
+export function winogradWeights(w: usize, U: usize, p0: i32, p1: i32, inC: i32, outC: i32, flipped: bool, mr: i32): void {
+  const panels = (outC + mr - 1) / mr;
+  const xiStride = xiFloats(panels * mr, inC); // floats per xi
   for (let p = p0; p < p1; p++) {
     for (let ic = 0; ic < inC; ic++) {
-      for (let i = 0; i < 4; i++) {
-        const oc = p * 4 + i;
-        const dst = U + (((<usize>p * <usize>inC + <usize>ic) * 4 + <usize>i) << 2);
+      for (let i = 0; i < mr; i++) {
+        const oc = p * mr + i;
+        const dst = U + (((<usize>p * <usize>inC + <usize>ic) * <usize>mr + <usize>i) << 2);
         if (oc >= outC) {
           for (let xi = 0; xi < 16; xi++) store<f32>(dst + ((<usize>xi * xiStride) << 2), 0);
           continue;
@@ -100,12 +103,13 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
   const TH = <i32>(tc >> 32), TW4 = <i32>tc;
   const perImage = TH * TW4;
   const total = n * perImage;
-  const panels = (outC + 3) >> 2;
-  const outC4 = panels * 4;
-  const vXiF = xiFloats(TB, inC), mXiF = xiFloats(outC4, TB);
+  const mr = argI(ctrl, A_MR);
+  const panels = (outC + mr - 1) / mr;
+  const outCP = panels * mr;
+  const vXiF = xiFloats(TB, inC), mXiF = xiFloats(outCP, TB);
   const V = scratch; // [16][TB/8][inC][8]
-  const M = V + ((16 * vXiF) << 2); // [16][outC4][TB]
-  const uXi = <usize>panels * <usize>inC * 4; // floats of U per xi
+  const M = V + ((16 * vXiF) << 2); // [16][outCP][TB]
+  const uXi = xiFloats(panels * mr, inC); // floats per xi plane of U
   const planeB = (<usize>Hp * <usize>Wq) << 2;
   for (let u = u0; u < u1; u++) {
     const t0 = u * TB;
@@ -131,10 +135,13 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
       const Vx = V + ((<usize>xi * vXiF) << 2);
       const Mx = M + ((<usize>xi * mXiF) << 2);
       for (let p = 0; p < panels; p++) {
-        const pa = Ux + ((<usize>p * <usize>inC * 4) << 2);
-        const mrow = Mx + ((<usize>(p * 4) * <usize>TB) << 2);
-        for (let q = 0; q < nt; q += 8) {
-          gemm_mk_4x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
+        const pa = Ux + ((<usize>p * <usize>inC * <usize>mr) << 2);
+        const mrow = Mx + ((<usize>(p * mr) * <usize>TB) << 2);
+        // one loop per tile height (a test inside the loop ran 3-9% slower)
+        if (mr == 5) {
+          for (let q = 0; q < nt; q += 8) gemm_mk_5x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
+        } else {
+          for (let q = 0; q < nt; q += 8) gemm_mk_4x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
         }
       }
     }

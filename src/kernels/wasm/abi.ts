@@ -24,7 +24,7 @@ export const enum Job {
  *   finished), quit i32, then the job arguments (f64), small int arrays, per-thread scratch pointers.
  */
 export const CTRL = {
-  job: 0, nt: 4, err: 8, seq: 12, ticket: 16, done: 24, quit: 28, maxThreads: 16, args: 192, arr: 448, scratch: 704, bytes: 1024,
+  job: 0, nt: 4, err: 8, seq: 12, ticket: 16, done: 24, quit: 28, tileRows: 32, maxThreads: 16, args: 192, arr: 448, scratch: 704, bytes: 1024,
 } as const;
 
 /** Argument slots of the convolution jobs (assembly/conv.ts). */

@@ -20,12 +20,17 @@ export class WasmBackend {
   private viewBuffer: ArrayBufferLike | null = null;
   nt = 1;
   readonly canBlock: boolean;
+  /** Rows of the float register tiles (GEMM, convolution): 5 with fused multiply-add, else 4. */
+  readonly tileRows: number;
 
-  constructor(readonly mem: EngineMemory, ex: KernelExports, readonly workers: KernelWorker[], ctrl: Ptr) {
+  constructor(readonly mem: EngineMemory, ex: KernelExports, readonly workers: KernelWorker[], ctrl: Ptr, fma = false) {
     this.ex = ex;
     this.ctrl = ctrl;
     this.canBlock = callerCanBlock();
     this.nt = workers.length + 1;
+    // Without FMA the product takes a register of its own and 5-row tiles spill (assembly/gemm.ts).
+    this.tileRows = fma ? 5 : 4;
+    this.words()[CTRL.tileRows >>> 2] = this.tileRows;
   }
 
   private views(): void {

@@ -23,6 +23,13 @@ const WINOGRAD_BLOCK_FLOATS = 1 << 17;
 /** Floats of the transformed tiles (V and D) held at once by the Winograd weight gradient. */
 const WINOGRAD_WGRAD_CHUNK_FLOATS = 1 << 18;
 
+/**
+ * Time of one forward tile by its rows (output channels), in rows of a 4-row tile: a 5-row tile (with FMA
+ * only) ran 10-15% more multiply-adds per second in microkernel A/B runs; 3 rows count as fast as 4 (they
+ * serve 6, 9, ... channels).
+ */
+const TILE_COST: [number, number][] = [[5, 4.35], [4, 4], [3, 3]];
+
 interface Padded {
   Hp: number;
   Wq: number;
@@ -53,7 +60,6 @@ function flippedGeometry(g: ConvGeometry, srcH: number, srcW: number): ConvGeome
 }
 
 export class ConvRunner {
-  private readonly cmr: number;
   private readonly cnr: number;
   private readonly wmr: number;
   private readonly wnr: number;
@@ -62,7 +68,6 @@ export class ConvRunner {
   winograd = true;
 
   constructor(private readonly be: WasmBackend) {
-    this.cmr = be.ex.tiling(5);
     this.cnr = be.ex.tiling(6);
     this.wmr = be.ex.tiling(7);
     this.wnr = be.ex.tiling(8);
@@ -104,6 +109,19 @@ export class ConvRunner {
   private narrow(g: ConvGeometry, K: number): boolean {
     const used = g.outW / (Math.ceil(g.outW / this.cnr) * this.cnr);
     return used < 0.85 && g.outH * g.outW >= this.cnr && 1024 + K * (4 + 4 * this.cnr) <= this.be.ex.scratchBytes();
+  }
+
+  /**
+   * Rows (output channels) of the forward tile: the cheapest cover of coutG by tiles of at most
+   * be.tileRows rows (TILE_COST). With FMA, 64 channels: 13 tiles of 5; 16: 4 of 4; 6: 2 of 3.
+   */
+  private tileRows(coutG: number, min = 3): number {
+    let best = 4, bestCost = Infinity;
+    for (const [mr, cost] of TILE_COST) {
+      const c = Math.ceil(coutG / mr) * cost;
+      if (mr <= this.be.tileRows && mr >= min && c < bestCost) { best = mr; bestCost = c; }
+    }
+    return best;
   }
 
   /** Winograd F(2x2, 3x3) pays off for 3x3 stride-1 undilated convolutions with enough channels. */
@@ -158,16 +176,17 @@ export class ConvRunner {
     const be = this.be, mem = be.mem;
     const TH = be.ex.winogradTiles(g.outH, g.outW, 0), TW4 = be.ex.winogradTiles(g.outH, g.outW, 1);
     const p = this.padded(g, 2 * TH + 2, 2 * TW4 + 4);
-    const panels = Math.ceil(g.outC / 4);
-    // tiles per block: V (16 x TB x inC) and M (16 x outC4 x TB) stay within ~512 KiB (L2)
-    const tb = Math.max(8, Math.min(256, Math.floor(WINOGRAD_BLOCK_FLOATS / (16 * (g.inC + panels * 4)) / 8) * 8));
+    const mr = this.tileRows(g.outC, 4); // 5 or 4 output channels per tile
+    const panels = Math.ceil(g.outC / mr);
+    // tiles per block: V (16 x TB x inC) and M (16 x outC rounded up to tiles x TB) stay within ~512 KiB (L2)
+    const tb = Math.max(8, Math.min(256, Math.floor(WINOGRAD_BLOCK_FLOATS / (16 * (g.inC + panels * mr)) / 8) * 8));
     const xi = (rows: number, cols: number) => be.ex.winogradTiles(rows, cols, 2);
-    const scratchFloats = 16 * (xi(tb, g.inC) + xi(panels * 4, tb));
+    const scratchFloats = 16 * (xi(tb, g.inC) + xi(panels * mr, tb));
     if (scratchFloats * 4 > be.ex.scratchBytes()) throw new Error('lowbit: internal: Winograd block exceeds the scratch buffer');
     const tiles = g.n * TH * TW4;
     const blocks = Math.ceil(tiles / tb);
     const xpad = mem.alloc(p.bytes);
-    const U = mem.alloc(16 * panels * 4 * g.inC * 4);
+    const U = mem.alloc(16 * xi(panels * mr, g.inC) * 4);
     try {
       this.writeGeometry(g, p);
       be.setArg(ConvArg.X, x);
@@ -180,6 +199,7 @@ export class ConvRunner {
       be.setArg(ConvArg.Aux, tb);
       be.setArg(ConvArg.Aux2, flippedWeights ? 1 : 0);
       be.setArg(ConvArg.Blocks, blocks);
+      be.setArg(ConvArg.MR, mr);
       be.run(Job.WinogradPrep, Math.min(Math.max(g.n * g.inC, panels), be.units(g.n * g.inC * p.Hp * p.Wq, GRAIN_FLOATS)));
       be.run(Job.Winograd, Math.min(blocks, be.units(this.macs(g) / 2.25, GRAIN_MACS)));
     } finally {
@@ -210,8 +230,7 @@ export class ConvRunner {
     const p = this.padded(g);
     const depthwise = this.isDepthwise(g) && !flippedWeights;
     const coutG = g.outC / g.groups;
-    // 4-row tiles, or 3-row ones when they leave fewer rows empty (6 channels: 2 full tiles, not 1.5)
-    const mr = Math.ceil(coutG / 3) * 3 < Math.ceil(coutG / this.cmr) * this.cmr ? 3 : this.cmr;
+    const mr = this.tileRows(coutG);
     const panels = Math.ceil(coutG / mr);
     const xpad = mem.alloc(p.bytes);
     const offs = mem.alloc(K * 4);

@@ -3,8 +3,9 @@
 // memory. Every call is synchronous for the caller.
 //
 // What runs how:
-//   SIMD (f32x4):   gemm (blocked, packed, 4x8 register tile); conv2d: Winograd F(2x2,3x3) for 3x3 stride-1
-//                   convolutions with >= 8 channels, else implicit im2col + register-tiled GEMM over a padded,
+//   SIMD (f32x4):   gemm (blocked, packed, 5x8 register tile with FMA, else 4x8); conv2d: Winograd
+//                   F(2x2,3x3) for 3x3 stride-1 convolutions with >= 8 channels, else implicit im2col +
+//                   register-tiled GEMM over a padded,
 //                   phase-split input (any stride/padding/dilation/groups), depthwise in its own loop;
 //                   conv2dBackwardInput: stride 1 = a forward convolution with flipped weights (so Winograd
 //                   too), otherwise GEMM + col2im; conv2dBackwardWeight: Winograd F(3x3,2x2) or a
@@ -126,7 +127,7 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
     for (const w of workers) await w.terminate();
     throw e;
   }
-  const be = new WasmBackend(mem, ex, workers, ctrl);
+  const be = new WasmBackend(mem, ex, workers, ctrl, relaxedSimd);
   const conv = new ConvRunner(be);
   conv.winograd = opts.winograd ?? true;
   let disposed = false;

@@ -14,8 +14,11 @@ import { ConvRunner } from './conv.js';
 import { WasmBackend } from './backend.js';
 import { instantiate } from './loader.js';
 
-/** The microkernels (exported by assembly/index.ts) and how many multiply-adds each body holds. */
-const MICROKERNELS: Record<string, number> = { gemm_mk_4x8: 8, conv_mk_4x8: 8, wgrad_mk_4x8: 8 };
+/**
+ * The microkernels: the module's exports named <family>_mk_<MR>x<NR> (assembly/index.ts), each holding
+ * MR * NR / 4 multiply-adds in its body.
+ */
+const MICROKERNEL = /^(gemm|conv|wgrad)_mk_(\d+)x(\d+)$/;
 
 function readLeb(b: Uint8Array, pos: number): [number, number] {
   let result = 0, shift = 0, byte: number;
@@ -73,19 +76,19 @@ export function relaxedVariant(bytes: Uint8Array<ArrayBuffer>): Uint8Array<Array
   }
   if (codeStart < 0) return null;
   // function body ranges
-  const targets = new Map<number, string>();
-  for (const name of Object.keys(MICROKERNELS)) {
-    const index = exported.get(name);
-    if (index === undefined) return null;
-    targets.set(index - importedFuncs, name);
+  const targets = new Map<number, number>(); // function index -> multiply-adds
+  for (const [name, index] of exported) {
+    const m = MICROKERNEL.exec(name);
+    if (m) targets.set(index - importedFuncs, (Number(m[2]) * Number(m[3])) / 4);
   }
+  if (targets.size === 0) return null;
   let [count, p] = readLeb(out, codeStart);
   let found = 0;
   for (let i = 0; i < count; i++) {
     const [size, bodyStart] = readLeb(out, p);
     const bodyEnd = bodyStart + size;
-    const name = targets.get(i);
-    if (name !== undefined) {
+    const madds = targets.get(i);
+    if (madds !== undefined) {
       let replaced = 0;
       for (let q = bodyStart; q + 8 <= bodyEnd; q++) {
         // f32x4.mul (FD E6 01) ; local.get x (20 x, x < 128) ; f32x4.add (FD E4 01)
@@ -97,7 +100,7 @@ export function relaxedVariant(bytes: Uint8Array<ArrayBuffer>): Uint8Array<Array
           q += 7;
         }
       }
-      if (replaced !== MICROKERNELS[name]) return null;
+      if (replaced !== madds) return null;
       found++;
     }
     p = bodyEnd;
@@ -115,14 +118,14 @@ export function relaxedSelfTest(mem: EngineMemory, plain: KernelExports, relaxed
   const alloc = (bytes: number) => { const p = mem.alloc(bytes); allocs.push(p); return p; };
   try {
     const scratch = alloc(plain.scratchBytes());
-    const makeBackend = (ex: KernelExports) => {
+    const makeBackend = (ex: KernelExports, fma: boolean) => {
       const ctrl = alloc(CTRL.bytes);
       mem.u8.fill(0, ctrl, ctrl + CTRL.bytes);
       mem.u32[(ctrl + CTRL.scratch) >>> 2] = scratch;
-      const be = new WasmBackend(mem, ex, [], ctrl);
+      const be = new WasmBackend(mem, ex, [], ctrl, fma);
       return { be, conv: new ConvRunner(be) };
     };
-    const p = makeBackend(plain), r = makeBackend(rx);
+    const p = makeBackend(plain, false), r = makeBackend(rx, true);
     let seed = 12345;
     const fill = (ptr: number, n: number, abs: boolean) => {
       const f = mem.f32;
