@@ -57,7 +57,8 @@ describe('compare', () => {
 
   it('one row per spec; a failing row keeps its reason and the others go on', () => {
     results = runCompare(opts(['fp32', 'int8', 'int8;conv9=fp32', 'twn'], { latency: runtimeLatency(src) }));
-    assert.deepEqual(Object.keys(results), ['model', 'dataset', 'command', 'seed', 'seconds', 'machine', 'rows']);
+    assert.deepEqual(Object.keys(results), ['model', 'weights_sha256', 'dataset', 'command', 'seed', 'seconds', 'machine', 'rows']);
+    assert.match(results.weights_sha256, /^[0-9a-f]{64}$/);
     assert.deepEqual(results.rows.map((r) => r.spec), ['fp32', 'int8', 'int8;conv9=fp32', 'twn']);
     const [fp, int8, bad, twn] = results.rows;
     assert.deepEqual(Object.keys(int8), ['spec', 'accuracy', 'delta', 'weight_bits', 'act_bits', 'bytes', 'compression', 'bops', 'energy_uj', 'latency_ms', 'kernels', 'seconds', 'layers', 'histogram']);
@@ -147,6 +148,14 @@ describe('compare', () => {
     assert.ok(again.rows[2].error);
     assert.equal(again.rows[4].spec, 'dfp:8');
     assert.throws(() => runCompare(opts(['int8'], { resume: true, seed: 2 })), /written by another comparison/);
+    // the same model name with other weights (retrained): its rows are not reused
+    const w = src.model.parameters()[0], saved = w.toFloat32Array();
+    w.view()[0] += 1;
+    try {
+      assert.throws(() => runCompare(opts(['int8'], { resume: true })), /other weights of m\.lowbit \(the model was retrained/);
+    } finally {
+      w.view().set(saved);
+    }
     assert.throws(() => runCompare(opts(['int8'], { histLayer: 'nope' })), /--hist-layer nope is not a conv or linear layer/);
   });
 

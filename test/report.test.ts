@@ -38,7 +38,7 @@ function fixture(): CompareResults {
   rows.push(row(EVIL, 0.95, 5000, { layers: [{ name: 'conv3', sqnr_db: 1 }], histogram: hist('conv3') }));
   rows.push({ ...row('broken', 0, 0), accuracy: null, delta: null, bytes: null, compression: null, bops: null, energy_uj: null, latency_ms: null, error: 'it failed </script><b>' });
   return {
-    model: 'zoo:lenet5-mnist', dataset: 'mnist', command: `lowbit compare --specs '${EVIL}' --out </script>x`, seed: 3, seconds: 12.5,
+    model: 'zoo:lenet5-mnist', weights_sha256: '0'.repeat(64), dataset: 'mnist', command: `lowbit compare --specs '${EVIL}' --out </script>x`, seed: 3, seconds: 12.5,
     machine: { host: 'h<i>', cpu: 'cpu', cores: 2, memory_gb: 8, node: 'v20.0.0', platform: 'linux-x64', backend: 'wasm', threads: 2, lowbit: '0.1.0' },
     rows,
   };

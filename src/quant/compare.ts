@@ -7,10 +7,11 @@
 // DIR/results.json (and the report, written by the caller's onWrite) are replaced atomically, so an
 // interrupted run leaves the finished rows on disk, and `resume` skips them.
 
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { BatchNorm } from '../nn/index.js';
+import { BatchNorm, type Module } from '../nn/index.js';
 import { batches as splitBatches, type Dataset, type Split, type ChannelStats } from '../data/index.js';
 import { LowbitError, UsageError } from '../errors.js';
 import { removeWithTemporaries, writeFileAtomic } from '../formats/atomic.js';
@@ -86,6 +87,8 @@ export type LatencyProbe = (q: QuantizedModel | null, image: Tensor) => { msPerI
 
 export interface CompareResults {
   model: string;
+  /** SHA-256 of the model's state (every tensor of its state dict): --resume refuses rows of other weights. */
+  weights_sha256: string;
   dataset: string;
   command: string;
   seed: number;
@@ -255,6 +258,17 @@ function rowCheckpoint(outDir: string, spec: string): string {
   return join(outDir, 'checkpoints', `${encodeURIComponent(spec)}.ckpt`);
 }
 
+/** SHA-256 (hex) of a model's state dict: names, shapes and values. */
+export function weightsDigest(model: Module): string {
+  const h = createHash('sha256');
+  for (const [name, t] of model.stateDict()) {
+    h.update(`${name}:${t.shape.join('x')}:${t.dtype};`);
+    const v = t.view();
+    h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+  return h.digest('hex');
+}
+
 function readPrevious(path: string, o: CompareOptions): { rows: CompareRow[]; seconds: number } {
   if (!o.resume || !existsSync(path)) return { rows: [], seconds: 0 };
   let prev: CompareResults;
@@ -262,6 +276,11 @@ function readPrevious(path: string, o: CompareOptions): { rows: CompareRow[]; se
     prev = JSON.parse(readFileSync(path, 'utf8')) as CompareResults;
   } catch {
     throw new LowbitError(`${path} is not valid JSON; remove it or run without --resume`);
+  }
+  // Older files have no digest: their rows are taken on the name alone.
+  if (prev.weights_sha256 !== undefined && prev.weights_sha256 !== weightsDigest(o.source.model)) {
+    throw new LowbitError(`${path} holds rows of other weights of ${prev.model} (the model was retrained or changed since); ` +
+      'use another --out or run without --resume to start over');
   }
   const quickBefore = / --quick\b/.test(` ${prev.command ?? ''}`);
   if (prev.model !== o.modelName || prev.dataset !== o.dataset.name || prev.seed !== o.seed || quickBefore !== o.quick) {
@@ -315,7 +334,7 @@ export function runCompare(o: CompareOptions): CompareResults {
   if (o.sensitivity) parseSpec(singleLayerSpec(info[0].name, o.sensitivity)); // a bad datatype is a usage error before any work
   const path = join(o.outDir, 'results.json');
   const { rows: previous, seconds: previousSeconds } = readPrevious(path, o);
-  const results: CompareResults = { model: o.modelName, dataset: ds.name, command: o.command, seed: o.seed, seconds: 0, machine: machineInfo(), rows: [] };
+  const results: CompareResults = { model: o.modelName, weights_sha256: weightsDigest(o.source.model), dataset: ds.name, command: o.command, seed: o.seed, seconds: 0, machine: machineInfo(), rows: [] };
   // Rows by spec: the earlier run's finished rows are on disk from the first write on, in the order of `specs`
   // (rows of specs not asked for this time are kept after them), and each new row replaces its entry.
   const rowBySpec = new Map(previous.map((r) => [r.spec, r]));
