@@ -143,6 +143,62 @@ describe('ONNX import: matches onnxruntime-node', () => {
   });
 });
 
+describe('ONNX import: per-channel Mul/Div/Add/Sub after a layer fold into it', () => {
+  /**
+   * What Caffe converters (Scale layers) and Keras exports write: a bias-less Conv followed by a per-channel
+   * Mul and Add, MatMul + Add for a dense layer, and a Div by a scalar; one Mul that must stay (its conv
+   * output also feeds a residual add) and one whose constant varies over space, not channels.
+   */
+  function scaleShiftModel(): Uint8Array {
+    const r = (n: number, seed: number, scale = 0.5) => pseudoRandom(n, seed).map((v) => v * scale);
+    return encode({
+      name: 'scale-shift', input: [vi('x', [2, 3, 6, 6])], output: [vi('y', [2, 5])],
+      initializer: [
+        f32('w1', [4, 3, 3, 3], r(108, 51)), f32('gamma', [1, 4, 1, 1], r(4, 52).map((v) => 1 + v)), f32('beta', [4, 1, 1], r(4, 53)),
+        f32('w2', [4, 4, 1, 1], r(16, 54)), f32('b2', [4], r(4, 55)), f32('s2', [1, 4, 1, 1], r(4, 56)),
+        f32('spatial', [1, 1, 6, 6], r(36, 57)), f32('wf', [144, 5], r(720, 58, 0.1)), f32('bf', [5], r(5, 59)), f32('two', [], Float32Array.from([2])),
+      ],
+      node: [
+        { name: 'conv1', opType: 'Conv', input: ['x', 'w1'], output: ['c1'], attribute: [attrInts('pads', [1, 1, 1, 1])] },
+        { name: 'scale1', opType: 'Mul', input: ['gamma', 'c1'], output: ['m1'] },
+        { name: 'shift1', opType: 'Add', input: ['m1', 'beta'], output: ['a1'] },
+        { name: 'relu1', opType: 'Relu', input: ['a1'], output: ['r1'] },
+        { name: 'conv2', opType: 'Conv', input: ['r1', 'w2', 'b2'], output: ['c2'] },
+        { name: 'scale2', opType: 'Mul', input: ['c2', 's2'], output: ['m2'] },
+        { name: 'residual', opType: 'Add', input: ['m2', 'c2'], output: ['res'] },
+        { name: 'space', opType: 'Mul', input: ['res', 'spatial'], output: ['sp'] },
+        { name: 'flat', opType: 'Flatten', input: ['sp'], output: ['f'] },
+        { name: 'dense', opType: 'MatMul', input: ['f', 'wf'], output: ['d'] },
+        { name: 'dense_bias', opType: 'Add', input: ['d', 'bf'], output: ['db'] },
+        { name: 'halve', opType: 'Div', input: ['db', 'two'], output: ['y'] },
+      ],
+    });
+  }
+
+  it('the folded graph equals onnxruntime, keeps only the ops that cannot fold, and saves and loads', async () => {
+    const bytes = scaleShiftModel();
+    const onnxPath = join(dir, 'scale-shift.onnx');
+    writeFileSync(onnxPath, bytes);
+    const src = loadModel(onnxPath);
+    const m = src.model as GraphModule;
+    // scale1, shift1, dense_bias and halve folded; scale2 (c2 has two readers), residual and space stay
+    assert.deepEqual(m.graph.ops.map((o) => o.op), ['layer', 'relu', 'layer', 'mul', 'add', 'mul', 'flatten', 'layer']);
+    const conv1 = m.layer('conv1') as Conv2d, dense = m.layer('dense') as Linear;
+    assert.ok(conv1.bias && dense.bias, 'the folded Add gave the bias-less layers a bias');
+    assert.deepEqual(m.graph.layers.map((l) => l.kind !== 'batchNorm' && l.bias), [true, true, true]);
+    const x = pseudoRandom(2 * 108, 60);
+    const ours = lowbitRun(m, x, [2, 3, 6, 6]);
+    const theirs = await runOrt(bytes, { x: { data: x, dims: [2, 3, 6, 6] } });
+    assert.ok(maxAbsDiff(ours, theirs) < 1e-5, `max |diff| ${maxAbsDiff(ours, theirs)}`);
+    const path = join(dir, 'scale-shift.lowbit');
+    saveModel(path, src.name, src.config, m, src.metadata);
+    const back = loadModel(path);
+    assert.deepEqual(lowbitRun(back.model as GraphModule, x, [2, 3, 6, 6]), ours);
+    back.model.dispose();
+    m.dispose();
+  });
+});
+
 describe('ONNX import: ConvTranspose and 1-D convolutions match onnxruntime-node', () => {
   const r = (n: number, seed: number, scale = 0.5) => pseudoRandom(n, seed).map((v) => v * scale);
 

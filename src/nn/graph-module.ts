@@ -377,6 +377,22 @@ export class GraphModule extends Module {
     this.desc.ops.push(JSON.parse(JSON.stringify(op)) as GraphOp);
   }
 
+  /** Give a conv or linear layer a zero bias if it has none, and say so in its spec (so it saves and loads). */
+  ensureLayerBias(name: string): Tensor {
+    const spec = this.desc.layers.find((l) => l.name === name);
+    const layer = this.layer(name);
+    if (!spec || spec.kind === 'batchNorm' || layer instanceof BatchNorm) throw new RangeError(`lowbit: graph layer ${name} has no bias`);
+    spec.bias = true;
+    return layer.ensureBias();
+  }
+
+  /** Rename the value an op writes (the op that fused a following op takes over that op's output name). */
+  renameOutput(from: string, to: string): void {
+    const op = this.desc.ops.find((o) => o.outputs.includes(from));
+    if (!op) throw new RangeError(`lowbit: no graph op writes ${from}`);
+    op.outputs = op.outputs.map((name) => (name === from ? to : name));
+  }
+
   setOutputs(names: string[]): void {
     this.desc.outputs = [...names];
   }

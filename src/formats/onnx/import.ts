@@ -15,6 +15,7 @@ import { checkFinite } from '../finite.js';
 import { noGrad } from '../../autograd/index.js';
 import * as ops from '../../autograd/index.js';
 import { GraphModule, runGraphOp, type GraphOp } from '../../nn/graph-module.js';
+import type { Conv2d, Linear } from '../../nn/layers.js';
 import { tidy } from '../../tensor/engine.js';
 import { Random } from '../../tensor/random.js';
 import { Tensor, formatShape, type DType } from '../../tensor/tensor.js';
@@ -33,7 +34,10 @@ export const SUPPORTED_OPS: Record<string, string> = {
   ConvTranspose: 'convTranspose op; 1-D (as 2-D over [N, C, 1, L]) and 2-D; groups, dilations, pads, strides, output_padding, output_shape, auto_pad',
   Gemm: 'Linear layer (constant B) or matmul; transA/transB, alpha/beta',
   MatMul: 'Linear layer (2-D input, constant 2-D B) or batched matmul with broadcasting',
-  Add: 'broadcasting add', Sub: 'broadcasting sub', Mul: 'broadcasting mul', Div: 'broadcasting div (integer division truncates)',
+  Add: 'broadcasting add; by a per-channel constant after a conv/linear layer: folded into its bias',
+  Sub: 'broadcasting sub; by a per-channel constant after a conv/linear layer: folded into its bias',
+  Mul: 'broadcasting mul; by a per-channel constant after a conv/linear layer: folded into its weights and bias',
+  Div: 'broadcasting div (integer division truncates); by a per-channel constant after a conv/linear layer: folded into its weights and bias',
   Relu: 'relu', LeakyRelu: 'leakyRelu', Clip: 'clamp (min/max attributes or constant inputs)',
   Sigmoid: 'sigmoid', Tanh: 'tanh', HardSigmoid: 'clamp(alpha x + beta, 0, 1)', HardSwish: 'x hardSigmoid(x)',
   BatchNormalization: 'BatchNorm layer (constant statistics) or batchNorm op; inference mode',
@@ -151,6 +155,8 @@ class Importer {
   private readonly graphOutputs = new Set<string>();
   /** QuantizeLinear outputs read only by matching DequantizeLinear nodes: not computed, each reader becomes a fakeQuant. */
   private readonly pendingQuantize = new Map<string, GraphOp>();
+  /** The conv / linear layer that writes each value. */
+  private readonly layerOf = new Map<string, string>();
 
   constructor(private readonly model: ModelProto, private readonly what: string, private readonly baseDir: string | undefined, private readonly opts: ImportOptions) {
     this.opset = defaultOpset(model);
@@ -314,6 +320,7 @@ class Importer {
     if (folded) return;
     for (const name of op.inputs) if (name && this.values.get(name)!.constant) this.buffer(name);
     this.module.addOp(op);
+    if (op.op === 'layer') this.layerOf.set(op.outputs[0], op.attrs!.layer as string);
   }
 
   /** A fresh value name derived from `base`. */
@@ -374,6 +381,7 @@ class Importer {
       case 'HardSwish': return simple('hardSwish');
       case 'Add': case 'Sub': case 'Mul': case 'Div':
         if (opset < 7 && a.has('broadcast')) this.unsupported(n, 'legacy broadcast attribute (opset < 7); export with opset >= 11');
+        if (this.foldIntoLayer(n)) return;
         return simple(n.opType.toLowerCase(), {}, [input(0), input(1)]);
       case 'Clip': {
         if (opset < 11) {
@@ -801,6 +809,50 @@ class Importer {
       return this.emit({ op: 'layer', inputs: [aName], outputs: [n.output![0]], attrs: { layer: name } });
     }
     this.emit({ op: 'matmul', inputs: [aName, bName], outputs: [n.output![0]] });
+  }
+
+  /**
+   * Fold a Mul, Div, Add or Sub by a per-channel (or scalar) constant into the conv or linear layer whose
+   * output it alone reads: scale its weights and bias, or shift its bias (as onnxruntime's ConvMulFusion and
+   * ConvAddFusion). Exporters write batch norms (Caffe's Scale, Keras) and biases (MatMul + Add) this way;
+   * folded, the layer quantizes with its real output range and the integer runtime adds the bias on its
+   * int32 grid instead of running a float op after it. Returns false where the pattern does not apply.
+   */
+  private foldIntoLayer(n: NodeProto): boolean {
+    const [in0, in1] = n.input!;
+    const op = n.opType!;
+    const sides = op === 'Add' || op === 'Mul' ? [[in0, in1], [in1, in0]] : [[in0, in1]];
+    for (const [xName, cName] of sides) {
+      const layerName = this.layerOf.get(xName);
+      const c = this.values.get(cName);
+      if (!layerName || !c?.constant || c.t.dtype !== 'f32') continue;
+      if ((this.readers.get(xName) ?? []).length !== 1 || this.graphOutputs.has(xName)) continue;
+      const x = this.values.get(xName)!.t, channels = x.shape[1];
+      // broadcast over [N, C, ...] as one value per channel, without changing the output's shape
+      const perChannel = c.t.rank <= x.rank && c.t.shape.every((d, i) => d === 1 || (d === channels && c.t.rank - i === x.rank - 1));
+      if (!perChannel) continue;
+      const v = Array.from(c.t.toFloat32Array());
+      const at = (ch: number) => (v.length === 1 ? v[0] : v[ch]);
+      if (!v.every(Number.isFinite) || (op === 'Div' && v.some((k) => k === 0))) continue;
+      const layer = this.module.layer(layerName) as Conv2d | Linear;
+      if (op === 'Mul' || op === 'Div') {
+        const factor = Array.from({ length: channels }, (_, ch) => (op === 'Mul' ? at(ch) : 1 / at(ch)));
+        const w = layer.weight.toFloat32Array(), per = w.length / channels;
+        for (let i = 0; i < w.length; i++) w[i] *= factor[Math.floor(i / per)];
+        layer.weight.assign(Tensor.from(w, layer.weight.shape));
+        if (layer.bias) layer.bias.assign(Tensor.from(layer.bias.toFloat32Array().map((b, ch) => b * factor[ch]), [channels]));
+      } else {
+        const bias = this.module.ensureLayerBias(layerName);
+        bias.assign(Tensor.from(bias.toFloat32Array().map((b, ch) => (op === 'Add' ? b + at(ch) : b - at(ch))), [channels]));
+      }
+      const out = n.output![0];
+      this.module.renameOutput(xName, out);
+      this.layerOf.delete(xName);
+      this.layerOf.set(out, layerName);
+      this.values.set(out, { t: runGraphOp({ op: op.toLowerCase(), inputs: [xName, cName], outputs: [out] }, [x, c.t])[0], constant: false });
+      return true;
+    }
+    return false;
   }
 
   private batchNorm(n: NodeProto, a: Attributes, index: number): void {
