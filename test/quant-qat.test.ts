@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Tensor, tidy, init, shutdown } from '../src/index.js';
 import * as ops from '../src/autograd/index.js';
 import { evaluate } from '../src/train/trainer.js';
-import { quantizeAwareTraining } from '../src/quant/qat.js';
+import { qatRecipe, quantizeAwareTraining } from '../src/quant/qat.js';
+import { parseSpec } from '../src/quant/spec.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
 import { disposeQuantized, type ModelSource, type QuantizedModel } from '../src/quant/quantized.js';
 import { saveQuantizedModel, loadQuantizedModel } from '../src/quant/load.js';
@@ -143,6 +144,17 @@ describe('quantization-aware training', () => {
       disposeQuantized(q);
     }
   }));
+
+  it('recipe: Adam from 3e-3 for binary activations (BNN authors\' code), 1e-3 for binary weights only, SGD otherwise', () => {
+    const lr = (spec: string) => {
+      const r = qatRecipe(parseSpec(spec), 10, false, 0, 64);
+      return `${r.optimizer} ${r.lr}`;
+    };
+    for (const spec of ['bnn', 'xnor', 'xnor;0=fp32;11=fp32', 'a=xnor', 'w=bwn,a=bnn', 'w=int4,a=xnor']) assert.equal(lr(spec), 'adam 0.003', spec);
+    for (const spec of ['binary', 'binary:stochastic', 'bwn', 'ttq', 'kmeans:16', 'dorefa:w1', 'dorefa:w1a2']) assert.equal(lr(spec), 'adam 0.001', spec);
+    for (const spec of ['int4', 'twn', 'dorefa:w2a2']) assert.equal(lr(spec), 'sgd 0.01', spec);
+    assert.equal(qatRecipe(parseSpec('xnor'), 5, true, 0, 64).optimizer, 'sgd'); // from scratch: the float recipe
+  });
 
   it('quantized models reload to the same outputs, bit for bit', () => tidy(() => {
     const dir = mkdtempSync(join(tmpdir(), 'lowbit-qat-'));

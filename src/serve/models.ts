@@ -57,7 +57,7 @@ export const VARIANTS: readonly Variant[] = [
 const CALIB_SAMPLES = 512;
 const SEED = 0;
 /** Bump when the recipe changes, so cached files are made again. */
-const RECIPE_VERSION = 1;
+const RECIPE_VERSION = 2;
 
 export interface BuiltVariant extends Variant {
   /** Packed runtime file in the cache. */
