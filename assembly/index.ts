@@ -4,7 +4,7 @@
 // alone (runAll) or publishes it for the worker threads and claims units of it like they do (publish, work).
 
 import { JOB, ERR, SEQ, TICKET, DONE, argF, argI, argP, scratchOf, shareStart, tileRows } from './layout';
-import { fillRange, castRange, unaryRange, unaryBackwardRange, binaryRows, copyRows, dropoutRange, randomUniformRange } from './elementwise';
+import { fillRange, castRange, unaryRange, unaryBackwardRange, binaryRows, copyRows, dropoutRange, randomUniformRange, sgdRange } from './elementwise';
 import { reduceRange, argmaxRange, softmaxRows, softmaxBackwardRows, channelSumsRange, channelAffineRange } from './reduce';
 import { maxPoolPlanes, maxPoolBackwardPlanes, avgPoolPlanes, avgPoolBackwardPlanes } from './pool';
 import { gemmPart, GEMM_SCRATCH, MR as GEMM_MR_, NR as GEMM_NR_, MC as GEMM_MC_, KC as GEMM_KC_, NC as GEMM_NC_ } from './gemm';
@@ -30,7 +30,7 @@ const J_SOFTMAX = 9, J_SOFTMAX_BWD = 10, J_GEMM = 11, J_CONV_PREP = 12, J_CONV_F
 const J_MAXPOOL_BWD = 15, J_AVGPOOL = 16, J_AVGPOOL_BWD = 17, J_CH_SUMS = 18, J_CH_AFFINE = 19, J_DROPOUT = 20;
 const J_FLIPW = 21, J_COL2IM = 22, J_WGRAD_PREP = 23, J_WGRAD = 24, J_DW_FWD = 25, J_DW_WGRAD = 26, J_DW_BWD_INPUT = 27;
 const J_RANDOM_UNIFORM = 28, J_WINO_PREP = 29, J_WINO = 30, J_WINO_WG_T = 31, J_WINO_WG_GEMM = 32, J_WINO_WG_OUT = 33;
-const J_CONV_PANELS = 34;
+const J_CONV_PANELS = 34, J_SGD = 35;
 // binary (XNOR-popcount) kernels: 50-59 (assembly/binary.ts)
 const J_BIN_PACK = 50, J_BIN_PACK_WEIGHTS = 51, J_BIN_CONV = 52;
 // batch-norm training kernels: 60-69 (assembly/norm.ts)
@@ -285,6 +285,13 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
     case J_WINO_WG_OUT: {
       const outC = argI(ctrl, A_OUTC);
       winogradWgradOutput(argP(ctrl, A_WPACK), argP(ctrl, A_W), lo(outC, u, U, 1), hi(outC, u, U, 1), argI(ctrl, A_INC), outC);
+      break;
+    }
+    case J_SGD: {
+      // args: p, grad, velocity (0: no momentum), n, lr, momentum, weightDecay, nesterov
+      const n = argI(ctrl, 3);
+      sgdRange(argP(ctrl, 0), argP(ctrl, 1), argP(ctrl, 2), lo(n, u, U, 16), hi(n, u, U, 16), <f32>argF(ctrl, 4), <f32>argF(ctrl, 5),
+        <f32>argF(ctrl, 6), argI(ctrl, 7) != 0);
       break;
     }
     case J_RANDOM_UNIFORM: {

@@ -635,6 +635,24 @@ describe('batch-norm pieces, loss, generators', () => {
   });
 });
 
+describe('optimizer', () => {
+  it('sgdStep is bit-identical to the reference: momentum, Nesterov, weight decay, odd sizes, threads', () => {
+    for (const n of [1, 7, 4099, 100_003]) {
+      const pv = randomValues(n, -2, 2), gv = randomValues(n), vv = randomValues(n, -0.5, 0.5);
+      const p = buffer(pv), g = buffer(gv), v = buffer(vv);
+      for (const [lr, mu, wd, nesterov] of [[0.1, 0.9, 5e-4, true], [0.05, 0.9, 0, false], [0.3, 0, 1e-3, false], [1e-3, 0.5, 0.1, true]] as const) {
+        const vel = mu ? v : 0;
+        const [e, got] = both([{ p, n, initial: pv }, { p: v, n, initial: vv }], (k) => k.sgdStep(p, g, vel, n, lr, mu, wd, nesterov));
+        for (const [ti, r] of got.entries()) {
+          assertBitEqual(r[0], e[0], `parameters lr=${lr} mu=${mu} wd=${wd} t${THREADS[ti]}`);
+          assertBitEqual(r[1], e[1], `velocity t${THREADS[ti]}`);
+        }
+      }
+      for (const b of [p, g, v]) mem.free(b);
+    }
+  });
+});
+
 describe('threads', () => {
   it('reports its features and can drop to one thread and back', () => {
     assert.equal(wasm.name, 'wasm');
