@@ -11,7 +11,7 @@
 // Depthwise convolutions (one input and one output channel per group) have their own SIMD loops.
 
 import { phaseStart, phaseEnd } from './window';
-import { conv_mk_5x8, conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8 } from './microkernels';
+import { conv_mk_5x8, conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8, convpx_mk_4x8 } from './microkernels';
 import { argI, argP, shareStart } from './layout';
 
 // Tiles and blocking, chosen by measurement.
@@ -22,6 +22,8 @@ export const CKC: i32 = 1152; // taps per weight block
 export const WMR: i32 = 4; // weight-gradient tile: taps
 export const WNR: i32 = 8; // weight-gradient tile: output channels
 export const WROWS_PIX: i32 = 512; // weight-gradient pixel block (the packed dY^T panel stays in L1)
+export const PXR: i32 = 4; // pixel tiles: output pixels per tile
+export const PXC: i32 = 8; // pixel tiles: output channels per tile (weights packed [K][PXC] per panel)
 
 // Argument slots of every convolution job (written by src/kernels/wasm/conv.ts).
 export const A_N = 0, A_INC = 1, A_INH = 2, A_INW = 3, A_OUTC = 4, A_KH = 5, A_KW = 6, A_SH = 7, A_SW = 8;
@@ -278,6 +280,86 @@ export function convPanels(ctrl: usize, u0: i32, u1: i32, scratch: usize): void 
               const v = load<f32>(tile + (<usize>(i * CNR + jj) << 2));
               store<f32>(q, accK ? load<f32>(q) + v : v);
             }
+        }
+      }
+    }
+  }
+}
+
+/** bias[j] broadcast (0 without a bias: bp = 0). */
+// @ts-ignore: decorator
+@inline function biasSplat(bp: usize, j: usize): v128 {
+  return bp != 0 ? v128.load32_splat(bp + (j << 2)) : f32x4.splat(0);
+}
+
+/**
+ * The forward convolution by pixel tiles, for narrow rows and few output channels (groups = 1): a tile is
+ * PXR consecutive pixels of the flattened n x outH x outW output (spanning rows and images, so every tile
+ * is full) times PXC output channels. Each pixel's inputs are read in place from xpad, without the gather
+ * of convPanels. Weights packed [panel][K][PXC] (packWeights with mr = PXC). Units [t0, t1) count tiles.
+ */
+export function convPixels(ctrl: usize, t0: i32, t1: i32, tile: usize): void {
+  const n = argI(ctrl, A_N), inC = argI(ctrl, A_INC), outC = argI(ctrl, A_OUTC);
+  const kH = argI(ctrl, A_KH), kW = argI(ctrl, A_KW), sH = argI(ctrl, A_SH), sW = argI(ctrl, A_SW);
+  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW), Hp = argI(ctrl, A_HP), Wq = argI(ctrl, A_WQ);
+  const xpad = argP(ctrl, A_XPAD), wpack = argP(ctrl, A_WPACK), offs = argP(ctrl, A_OFFS);
+  const bias = argP(ctrl, A_BIAS), y = argP(ctrl, A_Y);
+  const K = inC * kH * kW, P = outH * outW, total = n * P;
+  const imageB = (<usize>inC * <usize>sW * <usize>Hp * <usize>Wq) << 2, rowB = (<usize>sH * <usize>Wq) << 2;
+  const panelB = (<usize>K * <usize>PXC) << 2, planeB = <usize>P << 2;
+  // a cursor over output pixels (image b, row oy, column ox) and the xpad address of its first input
+  // (tap offsets are added to it): divisions only once per unit
+  let b = (t0 * PXR) / P, oy = (t0 * PXR) % P / outW, ox = (t0 * PXR) % P % outW;
+  let xq = xpad + <usize>b * imageB + <usize>oy * rowB + (<usize>ox << 2);
+  const inputs = tile + (<usize>(PXR * PXC) << 2); // the tile's PXR input addresses
+  for (let t = t0; t < t1; t++) {
+    const q0 = t * PXR, cnt = min(PXR, total - q0);
+    const b0 = b, p0 = oy * outW + ox;
+    let bLast = b;
+    for (let i = 0; i < PXR; i++) {
+      store<usize>(inputs + (<usize>i << 2), xq); // pixels past the end repeat the last one (not stored)
+      bLast = b;
+      if (q0 + i + 1 >= total) continue;
+      xq += 4;
+      if (++ox == outW) {
+        ox = 0;
+        xq += rowB - (<usize>outW << 2);
+        if (++oy == outH) {
+          oy = 0;
+          b++;
+          xq = xpad + <usize>b * imageB;
+        }
+      }
+    }
+    const x0 = load<usize>(inputs), x1 = load<usize>(inputs, 4), x2 = load<usize>(inputs, 8), x3 = load<usize>(inputs, 12);
+    // the 4 pixels are consecutive floats of each output plane: transposed vector stores
+    const together = cnt == PXR && bLast == b0;
+    for (let c0 = 0; c0 < outC; c0 += PXC) {
+      convpx_mk_4x8(K, wpack + <usize>(c0 / PXC) * panelB, offs, x0, x1, x2, x3, tile, <usize>PXC << 2);
+      const chans = min(PXC, outC - c0);
+      if (together) {
+        const dst = y + ((<usize>(b0 * outC + c0) * <usize>P + <usize>p0) << 2);
+        for (let h = 0; h < PXC; h += 4) {
+          // tile rows are pixels: transpose each 4 x 4 half (channels h .. h + 3) into rows of channels
+          const hb = <usize>h << 2;
+          const r0 = v128.load(tile + hb), r1 = v128.load(tile + 32 + hb), r2 = v128.load(tile + 64 + hb), r3 = v128.load(tile + 96 + hb);
+          const s0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), s1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+          const s2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), s3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+          const bp = bias != 0 ? bias + (<usize>(c0 + h) << 2) : 0;
+          const d = dst + <usize>h * planeB;
+          if (h < chans) v128.store(d, f32x4.add(v128.shuffle<f32>(s0, s1, 0, 1, 4, 5), biasSplat(bp, 0)));
+          if (h + 1 < chans) v128.store(d + planeB, f32x4.add(v128.shuffle<f32>(s0, s1, 2, 3, 6, 7), biasSplat(bp, 1)));
+          if (h + 2 < chans) v128.store(d + 2 * planeB, f32x4.add(v128.shuffle<f32>(s2, s3, 0, 1, 4, 5), biasSplat(bp, 2)));
+          if (h + 3 < chans) v128.store(d + 3 * planeB, f32x4.add(v128.shuffle<f32>(s2, s3, 2, 3, 6, 7), biasSplat(bp, 3)));
+        }
+      } else {
+        for (let i = 0; i < cnt; i++) {
+          const q = q0 + i, bi = q / P;
+          const dst = y + ((<usize>(bi * outC + c0) * <usize>P + <usize>(q - bi * P)) << 2);
+          for (let j = 0; j < chans; j++) {
+            const v = load<f32>(tile + (<usize>(i * PXC + j) << 2));
+            store<f32>(dst + <usize>j * planeB, bias != 0 ? v + load<f32>(bias + (<usize>(c0 + j) << 2)) : v);
+          }
         }
       }
     }

@@ -9,7 +9,7 @@ import { reduceRange, argmaxRange, softmaxRows, softmaxBackwardRows, channelSums
 import { maxPoolPlanes, maxPoolBackwardPlanes, avgPoolPlanes, avgPoolBackwardPlanes } from './pool';
 import { gemmPart, GEMM_SCRATCH, MR as GEMM_MR_, NR as GEMM_NR_, MC as GEMM_MC_, KC as GEMM_KC_, NC as GEMM_NC_ } from './gemm';
 import {
-  padPlanes, tapOffsets, packWeights, convRows, convPanels, flipWeights, col2imChannels, packDyT, wgradUnits,
+  padPlanes, tapOffsets, packWeights, convRows, convPanels, convPixels, PXR, PXC, flipWeights, col2imChannels, packDyT, wgradUnits,
   depthwiseRows, depthwiseWgrad, depthwiseBackwardInput,
   CMR, CNR, WMR, WNR, A_N, A_INC, A_INH, A_INW, A_OUTC, A_KH, A_KW, A_SH, A_SW, A_PT, A_PL, A_DH, A_DW, A_G, A_OUTH, A_OUTW,
   A_HP, A_WQ, A_X, A_XPAD, A_W, A_WPACK, A_OFFS, A_Y, A_AUX, A_AUX2, A_MR, A_BLOCKS,
@@ -22,7 +22,7 @@ import { channelMeanVarRange, channelNormalizeRange, batchNormBackwardSumsRange,
 export { nllLoss } from './reduce';
 export { winogradTiles, winogradWgradSizes } from './winograd';
 // Exported so that the loader can find them (it derives a relaxed-SIMD variant of their bodies).
-export { gemm_mk_4x8, gemm_mk_5x8, conv_mk_5x8, conv_mk_4x8, wgrad_mk_4x8 } from './microkernels';
+export { gemm_mk_4x8, gemm_mk_5x8, conv_mk_5x8, conv_mk_4x8, wgrad_mk_4x8, convpx_mk_4x8 } from './microkernels';
 
 // Job ids (mirrored in src/kernels/wasm/abi.ts).
 const J_FILL = 1, J_CAST = 2, J_UNARY = 3, J_UNARY_BWD = 4, J_BINARY = 5, J_COPY = 6, J_REDUCE = 7, J_ARGMAX = 8;
@@ -30,7 +30,7 @@ const J_SOFTMAX = 9, J_SOFTMAX_BWD = 10, J_GEMM = 11, J_CONV_PREP = 12, J_CONV_F
 const J_MAXPOOL_BWD = 15, J_AVGPOOL = 16, J_AVGPOOL_BWD = 17, J_CH_SUMS = 18, J_CH_AFFINE = 19, J_DROPOUT = 20;
 const J_FLIPW = 21, J_COL2IM = 22, J_WGRAD_PREP = 23, J_WGRAD = 24, J_DW_FWD = 25, J_DW_WGRAD = 26, J_DW_BWD_INPUT = 27;
 const J_RANDOM_UNIFORM = 28, J_WINO_PREP = 29, J_WINO = 30, J_WINO_WG_T = 31, J_WINO_WG_GEMM = 32, J_WINO_WG_OUT = 33;
-const J_CONV_PANELS = 34, J_SGD = 35;
+const J_CONV_PANELS = 34, J_SGD = 35, J_CONV_PIXELS = 36;
 // binary (XNOR-popcount) kernels: 50-59 (assembly/binary.ts)
 const J_BIN_PACK = 50, J_BIN_PACK_WEIGHTS = 51, J_BIN_CONV = 52;
 // batch-norm training kernels: 60-69 (assembly/norm.ts)
@@ -56,6 +56,8 @@ export function tiling(which: i32): i32 {
     case 6: return CNR;
     case 7: return WMR;
     case 8: return WNR;
+    case 9: return PXR;
+    case 10: return PXC;
     default: return 0;
   }
 }
@@ -174,6 +176,11 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       const P = argI(ctrl, A_OUTH) * argI(ctrl, A_OUTW);
       const units = argI(ctrl, A_N) * argI(ctrl, A_G) * ((P + CNR - 1) / CNR);
       convPanels(ctrl, lo(units, u, U, 1), hi(units, u, U, 1), scratchOf(ctrl, t));
+      break;
+    }
+    case J_CONV_PIXELS: {
+      const tiles = (argI(ctrl, A_N) * argI(ctrl, A_OUTH) * argI(ctrl, A_OUTW) + PXR - 1) / PXR;
+      convPixels(ctrl, lo(tiles, u, U, 1), hi(tiles, u, U, 1), scratchOf(ctrl, t));
       break;
     }
     case J_FLIPW: {
