@@ -22,7 +22,7 @@ import { channelMeanVarRange, channelNormalizeRange, batchNormBackwardSumsRange,
 export { nllLoss } from './reduce';
 export { winogradTiles, winogradWgradSizes } from './winograd';
 // Exported so that the loader can find them (it derives a relaxed-SIMD variant of their bodies).
-export { gemm_mk_4x8, gemm_mk_5x8, conv_mk_5x8, conv_mk_4x8, wgrad_mk_4x8, convpx_mk_4x8 } from './microkernels';
+export { gemm_mk_4x8, gemm_mk_5x8, conv_mk_5x8, conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8, convpx_mk_4x8 } from './microkernels';
 
 // Job ids (mirrored in src/kernels/wasm/abi.ts).
 const J_FILL = 1, J_CAST = 2, J_UNARY = 3, J_UNARY_BWD = 4, J_BINARY = 5, J_COPY = 6, J_REDUCE = 7, J_ARGMAX = 8;

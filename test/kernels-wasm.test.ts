@@ -239,6 +239,9 @@ describe('pooling', () => {
   const cases: [string, PoolGeometry][] = [
     ['2x2 stride 2', pool(6, 8, 8, 2, 2)],
     ['2x2 stride 2 odd input', pool(5, 9, 7, 2, 2)],
+    ['2x2 stride 2, 28x28 (LeNet-5: 4-output steps and a tail)', pool(7, 28, 28, 2, 2)],
+    ['2x2 stride 2, ceil mode (partial last windows)', { ...pool(5, 9, 7, 2, 2), outH: 5, outW: 4 }],
+    ['2x2 stride 2 large (threads)', pool(96, 20, 22, 2, 2)],
     ['3x3 stride 2 pad 1', pool(4, 11, 10, 3, 3, { s: 2, pT: 1, pL: 1 })],
     ['3x3 stride 1 pad 1 count_include_pad', pool(3, 7, 9, 3, 3, { s: 1, pT: 1, pL: 1, inc: true })],
     ['3x3 stride 2 asymmetric pad count_include_pad', pool(3, 8, 9, 3, 3, { s: 2, pT: 0, pL: 2, pB: 1, pR: 1, inc: true })],
