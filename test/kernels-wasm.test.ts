@@ -166,6 +166,7 @@ describe('conv2d forward and backward', () => {
     ['depthwise multiplier 2', conv(1, 3, 7, 7, 6, 3, 3, { pT: 1, pL: 1, groups: 3 })],
     ['1x1', conv(2, 7, 6, 5, 9, 1, 1)],
     ['1x1 stride 2', conv(2, 6, 7, 7, 5, 1, 1, { sH: 2, sW: 2 })],
+    ['1x1 stride 2x3, 16->32 (the subsampled input as a stride-1 convolution)', conv(3, 16, 10, 11, 32, 1, 1, { sH: 2, sW: 3 })],
     ['LeNet first layer 1->6 5x5', conv(3, 1, 12, 12, 6, 5, 5)],
     ['LeNet second layer 6->16 5x5 (narrow rows: pixel tiles)', conv(3, 6, 14, 14, 16, 5, 5)],
     ['pixel tiles across images, a partial channel tile, stride 2 (5->11, 5x5 output, batch 3)', conv(3, 5, 9, 9, 11, 3, 3, { sH: 2, sW: 2, pT: 1, pL: 1 })],

@@ -8,6 +8,8 @@
 //   implicit im2col, row tiles         tiles of 8 pixels along an output row (rows filling >= 85% of them)
 //   implicit im2col, pixel panels      tiles of 8 consecutive pixels gathered into packed panels (narrow rows)
 //   GEMM + col2im                      input gradient with stride > 1
+// A 1x1 kernel with stride > 1 and no padding reads every stride-th pixel only: it runs as the 1x1 stride-1
+// convolution of those pixels, copied out first (its input gradient is scattered back).
 
 import type { Ptr } from '../memory.js';
 import type { ConvGeometry } from '../types.js';
@@ -143,6 +145,34 @@ export class ConvRunner {
     return best;
   }
 
+  /**
+   * The stride-1 geometry of a strided 1x1 convolution without padding over its subsampled input
+   * [n, inC, outH, outW], or null for other convolutions.
+   */
+  private subsampled1x1(g: ConvGeometry): ConvGeometry | null {
+    if (g.kH !== 1 || g.kW !== 1 || (g.strideH === 1 && g.strideW === 1) || g.padTop || g.padLeft || g.padBottom || g.padRight) return null;
+    return { ...g, inH: g.outH, inW: g.outW, strideH: 1, strideW: 1 };
+  }
+
+  /**
+   * Copy planes of rows x cols floats between strided layouts: dst[p][r][c] = src[p][r][c] with element
+   * strides (per plane, row, column) srcStrides and dstStrides.
+   */
+  private copyPlanes(planes: number, rows: number, cols: number, src: Ptr, srcStrides: number[], dst: Ptr, dstStrides: number[]): void {
+    const be = this.be;
+    be.ints([3, planes, rows, cols, 0, 0, 0, ...srcStrides, 0, 0, 0, ...dstStrides]);
+    be.args(4, src, dst, planes * rows);
+    be.run(Job.Copy, Math.min(planes * rows, be.units(planes * rows * cols, GRAIN_FLOATS)));
+  }
+
+  /** x[:, :, ::sH, ::sW] (outH x outW pixels per plane) into a new buffer, the caller frees it. */
+  private subsample(g: ConvGeometry, x: Ptr): Ptr {
+    const planes = g.n * g.inC, P = g.outH * g.outW;
+    const xs = this.be.mem.alloc(planes * P * 4);
+    this.copyPlanes(planes, g.outH, g.outW, x, [g.inH * g.inW, g.strideH * g.inW, g.strideW], xs, [P, g.outW, 1]);
+    return xs;
+  }
+
   /** Winograd F(2x2, 3x3) pays off for 3x3 stride-1 undilated convolutions with enough channels. */
   private winogradApplies(g: ConvGeometry): boolean {
     return this.winograd && g.kH === 3 && g.kW === 3 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 &&
@@ -246,6 +276,16 @@ export class ConvRunner {
       this.winogradForward(g, x, w, bias, y, flippedWeights);
       return;
     }
+    const g1 = this.subsampled1x1(g);
+    if (g1) {
+      const xs = this.subsample(g, x);
+      try {
+        this.forward(g1, xs, w, bias, y, flippedWeights);
+      } finally {
+        mem.free(xs);
+      }
+      return;
+    }
     const p = this.padded(g);
     const depthwise = this.isDepthwise(g) && !flippedWeights;
     const pixelTiles = !depthwise && this.pixelTiles(g);
@@ -298,6 +338,21 @@ export class ConvRunner {
       mem.f32.fill(0, dx >>> 2, (dx >>> 2) + dxLen);
       return;
     }
+    const g1 = this.subsampled1x1(g);
+    if (g1) {
+      // the gradient of the subsampled input, scattered into zeros
+      const planes = g.n * g.inC, P = g.outH * g.outW;
+      const dxs = mem.alloc(planes * P * 4);
+      try {
+        this.backwardInput(g1, dy, w, dxs);
+        be.args(dx, dxLen, 0);
+        be.run(Job.Fill, be.units(dxLen, 1 << 17));
+        this.copyPlanes(planes, g.outH, g.outW, dxs, [P, g.outW, 1], dx, [g.inH * g.inW, g.strideH * g.inW, g.strideW]);
+      } finally {
+        mem.free(dxs);
+      }
+      return;
+    }
     if (g.strideH === 1 && g.strideW === 1) {
       const g2 = flippedGeometry(g, g.outH, g.outW);
       if (!this.isDepthwise(g)) {
@@ -326,14 +381,7 @@ export class ConvRunner {
         try {
           be.args(u, planes * uh * uw, 0);
           be.run(Job.Fill, be.units(planes * uh * uw, 1 << 17));
-          const arr = new Array<number>(19).fill(0);
-          arr[0] = 3;
-          arr.splice(1, 3, planes, g.outH, g.outW);
-          arr.splice(7, 3, g.outH * g.outW, g.outW, 1);
-          arr.splice(13, 3, uh * uw, g.strideH * uw, g.strideW);
-          be.ints(arr);
-          be.args(4, dy, u, planes * g.outH);
-          be.run(Job.Copy, Math.min(planes * g.outH, be.units(planes * g.outH * g.outW, GRAIN_FLOATS)));
+          this.copyPlanes(planes, g.outH, g.outW, dy, [g.outH * g.outW, g.outW, 1], u, [uh * uw, g.strideH * uw, g.strideW]);
           this.forward(g2, u, w, 0, dx, true);
         } finally {
           mem.free(u);
@@ -385,6 +433,16 @@ export class ConvRunner {
     }
     if (this.winogradApplies(g)) {
       this.winogradWeightGradient(g, x, dy, dw);
+      return;
+    }
+    const g1 = this.subsampled1x1(g);
+    if (g1) {
+      const xs = this.subsample(g, x);
+      try {
+        this.backwardWeight(g1, xs, dy, dw);
+      } finally {
+        mem.free(xs);
+      }
       return;
     }
     const p = this.padded(g);
