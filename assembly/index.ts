@@ -11,8 +11,8 @@ import { gemmPart, GEMM_SCRATCH, MR as GEMM_MR_, NR as GEMM_NR_, MC as GEMM_MC_,
 import {
   padPlanes, tapOffsets, packWeights, convRows, convPanels, convPixels, PXR, PXC, flipWeights, col2imChannels, packDyT, wgradUnits,
   depthwiseRows, depthwiseWgrad, depthwiseBackwardInput,
-  CMR, CNR, WMR, WNR, A_N, A_INC, A_INH, A_INW, A_OUTC, A_KH, A_KW, A_SH, A_SW, A_PT, A_PL, A_DH, A_DW, A_G, A_OUTH, A_OUTW,
-  A_HP, A_WQ, A_X, A_XPAD, A_W, A_WPACK, A_OFFS, A_Y, A_AUX, A_AUX2, A_MR, A_BLOCKS,
+  CMR, CNR, CKC, WMR, WNR, A_N, A_INC, A_INH, A_INW, A_OUTC, A_KH, A_KW, A_SH, A_SW, A_PT, A_PL, A_DH, A_DW, A_G, A_OUTH, A_OUTW,
+  A_HP, A_WQ, A_X, A_XPAD, A_W, A_WPACK, A_OFFS, A_Y, A_AUX, A_AUX2, A_MR, A_BLOCKS, A_ROWMAJOR_TAPS,
 } from './conv';
 import { winogradWeights, winogradBlocks, winogradWgradTransform, winogradWgradOutput, winogradWgradGemm } from './winograd';
 import { int8Job } from './int8';
@@ -58,6 +58,7 @@ export function tiling(which: i32): i32 {
     case 8: return WNR;
     case 9: return PXR;
     case 10: return PXC;
+    case 11: return CKC;
     default: return 0;
   }
 }
@@ -92,7 +93,7 @@ function convPad(ctrl: usize, u: i32, U: i32): void {
   const planes = n * inC;
   padPlanes(argP(ctrl, A_X), argP(ctrl, A_XPAD), lo(planes, u, U, 1), hi(planes, u, U, 1), argI(ctrl, A_INH), argI(ctrl, A_INW),
     argI(ctrl, A_SW), argI(ctrl, A_PT), argI(ctrl, A_PL), argI(ctrl, A_HP), argI(ctrl, A_WQ));
-  if (u == 0 && argP(ctrl, A_OFFS) != 0) tapOffsets(argP(ctrl, A_OFFS), inC / G, argI(ctrl, A_KH), argI(ctrl, A_KW), argI(ctrl, A_SW), argI(ctrl, A_DH), argI(ctrl, A_DW), argI(ctrl, A_HP), argI(ctrl, A_WQ));
+  if (u == 0 && argP(ctrl, A_OFFS) != 0) tapOffsets(argP(ctrl, A_OFFS), inC / G, argI(ctrl, A_KH), argI(ctrl, A_KW), argI(ctrl, A_SW), argI(ctrl, A_DH), argI(ctrl, A_DW), argI(ctrl, A_HP), argI(ctrl, A_WQ), argI(ctrl, A_ROWMAJOR_TAPS) != 0);
 }
 
 /** Run unit u (of U) of the job on thread t (t selects the scratch buffer; u/U select the share of work). */
@@ -163,7 +164,8 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
         const K = (argI(ctrl, A_INC) / G) * argI(ctrl, A_KH) * argI(ctrl, A_KW);
         const mr = argI(ctrl, A_MR);
         const units = G * ((coutG + mr - 1) / mr);
-        packWeights(argP(ctrl, A_W), wpack, lo(units, u, U, 1), hi(units, u, U, 1), coutG, K, argI(ctrl, A_AUX) != 0, argI(ctrl, A_KH) * argI(ctrl, A_KW), mr);
+        packWeights(argP(ctrl, A_W), wpack, lo(units, u, U, 1), hi(units, u, U, 1), coutG, K, argI(ctrl, A_AUX) != 0, argI(ctrl, A_KH), argI(ctrl, A_KW), mr,
+          argI(ctrl, A_ROWMAJOR_TAPS) != 0);
       }
       break;
     }

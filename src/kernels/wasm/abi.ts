@@ -29,7 +29,7 @@ export const CTRL = {
 
 /** Argument slots of the convolution jobs (assembly/conv.ts). */
 export const enum ConvArg {
-  N = 0, InC, InH, InW, OutC, KH, KW, SH, SW, PT, PL, DH, DW, G, OutH, OutW, Hp, Wq, X, XPad, W, WPack, Offs, Bias, Y, Aux, Aux2, MR, Blocks,
+  N = 0, InC, InH, InW, OutC, KH, KW, SH, SW, PT, PL, DH, DW, G, OutH, OutW, Hp, Wq, X, XPad, W, WPack, Offs, Bias, Y, Aux, Aux2, MR, Blocks, RowMajorTaps,
 }
 
 export const DTYPE_CODE: Record<DType, number> = { f32: 0, i32: 1, i8: 2, u8: 3 };

@@ -70,6 +70,7 @@ export class ConvRunner {
   private readonly wnr: number;
   private readonly pxr: number;
   private readonly pxc: number;
+  private readonly ckc: number;
 
   /** Use Winograd F(2x2, 3x3) where it applies (tests turn it off to check the direct path too). */
   winograd = true;
@@ -80,6 +81,7 @@ export class ConvRunner {
     this.wnr = be.ex.tiling(8);
     this.pxr = be.ex.tiling(9);
     this.pxc = be.ex.tiling(10);
+    this.ckc = be.ex.tiling(11);
   }
 
   /**
@@ -101,6 +103,7 @@ export class ConvRunner {
     const be = this.be;
     be.args(g.n, g.inC, g.inH, g.inW, g.outC, g.kH, g.kW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW,
       g.groups, g.outH, g.outW, p.Hp, p.Wq);
+    be.setArg(ConvArg.RowMajorTaps, 0); // taps in the weights' order unless a path asks otherwise
   }
 
   private macs(g: ConvGeometry): number {
@@ -296,8 +299,12 @@ export class ConvRunner {
     const xpad = mem.alloc(p.bytes);
     const offs = mem.alloc(K * 4);
     const wpack = depthwise ? 0 : mem.alloc(g.groups * panels * K * mr * 4);
+    const narrow = this.narrow(g, K);
     try {
       this.writeGeometry(g, p);
+      // row tiles skip the kernel rows that read padding (taps ordered by kernel row: one weight block only)
+      const rowTiles = !depthwise && !pixelTiles && !narrow;
+      be.setArg(ConvArg.RowMajorTaps, rowTiles && K <= this.ckc && g.padTop + g.padBottom > 0 ? 1 : 0);
       be.setArg(ConvArg.X, x);
       be.setArg(ConvArg.XPad, xpad);
       be.setArg(ConvArg.W, w);
@@ -314,7 +321,7 @@ export class ConvRunner {
       } else if (pixelTiles) {
         const tiles = Math.ceil((g.n * g.outH * g.outW) / this.pxr);
         be.run(Job.ConvPixels, Math.min(tiles, be.units(this.macs(g), GRAIN_MACS)));
-      } else if (this.narrow(g, K)) {
+      } else if (narrow) {
         // narrow rows: tiles of 8 consecutive pixels of the flattened plane, gathered into panels
         const units = g.n * g.groups * Math.ceil((g.outH * g.outW) / this.cnr);
         be.run(Job.ConvPanels, Math.min(units, be.units(this.macs(g), GRAIN_MACS)));
