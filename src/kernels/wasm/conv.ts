@@ -302,9 +302,10 @@ export class ConvRunner {
     const narrow = this.narrow(g, K);
     try {
       this.writeGeometry(g, p);
-      // row tiles skip the kernel rows that read padding (taps ordered by kernel row: one weight block only)
+      // row tiles skip the kernel rows that read padding (taps ordered by kernel row: one weight block only);
+      // with or without padding, so that a convolution over a band of rows sums in the order the whole one does
       const rowTiles = !depthwise && !pixelTiles && !narrow;
-      be.setArg(ConvArg.RowMajorTaps, rowTiles && K <= this.ckc && g.padTop + g.padBottom > 0 ? 1 : 0);
+      be.setArg(ConvArg.RowMajorTaps, rowTiles && K <= this.ckc ? 1 : 0);
       be.setArg(ConvArg.X, x);
       be.setArg(ConvArg.XPad, xpad);
       be.setArg(ConvArg.W, w);
