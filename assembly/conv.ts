@@ -11,7 +11,7 @@
 // Depthwise convolutions (one input and one output channel per group) have their own SIMD loops.
 
 import { phaseStart, phaseEnd } from './window';
-import { conv_mk_5x8, conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8 } from './microkernels';
+import { conv_mk_5x8, conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8, convpx_mk_4x8 } from './microkernels';
 import { argI, argP, shareStart } from './layout';
 
 // Tiles and blocking, chosen by measurement.
@@ -22,6 +22,8 @@ export const CKC: i32 = 1152; // taps per weight block
 export const WMR: i32 = 4; // weight-gradient tile: taps
 export const WNR: i32 = 8; // weight-gradient tile: output channels
 export const WROWS_PIX: i32 = 512; // weight-gradient pixel block (the packed dY^T panel stays in L1)
+export const PXR: i32 = 4; // pixel tiles: output pixels per tile
+export const PXC: i32 = 8; // pixel tiles: output channels per tile (weights packed [K][PXC] per panel)
 
 // Argument slots of every convolution job (written by src/kernels/wasm/conv.ts).
 export const A_N = 0, A_INC = 1, A_INH = 2, A_INW = 3, A_OUTC = 4, A_KH = 5, A_KW = 6, A_SH = 7, A_SW = 8;
@@ -29,6 +31,7 @@ export const A_PT = 9, A_PL = 10, A_DH = 11, A_DW = 12, A_G = 13, A_OUTH = 14, A
 export const A_X = 18, A_XPAD = 19, A_W = 20, A_WPACK = 21, A_OFFS = 22, A_BIAS = 23, A_Y = 24, A_AUX = 25, A_AUX2 = 26;
 export const A_MR = 27; // rows of the forward tile (output channels): 5, 4 or 3
 export const A_BLOCKS = 28; // Winograd: number of tile blocks
+export const A_ROWMAJOR_TAPS = 29; // 1: taps ordered (ky, c, kx) for convRows, which then skips padding rows
 
 // @ts-ignore: decorator
 @inline function convMicro(mr: i32, kc: i32, pa: usize, xb: usize, offs: usize, c: usize, ldc: usize, acc: bool, bias: usize, rows: i32): void {
@@ -89,50 +92,54 @@ export function padPlanes(x: usize, xpad: usize, p0: i32, p1: i32, inH: i32, inW
   }
 }
 
-/** Byte offsets of every tap (c, ky, kx) of one group into xpad (see the header). */
-export function tapOffsets(offs: usize, cinG: i32, kH: i32, kW: i32, sW: i32, dH: i32, dW: i32, Hp: i32, Wq: i32): void {
-  let k = 0;
+/**
+ * Position of tap (c, ky, kx) in the tap order: (c, ky, kx), the weights' own, or with rowMajor (ky, c, kx),
+ * where the taps of kernel rows [ky0, ky1) are one range (convRows leaves out rows that read padding).
+ */
+// @ts-ignore: decorator
+@inline function tapIndex(c: i32, ky: i32, kx: i32, cinG: i32, kH: i32, kW: i32, rowMajor: bool): i32 {
+  return rowMajor ? (ky * cinG + c) * kW + kx : (c * kH + ky) * kW + kx;
+}
+
+/** Byte offsets of every tap of one group into xpad (see the header), in tapIndex order. */
+export function tapOffsets(offs: usize, cinG: i32, kH: i32, kW: i32, sW: i32, dH: i32, dW: i32, Hp: i32, Wq: i32, rowMajor: bool): void {
   for (let c = 0; c < cinG; c++)
     for (let ky = 0; ky < kH; ky++)
       for (let kx = 0; kx < kW; kx++) {
         const col = kx * dW;
         const o = ((c * sW + col % sW) * Hp + ky * dH) * Wq + col / sW;
-        store<i32>(offs + (<usize>k << 2), o << 2);
-        k++;
+        store<i32>(offs + (<usize>tapIndex(c, ky, kx, cinG, kH, kW, rowMajor) << 2), o << 2);
       }
 }
 
 /**
  * Pack the weights of panels [u0, u1) (unit = group * panels + panel of CMR output channels) into
- * wpack[unit][K][CMR], zero-padded past coutG.
+ * wpack[unit][K][CMR], zero-padded past coutG, taps in tapIndex order.
  *   flipped = false: w is this convolution's weights [G*coutG][K].
  *   flipped = true:  this convolution is the input gradient of another one (stride 1), whose weights w are
  *     [G*coutO][coutG][kk] (its input channels are our output channels): our weight for output channel j,
  *     tap (c, t) is w[g*coutO + c][j][kk-1-t], with coutO = K / kk.
  */
-export function packWeights(w: usize, wpack: usize, u0: i32, u1: i32, coutG: i32, K: i32, flipped: bool, kk: i32, mr: i32): void {
+export function packWeights(w: usize, wpack: usize, u0: i32, u1: i32, coutG: i32, K: i32, flipped: bool, kH: i32, kW: i32, mr: i32, rowMajor: bool): void {
   const panels = (coutG + mr - 1) / mr;
+  const kk = kH * kW, cinG = K / kk;
   for (let u = u0; u < u1; u++) {
     const g = u / panels, q = u % panels;
     const oc0 = q * mr;
     const rows = min(mr, coutG - oc0);
     const dst = wpack + ((<usize>u * <usize>K * <usize>mr) << 2);
     if (rows < mr) memory.fill(dst, 0, (<usize>K * <usize>mr) << 2);
-    if (!flipped) {
-      const src = w + ((<usize>(g * coutG + oc0) * <usize>K) << 2);
-      for (let i = 0; i < rows; i++) {
-        const s = src + ((<usize>i * <usize>K) << 2);
-        for (let k = 0; k < K; k++) store<f32>(dst + ((<usize>k * <usize>mr + <usize>i) << 2), load<f32>(s + (<usize>k << 2)));
-      }
-    } else {
-      const coutO = K / kk;
-      for (let i = 0; i < rows; i++) {
-        const j = oc0 + i;
-        for (let c = 0; c < coutO; c++) {
-          const s = w + ((<usize>((g * coutO + c) * coutG + j) * <usize>kk) << 2);
-          const d = dst + ((<usize>(c * kk) * <usize>mr + <usize>i) << 2);
-          for (let t = 0; t < kk; t++) store<f32>(d + ((<usize>t * <usize>mr) << 2), load<f32>(s + (<usize>(kk - 1 - t) << 2)));
-        }
+    for (let i = 0; i < rows; i++) {
+      const j = oc0 + i;
+      for (let c = 0; c < cinG; c++) {
+        // not flipped: w is [G*coutG][cinG][kk]; flipped: w[g*cinG + c][j] holds our taps rotated by 180 degrees
+        const s = flipped ? w + ((<usize>((g * cinG + c) * coutG + j) * <usize>kk) << 2) : w + ((<usize>((g * coutG + j) * cinG + c) * <usize>kk) << 2);
+        for (let ky = 0; ky < kH; ky++)
+          for (let kx = 0; kx < kW; kx++) {
+            const t = ky * kW + kx;
+            const k = tapIndex(c, ky, kx, cinG, kH, kW, rowMajor);
+            store<f32>(dst + ((<usize>k * <usize>mr + <usize>i) << 2), load<f32>(s + (<usize>(flipped ? kk - 1 - t : t) << 2)));
+          }
       }
     }
   }
@@ -155,6 +162,11 @@ export function convRows(ctrl: usize, r0: i32, r1: i32, tile: usize): void {
   const planeB = (<usize>sW * <usize>Hp * <usize>Wq) << 2;
   const ldc = <usize>P << 2;
   const cmc = CMC / mr * mr; // whole tiles per weight block
+  // taps in (ky, c, kx) order (one weight block): an output row reads only the kernel rows [ky0, ky1) that
+  // land inside the input, one range of taps; the others would multiply padding
+  const rowMajor = argI(ctrl, A_ROWMAJOR_TAPS) != 0 && K <= CKC;
+  const inH = argI(ctrl, A_INH), pT = argI(ctrl, A_PT), dH = argI(ctrl, A_DH);
+  const tapsPerRow = cinG * kW;
   for (let kb = 0; kb < K; kb += CKC) {
     const kc = min(CKC, K - kb);
     const accK = kb > 0;
@@ -171,16 +183,27 @@ export function convRows(ctrl: usize, r0: i32, r1: i32, tile: usize): void {
           const b = row / outH, oy = row % outH;
           const xrow = xpad + <usize>(b * inC + g * cinG) * planeB + ((<usize>(oy * sH) * <usize>Wq) << 2);
           const yrow = y + ((<usize>(b * outC + g * coutG) * <usize>P + <usize>(oy * outW)) << 2);
+          // taps [k0, k0 + kn) of this row (all of them unless rowMajor)
+          let k0 = 0, kn = kc;
+          if (rowMajor) {
+            // padded row oy*sH + ky*dH is an input row when pT <= it < pT + inH
+            const top = pT - oy * sH, bottom = pT + inH - 1 - oy * sH;
+            const ky0 = top > 0 ? (top + dH - 1) / dH : 0;
+            const ky1 = bottom < 0 ? 0 : min(kH, bottom / dH + 1);
+            k0 = min(ky0, ky1) * tapsPerRow;
+            kn = max(0, ky1 - ky0) * tapsPerRow;
+          }
+          const rowTaps = tapOffs + (<usize>k0 << 2);
           for (let ox0 = 0; ox0 < outW; ox0 += CNR) {
             const xb = xrow + (<usize>ox0 << 2);
             const full = ox0 + CNR <= outW;
-            let pa = pa0, bp = bias0, cp = yrow + ((<usize>mb * <usize>P + <usize>ox0) << 2);
+            let pa = pa0 + ((<usize>k0 * <usize>mr) << 2), bp = bias0, cp = yrow + ((<usize>mb * <usize>P + <usize>ox0) << 2);
             for (let oc0 = mb; oc0 < me; oc0 += mr, pa += paStep, cp += cpStep) {
               const rows = min(mr, coutG - oc0);
               if (full) {
-                convMicro(mr, kc, pa, xb, tapOffs, cp, ldc, accK, bp, rows);
+                convMicro(mr, kn, pa, xb, rowTaps, cp, ldc, accK, bp, rows);
               } else {
-                convMicro(mr, kc, pa, xb, tapOffs, tile, <usize>CNR << 2, false, bp, rows);
+                convMicro(mr, kn, pa, xb, rowTaps, tile, <usize>CNR << 2, false, bp, rows);
                 const cols = outW - ox0;
                 for (let i = 0; i < rows; i++)
                   for (let j = 0; j < cols; j++) {
@@ -278,6 +301,86 @@ export function convPanels(ctrl: usize, u0: i32, u1: i32, scratch: usize): void 
               const v = load<f32>(tile + (<usize>(i * CNR + jj) << 2));
               store<f32>(q, accK ? load<f32>(q) + v : v);
             }
+        }
+      }
+    }
+  }
+}
+
+/** bias[j] broadcast (0 without a bias: bp = 0). */
+// @ts-ignore: decorator
+@inline function biasSplat(bp: usize, j: usize): v128 {
+  return bp != 0 ? v128.load32_splat(bp + (j << 2)) : f32x4.splat(0);
+}
+
+/**
+ * The forward convolution by pixel tiles, for narrow rows and few output channels (groups = 1): a tile is
+ * PXR consecutive pixels of the flattened n x outH x outW output (spanning rows and images, so every tile
+ * is full) times PXC output channels. Each pixel's inputs are read in place from xpad, without the gather
+ * of convPanels. Weights packed [panel][K][PXC] (packWeights with mr = PXC). Units [t0, t1) count tiles.
+ */
+export function convPixels(ctrl: usize, t0: i32, t1: i32, tile: usize): void {
+  const n = argI(ctrl, A_N), inC = argI(ctrl, A_INC), outC = argI(ctrl, A_OUTC);
+  const kH = argI(ctrl, A_KH), kW = argI(ctrl, A_KW), sH = argI(ctrl, A_SH), sW = argI(ctrl, A_SW);
+  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW), Hp = argI(ctrl, A_HP), Wq = argI(ctrl, A_WQ);
+  const xpad = argP(ctrl, A_XPAD), wpack = argP(ctrl, A_WPACK), offs = argP(ctrl, A_OFFS);
+  const bias = argP(ctrl, A_BIAS), y = argP(ctrl, A_Y);
+  const K = inC * kH * kW, P = outH * outW, total = n * P;
+  const imageB = (<usize>inC * <usize>sW * <usize>Hp * <usize>Wq) << 2, rowB = (<usize>sH * <usize>Wq) << 2;
+  const panelB = (<usize>K * <usize>PXC) << 2, planeB = <usize>P << 2;
+  // a cursor over output pixels (image b, row oy, column ox) and the xpad address of its first input
+  // (tap offsets are added to it): divisions only once per unit
+  let b = (t0 * PXR) / P, oy = (t0 * PXR) % P / outW, ox = (t0 * PXR) % P % outW;
+  let xq = xpad + <usize>b * imageB + <usize>oy * rowB + (<usize>ox << 2);
+  const inputs = tile + (<usize>(PXR * PXC) << 2); // the tile's PXR input addresses
+  for (let t = t0; t < t1; t++) {
+    const q0 = t * PXR, cnt = min(PXR, total - q0);
+    const b0 = b, p0 = oy * outW + ox;
+    let bLast = b;
+    for (let i = 0; i < PXR; i++) {
+      store<usize>(inputs + (<usize>i << 2), xq); // pixels past the end repeat the last one (not stored)
+      bLast = b;
+      if (q0 + i + 1 >= total) continue;
+      xq += 4;
+      if (++ox == outW) {
+        ox = 0;
+        xq += rowB - (<usize>outW << 2);
+        if (++oy == outH) {
+          oy = 0;
+          b++;
+          xq = xpad + <usize>b * imageB;
+        }
+      }
+    }
+    const x0 = load<usize>(inputs), x1 = load<usize>(inputs, 4), x2 = load<usize>(inputs, 8), x3 = load<usize>(inputs, 12);
+    // the 4 pixels are consecutive floats of each output plane: transposed vector stores
+    const together = cnt == PXR && bLast == b0;
+    for (let c0 = 0; c0 < outC; c0 += PXC) {
+      convpx_mk_4x8(K, wpack + <usize>(c0 / PXC) * panelB, offs, x0, x1, x2, x3, tile, <usize>PXC << 2);
+      const chans = min(PXC, outC - c0);
+      if (together) {
+        const dst = y + ((<usize>(b0 * outC + c0) * <usize>P + <usize>p0) << 2);
+        for (let h = 0; h < PXC; h += 4) {
+          // tile rows are pixels: transpose each 4 x 4 half (channels h .. h + 3) into rows of channels
+          const hb = <usize>h << 2;
+          const r0 = v128.load(tile + hb), r1 = v128.load(tile + 32 + hb), r2 = v128.load(tile + 64 + hb), r3 = v128.load(tile + 96 + hb);
+          const s0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), s1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+          const s2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), s3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+          const bp = bias != 0 ? bias + (<usize>(c0 + h) << 2) : 0;
+          const d = dst + <usize>h * planeB;
+          if (h < chans) v128.store(d, f32x4.add(v128.shuffle<f32>(s0, s1, 0, 1, 4, 5), biasSplat(bp, 0)));
+          if (h + 1 < chans) v128.store(d + planeB, f32x4.add(v128.shuffle<f32>(s0, s1, 2, 3, 6, 7), biasSplat(bp, 1)));
+          if (h + 2 < chans) v128.store(d + 2 * planeB, f32x4.add(v128.shuffle<f32>(s2, s3, 0, 1, 4, 5), biasSplat(bp, 2)));
+          if (h + 3 < chans) v128.store(d + 3 * planeB, f32x4.add(v128.shuffle<f32>(s2, s3, 2, 3, 6, 7), biasSplat(bp, 3)));
+        }
+      } else {
+        for (let i = 0; i < cnt; i++) {
+          const q = q0 + i, bi = q / P;
+          const dst = y + ((<usize>(bi * outC + c0) * <usize>P + <usize>(q - bi * P)) << 2);
+          for (let j = 0; j < chans; j++) {
+            const v = load<f32>(tile + (<usize>(i * PXC + j) << 2));
+            store<f32>(dst + <usize>j * planeB, bias != 0 ? v + load<f32>(bias + (<usize>(c0 + j) << 2)) : v);
+          }
         }
       }
     }

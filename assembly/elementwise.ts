@@ -429,3 +429,40 @@ export function randomUniformRange(dst: usize, start: i32, end: i32, lo: f64, hi
     else storeTail(dst + (<usize>i << 2), r, end - i);
   }
 }
+
+// ---- optimizer -----------------------------------------------------------------------------------------
+
+/**
+ * One SGD step over parameters [start, end) (src/kernels/types.ts sgdStep): f32 arithmetic in the
+ * reference's order, separate multiplies and adds (no fused multiply-add), so results equal it bit for bit.
+ */
+export function sgdRange(p: usize, grad: usize, vel: usize, start: i32, end: i32, lr: f32, mu: f32, wd: f32, nesterov: bool): void {
+  const lrv = f32x4.splat(lr), muv = f32x4.splat(mu), wdv = f32x4.splat(wd);
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    const o = <usize>i << 2;
+    const pv = v128.load(p + o);
+    let g = v128.load(grad + o);
+    if (wd != 0) g = f32x4.add(g, f32x4.mul(wdv, pv));
+    let d = g;
+    if (vel != 0) {
+      const v = f32x4.add(f32x4.mul(muv, v128.load(vel + o)), g);
+      v128.store(vel + o, v);
+      d = nesterov ? f32x4.add(g, f32x4.mul(muv, v)) : v;
+    }
+    v128.store(p + o, f32x4.sub(pv, f32x4.mul(lrv, d)));
+  }
+  for (; i < end; i++) {
+    const o = <usize>i << 2;
+    const pv = load<f32>(p + o);
+    let g = load<f32>(grad + o);
+    if (wd != 0) g = g + wd * pv;
+    let d = g;
+    if (vel != 0) {
+      const v = mu * load<f32>(vel + o) + g;
+      store<f32>(vel + o, v);
+      d = nesterov ? g + mu * v : v;
+    }
+    store<f32>(p + o, pv - lr * d);
+  }
+}

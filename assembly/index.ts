@@ -4,15 +4,15 @@
 // alone (runAll) or publishes it for the worker threads and claims units of it like they do (publish, work).
 
 import { JOB, ERR, SEQ, TICKET, DONE, argF, argI, argP, scratchOf, shareStart, tileRows } from './layout';
-import { fillRange, castRange, unaryRange, unaryBackwardRange, binaryRows, copyRows, dropoutRange, randomUniformRange } from './elementwise';
+import { fillRange, castRange, unaryRange, unaryBackwardRange, binaryRows, copyRows, dropoutRange, randomUniformRange, sgdRange } from './elementwise';
 import { reduceRange, argmaxRange, softmaxRows, softmaxBackwardRows, channelSumsRange, channelAffineRange } from './reduce';
 import { maxPoolPlanes, maxPoolBackwardPlanes, avgPoolPlanes, avgPoolBackwardPlanes } from './pool';
 import { gemmPart, GEMM_SCRATCH, MR as GEMM_MR_, NR as GEMM_NR_, MC as GEMM_MC_, KC as GEMM_KC_, NC as GEMM_NC_ } from './gemm';
 import {
-  padPlanes, tapOffsets, packWeights, convRows, convPanels, flipWeights, col2imChannels, packDyT, wgradUnits,
+  padPlanes, tapOffsets, packWeights, convRows, convPanels, convPixels, PXR, PXC, flipWeights, col2imChannels, packDyT, wgradUnits,
   depthwiseRows, depthwiseWgrad, depthwiseBackwardInput,
-  CMR, CNR, WMR, WNR, A_N, A_INC, A_INH, A_INW, A_OUTC, A_KH, A_KW, A_SH, A_SW, A_PT, A_PL, A_DH, A_DW, A_G, A_OUTH, A_OUTW,
-  A_HP, A_WQ, A_X, A_XPAD, A_W, A_WPACK, A_OFFS, A_Y, A_AUX, A_AUX2, A_MR, A_BLOCKS,
+  CMR, CNR, CKC, WMR, WNR, A_N, A_INC, A_INH, A_INW, A_OUTC, A_KH, A_KW, A_SH, A_SW, A_PT, A_PL, A_DH, A_DW, A_G, A_OUTH, A_OUTW,
+  A_HP, A_WQ, A_X, A_XPAD, A_W, A_WPACK, A_OFFS, A_Y, A_AUX, A_AUX2, A_MR, A_BLOCKS, A_ROWMAJOR_TAPS,
 } from './conv';
 import { winogradWeights, winogradBlocks, winogradWgradTransform, winogradWgradOutput, winogradWgradGemm } from './winograd';
 import { int8Job } from './int8';
@@ -22,7 +22,7 @@ import { channelMeanVarRange, channelNormalizeRange, batchNormBackwardSumsRange,
 export { nllLoss } from './reduce';
 export { winogradTiles, winogradWgradSizes } from './winograd';
 // Exported so that the loader can find them (it derives a relaxed-SIMD variant of their bodies).
-export { gemm_mk_4x8, gemm_mk_5x8, conv_mk_5x8, conv_mk_4x8, wgrad_mk_4x8 } from './microkernels';
+export { gemm_mk_4x8, gemm_mk_5x8, conv_mk_5x8, conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8, convpx_mk_4x8 } from './microkernels';
 
 // Job ids (mirrored in src/kernels/wasm/abi.ts).
 const J_FILL = 1, J_CAST = 2, J_UNARY = 3, J_UNARY_BWD = 4, J_BINARY = 5, J_COPY = 6, J_REDUCE = 7, J_ARGMAX = 8;
@@ -30,7 +30,7 @@ const J_SOFTMAX = 9, J_SOFTMAX_BWD = 10, J_GEMM = 11, J_CONV_PREP = 12, J_CONV_F
 const J_MAXPOOL_BWD = 15, J_AVGPOOL = 16, J_AVGPOOL_BWD = 17, J_CH_SUMS = 18, J_CH_AFFINE = 19, J_DROPOUT = 20;
 const J_FLIPW = 21, J_COL2IM = 22, J_WGRAD_PREP = 23, J_WGRAD = 24, J_DW_FWD = 25, J_DW_WGRAD = 26, J_DW_BWD_INPUT = 27;
 const J_RANDOM_UNIFORM = 28, J_WINO_PREP = 29, J_WINO = 30, J_WINO_WG_T = 31, J_WINO_WG_GEMM = 32, J_WINO_WG_OUT = 33;
-const J_CONV_PANELS = 34;
+const J_CONV_PANELS = 34, J_SGD = 35, J_CONV_PIXELS = 36;
 // binary (XNOR-popcount) kernels: 50-59 (assembly/binary.ts)
 const J_BIN_PACK = 50, J_BIN_PACK_WEIGHTS = 51, J_BIN_CONV = 52;
 // batch-norm training kernels: 60-69 (assembly/norm.ts)
@@ -56,6 +56,9 @@ export function tiling(which: i32): i32 {
     case 6: return CNR;
     case 7: return WMR;
     case 8: return WNR;
+    case 9: return PXR;
+    case 10: return PXC;
+    case 11: return CKC;
     default: return 0;
   }
 }
@@ -90,7 +93,7 @@ function convPad(ctrl: usize, u: i32, U: i32): void {
   const planes = n * inC;
   padPlanes(argP(ctrl, A_X), argP(ctrl, A_XPAD), lo(planes, u, U, 1), hi(planes, u, U, 1), argI(ctrl, A_INH), argI(ctrl, A_INW),
     argI(ctrl, A_SW), argI(ctrl, A_PT), argI(ctrl, A_PL), argI(ctrl, A_HP), argI(ctrl, A_WQ));
-  if (u == 0 && argP(ctrl, A_OFFS) != 0) tapOffsets(argP(ctrl, A_OFFS), inC / G, argI(ctrl, A_KH), argI(ctrl, A_KW), argI(ctrl, A_SW), argI(ctrl, A_DH), argI(ctrl, A_DW), argI(ctrl, A_HP), argI(ctrl, A_WQ));
+  if (u == 0 && argP(ctrl, A_OFFS) != 0) tapOffsets(argP(ctrl, A_OFFS), inC / G, argI(ctrl, A_KH), argI(ctrl, A_KW), argI(ctrl, A_SW), argI(ctrl, A_DH), argI(ctrl, A_DW), argI(ctrl, A_HP), argI(ctrl, A_WQ), argI(ctrl, A_ROWMAJOR_TAPS) != 0);
 }
 
 /** Run unit u (of U) of the job on thread t (t selects the scratch buffer; u/U select the share of work). */
@@ -161,7 +164,8 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
         const K = (argI(ctrl, A_INC) / G) * argI(ctrl, A_KH) * argI(ctrl, A_KW);
         const mr = argI(ctrl, A_MR);
         const units = G * ((coutG + mr - 1) / mr);
-        packWeights(argP(ctrl, A_W), wpack, lo(units, u, U, 1), hi(units, u, U, 1), coutG, K, argI(ctrl, A_AUX) != 0, argI(ctrl, A_KH) * argI(ctrl, A_KW), mr);
+        packWeights(argP(ctrl, A_W), wpack, lo(units, u, U, 1), hi(units, u, U, 1), coutG, K, argI(ctrl, A_AUX) != 0, argI(ctrl, A_KH), argI(ctrl, A_KW), mr,
+          argI(ctrl, A_ROWMAJOR_TAPS) != 0);
       }
       break;
     }
@@ -174,6 +178,11 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       const P = argI(ctrl, A_OUTH) * argI(ctrl, A_OUTW);
       const units = argI(ctrl, A_N) * argI(ctrl, A_G) * ((P + CNR - 1) / CNR);
       convPanels(ctrl, lo(units, u, U, 1), hi(units, u, U, 1), scratchOf(ctrl, t));
+      break;
+    }
+    case J_CONV_PIXELS: {
+      const tiles = (argI(ctrl, A_N) * argI(ctrl, A_OUTH) * argI(ctrl, A_OUTW) + PXR - 1) / PXR;
+      convPixels(ctrl, lo(tiles, u, U, 1), hi(tiles, u, U, 1), scratchOf(ctrl, t));
       break;
     }
     case J_FLIPW: {
@@ -285,6 +294,13 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
     case J_WINO_WG_OUT: {
       const outC = argI(ctrl, A_OUTC);
       winogradWgradOutput(argP(ctrl, A_WPACK), argP(ctrl, A_W), lo(outC, u, U, 1), hi(outC, u, U, 1), argI(ctrl, A_INC), outC);
+      break;
+    }
+    case J_SGD: {
+      // args: p, grad, velocity (0: no momentum), n, lr, momentum, weightDecay, nesterov
+      const n = argI(ctrl, 3);
+      sgdRange(argP(ctrl, 0), argP(ctrl, 1), argP(ctrl, 2), lo(n, u, U, 16), hi(n, u, U, 16), <f32>argF(ctrl, 4), <f32>argF(ctrl, 5),
+        <f32>argF(ctrl, 6), argI(ctrl, 7) != 0);
       break;
     }
     case J_RANDOM_UNIFORM: {

@@ -377,3 +377,59 @@ export function wgrad_mk_4x8(nrows: i32, width: i32, rowStep: usize, x0: usize, 
   }
 }
 
+/**
+ * Pixel tile of a convolution: C[4 pixels x 8 channels] = A * B, A[i][k] = f32 at x_i + offs[k] (the inputs of
+ * output pixel i, read in place from xpad), B the packed weights [k][8]; C written as [pixel][8], ldc in bytes.
+ */
+export function convpx_mk_4x8(kc: i32, pb: usize, offs: usize, x0: usize, x1: usize, x2: usize, x3: usize, c: usize, ldc: usize): void {
+  let c0_0 = f32x4.splat(0);
+  let c0_1 = f32x4.splat(0);
+  let c1_0 = f32x4.splat(0);
+  let c1_1 = f32x4.splat(0);
+  let c2_0 = f32x4.splat(0);
+  let c2_1 = f32x4.splat(0);
+  let c3_0 = f32x4.splat(0);
+  let c3_1 = f32x4.splat(0);
+  const end = pb + <usize>kc * 32;
+  while (pb < end) {
+    const o = <usize>load<i32>(offs);
+    const b0 = v128.load(pb, 0);
+    const b1 = v128.load(pb, 16);
+    const a0 = v128.load32_splat(x0 + o);
+    c0_0 = f32x4.add(f32x4.mul(a0, b0), c0_0);
+    c0_1 = f32x4.add(f32x4.mul(a0, b1), c0_1);
+    const a1 = v128.load32_splat(x1 + o);
+    c1_0 = f32x4.add(f32x4.mul(a1, b0), c1_0);
+    c1_1 = f32x4.add(f32x4.mul(a1, b1), c1_1);
+    const a2 = v128.load32_splat(x2 + o);
+    c2_0 = f32x4.add(f32x4.mul(a2, b0), c2_0);
+    c2_1 = f32x4.add(f32x4.mul(a2, b1), c2_1);
+    const a3 = v128.load32_splat(x3 + o);
+    c3_0 = f32x4.add(f32x4.mul(a3, b0), c3_0);
+    c3_1 = f32x4.add(f32x4.mul(a3, b1), c3_1);
+    pb += 32;
+    offs += 4;
+  }
+  const acc = false;
+  {
+    const r = c + 0 * ldc;
+    v128.store(r, acc ? f32x4.add(v128.load(r, 0), c0_0) : c0_0, 0);
+    v128.store(r, acc ? f32x4.add(v128.load(r, 16), c0_1) : c0_1, 16);
+  }
+  {
+    const r = c + 1 * ldc;
+    v128.store(r, acc ? f32x4.add(v128.load(r, 0), c1_0) : c1_0, 0);
+    v128.store(r, acc ? f32x4.add(v128.load(r, 16), c1_1) : c1_1, 16);
+  }
+  {
+    const r = c + 2 * ldc;
+    v128.store(r, acc ? f32x4.add(v128.load(r, 0), c2_0) : c2_0, 0);
+    v128.store(r, acc ? f32x4.add(v128.load(r, 16), c2_1) : c2_1, 16);
+  }
+  {
+    const r = c + 3 * ldc;
+    v128.store(r, acc ? f32x4.add(v128.load(r, 0), c3_0) : c3_0, 0);
+    v128.store(r, acc ? f32x4.add(v128.load(r, 16), c3_1) : c3_1, 16);
+  }
+}
+

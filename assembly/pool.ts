@@ -19,9 +19,70 @@ import { firstTap, endTap, interiorLo, interiorHi } from './window';
   return bestAt < 0 || v > best || (isNaN(v) && !isNaN(best));
 }
 
+// @ts-ignore: decorator
+@inline function maxTapV(v: v128, best: v128): v128 {
+  // maxTap for 4 lanes after the first tap
+  return v128.or(f32x4.gt(v, best), v128.and(f32x4.ne(v, v), f32x4.eq(best, best)));
+}
+
+/**
+ * Max pool with 2x2 windows, stride 2, no padding, every window inside the input (LeNet-5, VGG): per step 4
+ * outputs from two rows of 8 inputs, split into even and odd columns by shuffles. Taps in the general loop's
+ * order, so the same maximum and argmax.
+ */
+function maxPool2x2Planes(x: usize, y: usize, am: usize, p0: i32, p1: i32, inW: i32, inPlane: i32, outH: i32, outW: i32): void {
+  const outPlane = outH * outW;
+  const even = i32x4(0, 2, 4, 6);
+  for (let p = p0; p < p1; p++) {
+    const xp = x + ((<usize>p * <usize>inPlane) << 2);
+    for (let oy = 0; oy < outH; oy++) {
+      const i0 = 2 * oy * inW; // input index of the row pair's first element
+      const r0 = xp + (<usize>i0 << 2), r1 = r0 + (<usize>inW << 2);
+      const o = p * outPlane + oy * outW;
+      let ox = 0;
+      for (; ox + 4 <= outW; ox += 4) {
+        const c = <usize>ox << 3;
+        const a = v128.load(r0 + c), b = v128.load(r0 + c, 16), d = v128.load(r1 + c), e = v128.load(r1 + c, 16);
+        const idx = i32x4.add(i32x4.splat(i0 + 2 * ox), even);
+        let best = v128.shuffle<f32>(a, b, 0, 2, 4, 6), at = idx;
+        let v = v128.shuffle<f32>(a, b, 1, 3, 5, 7);
+        let take = maxTapV(v, best);
+        best = v128.bitselect(v, best, take);
+        at = v128.bitselect(i32x4.add(idx, i32x4.splat(1)), at, take);
+        v = v128.shuffle<f32>(d, e, 0, 2, 4, 6);
+        take = maxTapV(v, best);
+        best = v128.bitselect(v, best, take);
+        at = v128.bitselect(i32x4.add(idx, i32x4.splat(inW)), at, take);
+        v = v128.shuffle<f32>(d, e, 1, 3, 5, 7);
+        take = maxTapV(v, best);
+        best = v128.bitselect(v, best, take);
+        at = v128.bitselect(i32x4.add(idx, i32x4.splat(inW + 1)), at, take);
+        v128.store(y + (<usize>(o + ox) << 2), best);
+        if (am != 0) v128.store(am + (<usize>(o + ox) << 2), at);
+      }
+      for (; ox < outW; ox++) {
+        let best: f32 = 0, bestAt = -1;
+        for (let t = 0; t < 4; t++) {
+          const idx = i0 + 2 * ox + (t >> 1) * inW + (t & 1);
+          const v = load<f32>(xp + (<usize>idx << 2));
+          const take = maxTap(v, idx, best, bestAt);
+          best = select<f32>(v, best, take);
+          bestAt = select<i32>(idx, bestAt, take);
+        }
+        store<f32>(y + (<usize>(o + ox) << 2), best);
+        if (am != 0) store<i32>(am + (<usize>(o + ox) << 2), bestAt);
+      }
+    }
+  }
+}
+
 export function maxPoolPlanes(x: usize, y: usize, am: usize, p0: i32, p1: i32,
   inH: i32, inW: i32, kH: i32, kW: i32, sH: i32, sW: i32, pT: i32, pL: i32, dH: i32, dW: i32, outH: i32, outW: i32): void {
   const inPlane = inH * inW, outPlane = outH * outW;
+  if (kH == 2 && kW == 2 && sH == 2 && sW == 2 && pT == 0 && pL == 0 && 2 * outH <= inH && 2 * outW <= inW) {
+    maxPool2x2Planes(x, y, am, p0, p1, inW, inPlane, outH, outW);
+    return;
+  }
   const iy0 = interiorLo(sH, pT), iy1 = interiorHi(sH, pT, dH, kH, inH, outH);
   const ix0 = interiorLo(sW, pL), ix1 = interiorHi(sW, pL, dW, kW, inW, outW);
   const simd = dW == 1 && (sW == 1 || sW == 2);

@@ -85,6 +85,7 @@ def main():
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup-seconds", type=float, default=0.0, help="untimed steps for at least this long (as lowbit's)")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--seconds", type=float, default=None, help="time more steps until this many seconds have passed")
     a = p.parse_args()
@@ -105,8 +106,10 @@ def main():
         opt.zero_grad()
         return loss.item()
 
-    for _ in range(a.warmup):
+    warm_start, warm_steps = time.perf_counter(), 0
+    while warm_steps < a.warmup or time.perf_counter() - warm_start < a.warmup_seconds:
         step()
+        warm_steps += 1
     times, losses, start = [], [], time.perf_counter()
     while len(times) < max(1, a.runs) or (a.seconds is not None and time.perf_counter() - start < a.seconds):
         t0 = time.perf_counter()

@@ -183,7 +183,8 @@ export function pytorchUnavailable(): string | null {
 /** PyTorch on the CPU: bench/pytorch_train.py in a child process (the caller checks pytorchUnavailable()). */
 export function benchPytorchTrain(name: TrainModel, threads: number, plan: StepPlan): PeerTrainResult {
   const m = TRAIN_MODELS[name];
-  const args = [PYTORCH_SCRIPT, '--model', name, '--batch', String(m.batch), '--threads', String(threads), '--warmup', String(plan.warmup), '--runs', String(plan.runs)];
+  const args = [PYTORCH_SCRIPT, '--model', name, '--batch', String(m.batch), '--threads', String(threads), '--warmup', String(plan.warmup),
+    '--warmup-seconds', String(plan.warmupSeconds ?? 0), '--runs', String(plan.runs)];
   if (plan.seconds !== undefined) args.push('--seconds', String(plan.seconds));
   // OMP_NUM_THREADS would cap set_num_threads; leave the thread count to the script.
   const env = { ...process.env };

@@ -41,6 +41,14 @@ describe('bench train', () => {
     }
   });
 
+  it('lowbit: a warm-up by time runs untimed steps first, then times the steps asked for', () => {
+    const start = performance.now();
+    const r = benchLowbitTrain('lenet5', 1, { warmup: 0, runs: 2, warmupSeconds: 0.3 });
+    assert.ok(performance.now() - start >= 300, 'the warm-up took less than warmupSeconds');
+    assertRow(r.row, 'train-lenet5', 'lowbit', 1, 64);
+    assert.equal(r.row.steps, 2);
+  });
+
   it('tfjs-cpu: the same LeNet-5 trains (at batch 4 here: its steps take seconds at 64)', async () => {
     const r = await benchTfjsCpuTrain('lenet5', { warmup: 0, runs: 1 }, 4);
     assertRow(r.row, 'train-lenet5', 'tfjs-cpu', 1, 4);

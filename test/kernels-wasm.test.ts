@@ -156,6 +156,9 @@ describe('conv2d forward and backward', () => {
     ['stride 2', conv(1, 4, 10, 9, 6, 3, 3, { sH: 2, sW: 2, pT: 1, pL: 1 })],
     ['stride 2x1, 1x3 kernel', conv(2, 3, 7, 12, 4, 1, 3, { sH: 2, sW: 1, pL: 1 })],
     ['stride 3, 2x2 kernel', conv(1, 2, 11, 10, 3, 2, 2, { sH: 3, sW: 3 })],
+    ['1x1 stride 2 with padding (input phases no tap reaches)', conv(2, 3, 7, 8, 4, 1, 1, { sH: 2, sW: 2, pT: 1, pL: 1 })],
+    ['3x3 stride 2 without padding (input rows the convolution never reads)', conv(2, 4, 8, 10, 5, 3, 3, { sH: 2, sW: 2 })],
+    ['5x5 stride 3x2, asymmetric padding', conv(2, 3, 13, 12, 6, 5, 5, { sH: 3, sW: 2, pT: 2, pL: 1, pB: 0, pR: 2 })],
     ['dilation 2', conv(1, 4, 12, 12, 6, 3, 3, { pT: 2, pL: 2, dH: 2, dW: 2 })],
     ['dilation 2, stride 2', conv(2, 3, 13, 11, 5, 3, 3, { pT: 1, pL: 2, dH: 2, dW: 2, sH: 2, sW: 2 })],
     ['asymmetric padding', conv(2, 3, 8, 9, 5, 3, 3, { pT: 0, pL: 2, pB: 1, pR: 0 })],
@@ -166,8 +169,13 @@ describe('conv2d forward and backward', () => {
     ['depthwise multiplier 2', conv(1, 3, 7, 7, 6, 3, 3, { pT: 1, pL: 1, groups: 3 })],
     ['1x1', conv(2, 7, 6, 5, 9, 1, 1)],
     ['1x1 stride 2', conv(2, 6, 7, 7, 5, 1, 1, { sH: 2, sW: 2 })],
+    ['1x1 stride 2x3, 16->32 (the subsampled input as a stride-1 convolution)', conv(3, 16, 10, 11, 32, 1, 1, { sH: 2, sW: 3 })],
     ['LeNet first layer 1->6 5x5', conv(3, 1, 12, 12, 6, 5, 5)],
-    ['LeNet second layer 6->16 5x5 (narrow rows: pixel panels)', conv(3, 6, 14, 14, 16, 5, 5)],
+    ['LeNet second layer 6->16 5x5 (narrow rows: pixel tiles)', conv(3, 6, 14, 14, 16, 5, 5)],
+    ['pixel tiles across images, a partial channel tile, stride 2 (5->11, 5x5 output, batch 3)', conv(3, 5, 9, 9, 11, 3, 3, { sH: 2, sW: 2, pT: 1, pL: 1 })],
+    ['pixel tiles with dilation and asymmetric padding', conv(2, 3, 12, 11, 16, 3, 3, { pT: 1, pL: 2, pB: 0, pR: 1, dH: 2, dW: 2 })],
+    ['narrow rows, 24 channels (pixel panels)', conv(2, 6, 14, 14, 24, 5, 5)],
+    ['pixel tiles split over threads (units start mid-image)', conv(7, 16, 19, 14, 13, 5, 5, { pT: 1, pL: 0 })],
     ['row tiles with a partial last tile (14 wide)', conv(2, 5, 14, 14, 7, 3, 3, { pT: 1, pL: 1 })],
     ['16->32 on 20x20 (threads)', conv(2, 16, 20, 20, 32, 3, 3, { pT: 1, pL: 1 })],
     ['K above the tap block (130 x 3x3)', conv(1, 130, 4, 5, 5, 3, 3, { pT: 1, pL: 1 })],
@@ -235,6 +243,9 @@ describe('pooling', () => {
   const cases: [string, PoolGeometry][] = [
     ['2x2 stride 2', pool(6, 8, 8, 2, 2)],
     ['2x2 stride 2 odd input', pool(5, 9, 7, 2, 2)],
+    ['2x2 stride 2, 28x28 (LeNet-5: 4-output steps and a tail)', pool(7, 28, 28, 2, 2)],
+    ['2x2 stride 2, ceil mode (partial last windows)', { ...pool(5, 9, 7, 2, 2), outH: 5, outW: 4 }],
+    ['2x2 stride 2 large (threads)', pool(96, 20, 22, 2, 2)],
     ['3x3 stride 2 pad 1', pool(4, 11, 10, 3, 3, { s: 2, pT: 1, pL: 1 })],
     ['3x3 stride 1 pad 1 count_include_pad', pool(3, 7, 9, 3, 3, { s: 1, pT: 1, pL: 1, inc: true })],
     ['3x3 stride 2 asymmetric pad count_include_pad', pool(3, 8, 9, 3, 3, { s: 2, pT: 0, pL: 2, pB: 1, pR: 1, inc: true })],
@@ -631,6 +642,24 @@ describe('batch-norm pieces, loss, generators', () => {
         for (const [ti, g] of got.entries()) assertBitEqual(g[0], e[0], `randomUniform t${THREADS[ti]}`);
       }
       mem.free(m);
+    }
+  });
+});
+
+describe('optimizer', () => {
+  it('sgdStep is bit-identical to the reference: momentum, Nesterov, weight decay, odd sizes, threads', () => {
+    for (const n of [1, 7, 4099, 100_003]) {
+      const pv = randomValues(n, -2, 2), gv = randomValues(n), vv = randomValues(n, -0.5, 0.5);
+      const p = buffer(pv), g = buffer(gv), v = buffer(vv);
+      for (const [lr, mu, wd, nesterov] of [[0.1, 0.9, 5e-4, true], [0.05, 0.9, 0, false], [0.3, 0, 1e-3, false], [1e-3, 0.5, 0.1, true]] as const) {
+        const vel = mu ? v : 0;
+        const [e, got] = both([{ p, n, initial: pv }, { p: v, n, initial: vv }], (k) => k.sgdStep(p, g, vel, n, lr, mu, wd, nesterov));
+        for (const [ti, r] of got.entries()) {
+          assertBitEqual(r[0], e[0], `parameters lr=${lr} mu=${mu} wd=${wd} t${THREADS[ti]}`);
+          assertBitEqual(r[1], e[1], `velocity t${THREADS[ti]}`);
+        }
+      }
+      for (const b of [p, g, v]) mem.free(b);
     }
   });
 });

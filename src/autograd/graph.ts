@@ -86,8 +86,13 @@ export function record(
 }
 
 function addInto(acc: Tensor, g: Tensor): void {
-  const strides = contiguousStrides(acc.shape);
-  engine.kernels.binary('add', acc.ptr, strides, g.ptr, strides, acc.ptr, [...acc.shape]);
+  addTo(acc, acc, g);
+}
+
+/** out = a + b (same shape, contiguous): one pass, e.g. a fresh sum of two gradients without copying either first. */
+function addTo(out: Tensor, a: Tensor, b: Tensor): void {
+  const strides = contiguousStrides(out.shape);
+  engine.kernels.binary('add', a.ptr, strides, b.ptr, strides, out.ptr, [...out.shape]);
 }
 
 export function contiguousStrides(shape: readonly number[]): number[] {
@@ -158,8 +163,8 @@ export function backward(root: Tensor, gradient?: Tensor, opts: { retainGraph?: 
           } else if (owned.get(input) === prev) {
             addInto(prev, gi);
           } else {
-            const sum = Tensor.empty(input.shape).assign(prev);
-            addInto(sum, gi);
+            const sum = Tensor.empty(input.shape);
+            addTo(sum, prev, gi);
             owned.set(input, sum);
             grads.set(input, sum);
           }

@@ -170,6 +170,8 @@ export interface BenchTrainOptions {
   json?: string;
   runs: number;
   warmup: number;
+  /** lowbit and PyTorch: warm up for at least this many seconds (StepPlan.warmupSeconds). */
+  warmupSeconds?: number;
   /** Instead of a fixed number of timed steps: time steps for this many seconds per case (at least one). */
   seconds?: number;
   threads: number[];
@@ -208,12 +210,14 @@ export async function runBenchTrain(opts: BenchTrainOptions, log: (s: string) =>
   const onlyImpls = (opts.only ?? []).filter((o) => impls.includes(o));
   const wantModel = (m: string) => !onlyModels.length || onlyModels.includes(m);
   const wantImpl = (i: string) => (i === 'lowbit' || opts.peers) && (!onlyImpls.length || onlyImpls.includes(i));
-  const plan: StepPlan = opts.seconds !== undefined ? { warmup: opts.warmup, runs: 1, seconds: opts.seconds } : { warmup: opts.warmup, runs: opts.runs };
+  const plan: StepPlan = opts.seconds !== undefined
+    ? { warmup: opts.warmup, runs: 1, seconds: opts.seconds, warmupSeconds: opts.warmupSeconds }
+    : { warmup: opts.warmup, runs: opts.runs, warmupSeconds: opts.warmupSeconds };
   const notes: string[] = [];
   const noTorch = wantImpl('pytorch') ? pytorchUnavailable() : null;
   if (noTorch) notes.push(`pytorch skipped: ${noTorch}`);
   log(`lowbit bench train: ${models.filter(wantModel).map((m) => `${TRAIN_MODELS[m].name} (batch ${TRAIN_MODELS[m].batch})`).join(', ')}; ` +
-    `threads ${opts.threads.join(',')}; ${plan.warmup} warm-up steps + ${plan.seconds !== undefined ? `${plan.seconds} s` : `${plan.runs} timed steps`} per case (median)`);
+    `threads ${opts.threads.join(',')}; ${plan.warmup} warm-up steps (lowbit, PyTorch: and at least ${plan.warmupSeconds ?? 0} s) + ${plan.seconds !== undefined ? `${plan.seconds} s` : `${plan.runs} timed steps`} per case (median)`);
   for (const n of notes) log(n);
 
   const rows: TrainRow[] = [];
@@ -252,7 +256,7 @@ export async function runBenchTrain(opts: BenchTrainOptions, log: (s: string) =>
     }
     if (opts.profile && wantImpl('lowbit')) {
       const t = Math.max(...opts.threads);
-      const p = profileLowbitTrain(m, t, { warmup: Math.max(1, plan.warmup), runs: Math.max(2, Math.min(plan.runs, 5)) });
+      const p = profileLowbitTrain(m, t, { warmup: Math.max(1, plan.warmup), warmupSeconds: plan.warmupSeconds, runs: Math.max(2, Math.min(plan.runs, 5)) });
       profiles[`${TRAIN_MODELS[m].name} ${t}T`] = p.rows;
       const pt = new Table({ head: [`${TRAIN_MODELS[m].name} lowbit ${t}T: kernel`, 'calls/step', 'ms/step', 'share'] });
       for (const r of p.rows) pt.push([r.kernel, r.calls ? r.calls.toFixed(0) : '', r.msPerStep.toFixed(2), `${(100 * r.share).toFixed(1)}%`]);

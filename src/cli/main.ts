@@ -302,13 +302,14 @@ export function buildProgram(): Command {
     .option('--json <file>', 'also write the rows {name, impl, threads, batch, images_per_s} and the target ratios as JSON')
     .option('--runs <n>', 'timed steps per case (the median is reported)', positiveInt('--runs'), 5)
     .option('--warmup <n>', 'untimed steps before timing', nonNegativeInt('--warmup'), 1)
+    .option('--warmup-seconds <s>', 'lowbit and PyTorch: untimed steps for at least this long (V8 swaps optimized WebAssembly in from background threads)', nonNegativeNumber('--warmup-seconds'), 3)
     .option('--seconds <s>', 'instead of --runs: time steps for this many seconds per case (at least one step)', positiveNumber('--seconds'))
     .option('--threads <list>', 'lowbit and PyTorch thread counts to measure (tfjs-cpu is single-threaded)', intList, [1, 2])
     .option('--only <list>', 'models and/or impls to keep (lenet5, resnet20, lowbit, tfjs-cpu, pytorch)', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
     .option('--profile', 'also time every kernel of lowbit\'s step at the largest thread count (where the time goes)')
     .option('--tfjs-full-batch', 'tfjs-cpu ResNet-20 at batch 128 too (about an hour per step) instead of batch 4 (its images/s do not depend on the batch)')
     .option('--no-peers', 'measure lowbit only')
-    .action(async (o: { json?: string; runs: number; warmup: number; seconds?: number; threads: number[]; only?: string[]; peers: boolean; profile?: boolean; tfjsFullBatch?: boolean }) => {
+    .action(async (o: { json?: string; runs: number; warmup: number; warmupSeconds: number; seconds?: number; threads: number[]; only?: string[]; peers: boolean; profile?: boolean; tfjsFullBatch?: boolean }) => {
       const { runBenchTrain } = await import('./bench.js');
       await init({ threads: Math.max(...o.threads) });
       await runBenchTrain(o, (s) => console.log(s));

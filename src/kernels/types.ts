@@ -250,4 +250,13 @@ export interface Kernels extends IntKernels {
   dropoutMask(mask: Ptr, n: number, p: number, seed: number): void;
   /** dst[i] = lo + (hi - lo) * uniform(seed, i), the same generator as dropoutMask (stochastic rounding). */
   randomUniform(dst: Ptr, n: number, lo: number, hi: number, seed: number): void;
+
+  /**
+   * One SGD step over n f32 parameters p in place (PyTorch's formulation), with lr, momentum mu and
+   * weightDecay rounded to f32 and every operation in f32, in this order, without fused multiply-add:
+   *   g = grad (+ weightDecay * p if weightDecay != 0);  v = mu * v + g;  d = nesterov ? g + mu * v : v;
+   *   p = p - lr * d
+   * With `velocity` = 0 (no momentum) d = g. One pass instead of the ~9 elementwise ops it replaces.
+   */
+  sgdStep(p: Ptr, grad: Ptr, velocity: Ptr, n: number, lr: number, momentum: number, weightDecay: number, nesterov: boolean): void;
 }

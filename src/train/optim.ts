@@ -7,7 +7,7 @@
 //   AdaMax (same paper, sec. 7): u = max(b2 u, |g|);  p -= lr / (1-b1^t) * m / (u + eps)
 
 import * as ops from '../autograd/index.js';
-import { keep, tidy } from '../tensor/engine.js';
+import { engine, keep, tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export interface Optimizer {
@@ -63,17 +63,14 @@ export class SGD extends Base {
   constructor(params: Tensor[], lr: number, readonly opts: { momentum?: number; nesterov?: boolean; weightDecay?: number } = {}) {
     super(params, lr);
   }
+  /** One fused kernel per parameter (kernels' sgdStep: the formula above in f32), no temporaries. */
   protected update(p: Tensor, grad: Tensor, i: number): void {
     const { momentum = 0, nesterov = false, weightDecay = 0 } = this.opts;
-    let g = grad;
-    if (weightDecay) g = ops.add(g, ops.mulScalar(p, weightDecay));
-    let direction = g;
-    if (momentum) {
-      const v = this.slot(i, 'momentum', p);
-      v.assign(ops.add(ops.mulScalar(v, momentum), g));
-      direction = nesterov ? ops.add(g, ops.mulScalar(v, momentum)) : v;
+    if (p.dtype !== 'f32' || grad.dtype !== 'f32' || grad.size !== p.size) {
+      throw new TypeError(`lowbit: SGD: gradient ${grad.dtype}[${grad.size}] does not fit parameter ${p.dtype}[${p.size}]`);
     }
-    p.assign(ops.sub(p, ops.mulScalar(direction, this.lr)));
+    const v = momentum ? this.slot(i, 'momentum', p).ptr : 0;
+    engine.kernels.sgdStep(p.ptr, grad.ptr, v, p.size, this.lr, momentum, weightDecay, nesterov);
   }
 }
 

@@ -192,3 +192,20 @@ export function randomUniform(mem: EngineMemory, dst: Ptr, n: number, lo: number
   const f = mem.f32, o = dst >>> 2;
   for (let i = 0; i < n; i++) f[o + i] = lo + (hi - lo) * uniformAt(seed, i);
 }
+
+export function sgdStep(mem: EngineMemory, p: Ptr, grad: Ptr, velocity: Ptr, n: number, lr: number, momentum: number, weightDecay: number, nesterov: boolean): void {
+  const f = mem.f32, r = Math.fround;
+  const lr32 = r(lr), mu = r(momentum), wd = r(weightDecay);
+  const po = p >>> 2, go = grad >>> 2, vo = velocity >>> 2;
+  for (let i = 0; i < n; i++) {
+    let g = f[go + i];
+    if (wd !== 0) g = r(g + r(wd * f[po + i]));
+    let d = g;
+    if (velocity) {
+      const v = r(r(mu * f[vo + i]) + g);
+      f[vo + i] = v;
+      d = nesterov ? r(g + r(mu * v)) : v;
+    }
+    f[po + i] = r(f[po + i] - r(lr32 * d));
+  }
+}

@@ -42,5 +42,6 @@ export function createRefKernels(mem: EngineMemory): Kernels {
     nllLoss: (lp, l, loss, r, c) => red.nllLoss(mem, lp, l, loss, r, c),
     dropoutMask: (m, n, p, seed) => ew.dropoutMask(mem, m, n, p, seed),
     randomUniform: (d, n, lo, hi, seed) => ew.randomUniform(mem, d, n, lo, hi, seed),
+    sgdStep: (p, g, v, n, lr, mu, wd, nesterov) => ew.sgdStep(mem, p, g, v, n, lr, mu, wd, nesterov),
   };
 }

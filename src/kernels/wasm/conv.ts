@@ -3,9 +3,14 @@
 // as a forward convolution with flipped weights. Paths, in order of preference:
 //   Winograd F(2x2,3x3) / F(3x3,2x2)   3x3, stride 1, undilated, groups 1, >= 8 channels in and out
 //   depthwise SIMD loops               one input and one output channel per group
+//   implicit im2col, pixel tiles       4 pixels x 8 channels, inputs read in place (narrow rows, groups 1,
+//                                      <= 16 output channels)
 //   implicit im2col, row tiles         tiles of 8 pixels along an output row (rows filling >= 85% of them)
 //   implicit im2col, pixel panels      tiles of 8 consecutive pixels gathered into packed panels (narrow rows)
-//   GEMM + col2im                      input gradient with stride > 1
+//   phases of stride-1 convolutions    input gradient with stride > 1 (backwardInputByPhases)
+//   GEMM + col2im                      input gradient with stride > 1 and dilation
+// A 1x1 kernel with stride > 1 and no padding reads every stride-th pixel only: it runs as the 1x1 stride-1
+// convolution of those pixels, copied out first (its input gradient is scattered back).
 
 import type { Ptr } from '../memory.js';
 import type { ConvGeometry } from '../types.js';
@@ -63,6 +68,9 @@ export class ConvRunner {
   private readonly cnr: number;
   private readonly wmr: number;
   private readonly wnr: number;
+  private readonly pxr: number;
+  private readonly pxc: number;
+  private readonly ckc: number;
 
   /** Use Winograd F(2x2, 3x3) where it applies (tests turn it off to check the direct path too). */
   winograd = true;
@@ -71,6 +79,9 @@ export class ConvRunner {
     this.cnr = be.ex.tiling(6);
     this.wmr = be.ex.tiling(7);
     this.wnr = be.ex.tiling(8);
+    this.pxr = be.ex.tiling(9);
+    this.pxc = be.ex.tiling(10);
+    this.ckc = be.ex.tiling(11);
   }
 
   /**
@@ -92,6 +103,7 @@ export class ConvRunner {
     const be = this.be;
     be.args(g.n, g.inC, g.inH, g.inW, g.outC, g.kH, g.kW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW,
       g.groups, g.outH, g.outW, p.Hp, p.Wq);
+    be.setArg(ConvArg.RowMajorTaps, 0); // taps in the weights' order unless a path asks otherwise
   }
 
   private macs(g: ConvGeometry): number {
@@ -107,8 +119,21 @@ export class ConvRunner {
    * of the flattened plane (gathered per tap) instead, if the panel fits the scratch buffer.
    */
   private narrow(g: ConvGeometry, K: number): boolean {
-    const used = g.outW / (Math.ceil(g.outW / this.cnr) * this.cnr);
-    return used < 0.85 && g.outH * g.outW >= this.cnr && 1024 + K * (4 + 4 * this.cnr) <= this.be.ex.scratchBytes();
+    return this.narrowRows(g) && g.outH * g.outW >= this.cnr && 1024 + K * (4 + 4 * this.cnr) <= this.be.ex.scratchBytes();
+  }
+
+  private narrowRows(g: ConvGeometry): boolean {
+    return g.outW / (Math.ceil(g.outW / this.cnr) * this.cnr) < 0.85;
+  }
+
+  /**
+   * Pixel tiles (4 pixels x 8 channels) for narrow rows and few output channels: no gather as in pixel
+   * panels, which spent more time gathering than multiplying for LeNet-5's 6 -> 16 conv (10 x 10 output:
+   * 3.4x faster). With wide rows, 3-row tiles ran as fast for 6 channels; with many channels, 5-row tiles
+   * load less per multiply-add.
+   */
+  private pixelTiles(g: ConvGeometry): boolean {
+    return g.groups === 1 && g.outC <= 2 * this.pxc && this.narrowRows(g);
   }
 
   /**
@@ -122,6 +147,34 @@ export class ConvRunner {
       if (mr <= this.be.tileRows && mr >= min && c < bestCost) { best = mr; bestCost = c; }
     }
     return best;
+  }
+
+  /**
+   * The stride-1 geometry of a strided 1x1 convolution without padding over its subsampled input
+   * [n, inC, outH, outW], or null for other convolutions.
+   */
+  private subsampled1x1(g: ConvGeometry): ConvGeometry | null {
+    if (g.kH !== 1 || g.kW !== 1 || (g.strideH === 1 && g.strideW === 1) || g.padTop || g.padLeft || g.padBottom || g.padRight) return null;
+    return { ...g, inH: g.outH, inW: g.outW, strideH: 1, strideW: 1 };
+  }
+
+  /**
+   * Copy planes of rows x cols floats between strided layouts: dst[p][r][c] = src[p][r][c] with element
+   * strides (per plane, row, column) srcStrides and dstStrides.
+   */
+  private copyPlanes(planes: number, rows: number, cols: number, src: Ptr, srcStrides: number[], dst: Ptr, dstStrides: number[]): void {
+    const be = this.be;
+    be.ints([3, planes, rows, cols, 0, 0, 0, ...srcStrides, 0, 0, 0, ...dstStrides]);
+    be.args(4, src, dst, planes * rows);
+    be.run(Job.Copy, Math.min(planes * rows, be.units(planes * rows * cols, GRAIN_FLOATS)));
+  }
+
+  /** x[:, :, ::sH, ::sW] (outH x outW pixels per plane) into a new buffer, the caller frees it. */
+  private subsample(g: ConvGeometry, x: Ptr): Ptr {
+    const planes = g.n * g.inC, P = g.outH * g.outW;
+    const xs = this.be.mem.alloc(planes * P * 4);
+    this.copyPlanes(planes, g.outH, g.outW, x, [g.inH * g.inW, g.strideH * g.inW, g.strideW], xs, [P, g.outW, 1]);
+    return xs;
   }
 
   /** Winograd F(2x2, 3x3) pays off for 3x3 stride-1 undilated convolutions with enough channels. */
@@ -227,16 +280,32 @@ export class ConvRunner {
       this.winogradForward(g, x, w, bias, y, flippedWeights);
       return;
     }
+    const g1 = this.subsampled1x1(g);
+    if (g1) {
+      const xs = this.subsample(g, x);
+      try {
+        this.forward(g1, xs, w, bias, y, flippedWeights);
+      } finally {
+        mem.free(xs);
+      }
+      return;
+    }
     const p = this.padded(g);
     const depthwise = this.isDepthwise(g) && !flippedWeights;
+    const pixelTiles = !depthwise && this.pixelTiles(g);
     const coutG = g.outC / g.groups;
-    const mr = this.tileRows(coutG);
+    const mr = pixelTiles ? this.pxc : this.tileRows(coutG);
     const panels = Math.ceil(coutG / mr);
     const xpad = mem.alloc(p.bytes);
     const offs = mem.alloc(K * 4);
     const wpack = depthwise ? 0 : mem.alloc(g.groups * panels * K * mr * 4);
+    const narrow = this.narrow(g, K);
     try {
       this.writeGeometry(g, p);
+      // row tiles skip the kernel rows that read padding (taps ordered by kernel row: one weight block only);
+      // with or without padding, so that a convolution over a band of rows sums in the order the whole one does
+      const rowTiles = !depthwise && !pixelTiles && !narrow;
+      be.setArg(ConvArg.RowMajorTaps, rowTiles && K <= this.ckc ? 1 : 0);
       be.setArg(ConvArg.X, x);
       be.setArg(ConvArg.XPad, xpad);
       be.setArg(ConvArg.W, w);
@@ -250,7 +319,10 @@ export class ConvRunner {
       be.run(Job.ConvPrep, Math.min(g.n * g.inC, be.units(g.n * g.inC * p.Hp * p.Wq * g.strideW, GRAIN_FLOATS)));
       if (depthwise) {
         be.run(Job.DepthwiseForward, Math.min(g.n * g.inC, be.units(this.macs(g), GRAIN_MACS)));
-      } else if (this.narrow(g, K)) {
+      } else if (pixelTiles) {
+        const tiles = Math.ceil((g.n * g.outH * g.outW) / this.pxr);
+        be.run(Job.ConvPixels, Math.min(tiles, be.units(this.macs(g), GRAIN_MACS)));
+      } else if (narrow) {
         // narrow rows: tiles of 8 consecutive pixels of the flattened plane, gathered into panels
         const units = g.n * g.groups * Math.ceil((g.outH * g.outW) / this.cnr);
         be.run(Job.ConvPanels, Math.min(units, be.units(this.macs(g), GRAIN_MACS)));
@@ -275,6 +347,21 @@ export class ConvRunner {
       mem.f32.fill(0, dx >>> 2, (dx >>> 2) + dxLen);
       return;
     }
+    const g1 = this.subsampled1x1(g);
+    if (g1) {
+      // the gradient of the subsampled input, scattered into zeros
+      const planes = g.n * g.inC, P = g.outH * g.outW;
+      const dxs = mem.alloc(planes * P * 4);
+      try {
+        this.backwardInput(g1, dy, w, dxs);
+        be.args(dx, dxLen, 0);
+        be.run(Job.Fill, be.units(dxLen, 1 << 17));
+        this.copyPlanes(planes, g.outH, g.outW, dxs, [P, g.outW, 1], dx, [g.inH * g.inW, g.strideH * g.inW, g.strideW]);
+      } finally {
+        mem.free(dxs);
+      }
+      return;
+    }
     if (g.strideH === 1 && g.strideW === 1) {
       const g2 = flippedGeometry(g, g.outH, g.outW);
       if (!this.isDepthwise(g)) {
@@ -291,32 +378,11 @@ export class ConvRunner {
       }
       return;
     }
-    {
-      // stride > 1: with zeros inserted between the samples of dy (u), dx is again a stride-1 convolution of
-      // u with the flipped weights. It multiplies sH*sW times more (mostly zeros), which only pays when
-      // that convolution runs by Winograd (2.25x fewer multiplies and a faster kernel than GEMM + col2im).
-      const uh = (g.outH - 1) * g.strideH + 1, uw = (g.outW - 1) * g.strideW + 1;
-      const g2 = flippedGeometry(g, uh, uw);
-      if (!this.isDepthwise(g) && this.winogradApplies(g2) && g.strideH * g.strideW <= 4) {
-        const planes = g.n * g.outC;
-        const u = mem.alloc(planes * uh * uw * 4);
-        try {
-          be.args(u, planes * uh * uw, 0);
-          be.run(Job.Fill, be.units(planes * uh * uw, 1 << 17));
-          const arr = new Array<number>(19).fill(0);
-          arr[0] = 3;
-          arr.splice(1, 3, planes, g.outH, g.outW);
-          arr.splice(7, 3, g.outH * g.outW, g.outW, 1);
-          arr.splice(13, 3, uh * uw, g.strideH * uw, g.strideW);
-          be.ints(arr);
-          be.args(4, dy, u, planes * g.outH);
-          be.run(Job.Copy, Math.min(planes * g.outH, be.units(planes * g.outH * g.outW, GRAIN_FLOATS)));
-          this.forward(g2, u, w, 0, dx, true);
-        } finally {
-          mem.free(u);
-        }
-        return;
-      }
+    if (!this.isDepthwise(g) && g.dilationH === 1 && g.dilationW === 1) {
+      // stride > 1: one stride-1 convolution per phase of the input (1.5x the ResNet-20 downsampling layers'
+      // input gradient by Winograd over dy with zeros inserted, which multiplied the zeros too)
+      this.backwardInputByPhases(g, dy, w, dx);
+      return;
     }
     if (this.isDepthwise(g)) {
       const p = this.padded(g);
@@ -349,6 +415,59 @@ export class ConvRunner {
     }
   }
 
+  /**
+   * The input gradient of a strided, undilated convolution as sH x sW stride-1 ones: the inputs of one phase
+   * (rows iy = phi_y + sH Y, columns phi_x + sW X) are reached only by the taps ky = ry + sH j, kx = rx + sW i
+   * (ry = (phi_y + pT) mod sH, likewise rx), at y(oy) = sum over j of x_phase(oy + j - pT') w(ry + sH j) with
+   * pT' = (phi_y + pT - ry) / sH. So each phase's gradient is that of a stride-1 convolution with the
+   * sub-kernel w[:, :, ry::sH, rx::sW]: no multiplies by inserted zeros, no col2im. Phases no tap reaches, and
+   * rows or columns past the last one the convolution reads, keep zero gradients.
+   */
+  private backwardInputByPhases(g: ConvGeometry, dy: Ptr, w: Ptr, dx: Ptr): void {
+    const be = this.be, mem = be.mem;
+    const cinG = g.inC / g.groups, planes = g.n * g.inC;
+    /** One dimension of a phase: its sub-kernel's first tap and size, the sub-problem's input size and padding. */
+    const phase = (f: number, s: number, pad: number, k: number, inSize: number, outSize: number) => {
+      const r = (f + pad) % s;
+      const taps = r < k ? Math.ceil((k - r) / s) : 0;
+      const padBefore = (f + pad - r) / s;
+      const size = Math.max(0, Math.min(Math.ceil((inSize - f) / s), outSize + taps - 1 - padBefore));
+      return { r, taps, padBefore, size, padAfter: outSize + taps - 1 - size - padBefore };
+    };
+    let covered = 0;
+    const phases = [];
+    for (let fy = 0; fy < g.strideH; fy++)
+      for (let fx = 0; fx < g.strideW; fx++) {
+        const py = phase(fy, g.strideH, g.padTop, g.kH, g.inH, g.outH), px = phase(fx, g.strideW, g.padLeft, g.kW, g.inW, g.outW);
+        if (py.taps > 0 && px.taps > 0 && py.size > 0 && px.size > 0) {
+          phases.push({ fy, fx, py, px });
+          covered += py.size * px.size;
+        }
+      }
+    if (covered < g.inH * g.inW) {
+      be.args(dx, planes * g.inH * g.inW, 0);
+      be.run(Job.Fill, be.units(planes * g.inH * g.inW, 1 << 17));
+    }
+    for (const { fy, fx, py, px } of phases) {
+      const gs: ConvGeometry = {
+        ...g, inH: py.size, inW: px.size, kH: py.taps, kW: px.taps, strideH: 1, strideW: 1,
+        padTop: py.padBefore, padBottom: py.padAfter, padLeft: px.padBefore, padRight: px.padAfter,
+      };
+      const ws = mem.alloc(g.outC * cinG * py.taps * px.taps * 4);
+      const dxs = mem.alloc(planes * py.size * px.size * 4);
+      try {
+        this.copyPlanes(g.outC * cinG, py.taps, px.taps, w + (py.r * g.kW + px.r) * 4, [g.kH * g.kW, g.strideH * g.kW, g.strideW],
+          ws, [py.taps * px.taps, px.taps, 1]);
+        this.backwardInput(gs, dy, ws, dxs);
+        this.copyPlanes(planes, py.size, px.size, dxs, [py.size * px.size, px.size, 1], dx + (fy * g.inW + fx) * 4,
+          [g.inH * g.inW, g.strideH * g.inW, g.strideW]);
+      } finally {
+        mem.free(ws);
+        mem.free(dxs);
+      }
+    }
+  }
+
   backwardWeight(g: ConvGeometry, x: Ptr, dy: Ptr, dw: Ptr): void {
     checkGeometry(g, 'conv2dBackwardWeight');
     const be = this.be, mem = be.mem;
@@ -362,6 +481,16 @@ export class ConvRunner {
     }
     if (this.winogradApplies(g)) {
       this.winogradWeightGradient(g, x, dy, dw);
+      return;
+    }
+    const g1 = this.subsampled1x1(g);
+    if (g1) {
+      const xs = this.subsample(g, x);
+      try {
+        this.backwardWeight(g1, xs, dy, dw);
+      } finally {
+        mem.free(xs);
+      }
       return;
     }
     const p = this.padded(g);

@@ -285,6 +285,10 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
       be.args(dst, n, lo, hi, seed >>> 0);
       be.run(Job.RandomUniform, be.units(n, GRAIN_ELEMENTS));
     },
+    sgdStep(p, grad, velocity, n, lr, momentum, weightDecay, nesterov) {
+      be.args(p, grad, velocity, n, lr, momentum, weightDecay, nesterov ? 1 : 0);
+      be.run(Job.Sgd, be.units(n, GRAIN_ELEMENTS));
+    },
   };
   backends.set(kernels, be);
   return kernels;

@@ -18,7 +18,7 @@ import { instantiate } from './loader.js';
  * The microkernels: the module's exports named <family>_mk_<MR>x<NR> (assembly/index.ts), each holding
  * MR * NR / 4 multiply-adds in its body.
  */
-const MICROKERNEL = /^(gemm|conv|wgrad)_mk_(\d+)x(\d+)$/;
+const MICROKERNEL = /^(gemm|conv|convpx|wgrad)_mk_(\d+)x(\d+)$/;
 
 function readLeb(b: Uint8Array, pos: number): [number, number] {
   let result = 0, shift = 0, byte: number;
