@@ -12,7 +12,7 @@ import { init, shutdown } from '../src/index.js';
 import { saveModel } from '../src/zoo/index.js';
 import { encodeIdx } from '../src/formats/idx.js';
 import type { Dataset, Split } from '../src/data/index.js';
-import { runCompare, compareSettings, type CompareResults } from '../src/quant/compare.js';
+import { runCompare, compareSettings, describeSpec, qatEpochs, type CompareResults } from '../src/quant/compare.js';
 import { runtimeLatency, compareHtml, compareTable } from '../src/cli/compare.js';
 import { opEnergy, opArea, macCost, modelCost, parameterBytes, accumulatorBits, fitExponent } from '../src/quant/cost.js';
 import { parseSpec } from '../src/quant/spec.js';
@@ -162,6 +162,32 @@ describe('compare', () => {
   it('malformed specs are usage errors before any work', () => {
     assert.throws(() => runCompare(opts(['int8', 'int99'])), /int99/);
     assert.throws(() => runCompare(opts(['int8', 'int8'])), /more than once/);
+  });
+});
+
+describe('QAT epochs per row', () => {
+  const lenetLayers = [
+    { name: 'conv1', kind: 'conv', macs: 117600, fanIn: 25 }, { name: 'conv2', kind: 'conv', macs: 240000, fanIn: 150 },
+    { name: 'fc', kind: 'linear', macs: 4000, fanIn: 400 },
+  ] as unknown as LayerInfo[];
+  const epochsOf = (spec: string, st = compareSettings(false)) => qatEpochs(describeSpec(spec, lenetLayers), st);
+
+  it('binary activations (bnn, xnor, a=xnor) train twice the low-bit epochs; binary or ternary weights the low-bit epochs', () => {
+    const st = compareSettings(false);
+    assert.equal(st.lowBitEpochs, 10);
+    assert.equal(st.binaryActivationEpochs, 20);
+    for (const s of ['bnn', 'xnor', 'w=fp32,a=xnor']) assert.equal(epochsOf(s), 20, s);
+    for (const s of ['binary', 'bwn', 'twn', 'ttq', 'dorefa:w1a2']) assert.equal(epochsOf(s), 10, s);
+    assert.equal(epochsOf('int4'), 3);
+    assert.equal(epochsOf('fixed:16.8:stochastic'), 5);
+  });
+
+  it('the binary-activation epochs follow --low-bit-epochs unless given, and --quick keeps one epoch', () => {
+    assert.equal(compareSettings(false, { lowBitEpochs: 4 }).binaryActivationEpochs, 8);
+    assert.equal(compareSettings(false, { lowBitEpochs: 4, binaryActivationEpochs: 5 }).binaryActivationEpochs, 5);
+    assert.equal(epochsOf('xnor', compareSettings(false, { binaryActivationEpochs: 7 })), 7);
+    assert.equal(compareSettings(true).binaryActivationEpochs, 1);
+    assert.equal(epochsOf('bnn', compareSettings(true)), 1);
   });
 });
 

@@ -56,6 +56,7 @@ export interface CompareCliOptions {
   out: string;
   epochs?: number;
   lowBitEpochs?: number;
+  binaryActEpochs?: number;
   scratchEpochs?: number;
   calibSamples?: number;
   method?: CalibrationMethod;
@@ -92,7 +93,7 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
     const ds = await loadDataset(o.dataset);
     const pre = source.metadata.preprocess as { mean: number[]; std: number[] } | undefined;
     const settings = compareSettings(!!o.quick, {
-      epochs: o.epochs, lowBitEpochs: o.lowBitEpochs, scratchEpochs: o.scratchEpochs, calibSamples: o.calibSamples, method: o.method, firstLast: o.firstLast,
+      epochs: o.epochs, lowBitEpochs: o.lowBitEpochs, binaryActivationEpochs: o.binaryActEpochs, scratchEpochs: o.scratchEpochs, calibSamples: o.calibSamples, method: o.method, firstLast: o.firstLast,
     });
     const specs = o.specs ?? [...DEFAULT_SPECS];
     log(`comparing ${specs.length} datatypes on ${o.model} (${source.name}) with ${ds.name}${o.quick ? ' (--quick: a subset and one short epoch)' : ''}; writing ${o.out}`);

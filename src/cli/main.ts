@@ -213,6 +213,7 @@ export function buildProgram(): Command {
     .option('--resume', 'keep the finished rows of DIR/results.json and run the others; a QAT row killed part way continues from its last epoch (DIR/checkpoints/)')
     .option('--epochs <n>', 'QAT fine-tuning epochs (default 3; --quick 1)', positiveInt('--epochs'))
     .option('--low-bit-epochs <n>', 'QAT fine-tuning epochs of the binary and ternary techniques (default 10; --quick 1)', positiveInt('--low-bit-epochs'))
+    .option('--binary-act-epochs <n>', 'QAT fine-tuning epochs of the binary-activation techniques, bnn and xnor (default twice --low-bit-epochs: 20; --quick 1)', positiveInt('--binary-act-epochs'))
     .option('--scratch-epochs <n>', 'epochs of the techniques trained from scratch (default 5; --quick 1)', positiveInt('--scratch-epochs'))
     .option('--calib-samples <n>', 'PTQ calibration images (default 1024; --quick 256)', positiveInt('--calib-samples'))
     .option('--method <name>', `PTQ calibration observer: ${CALIBRATION_METHODS.join(', ')}`, choice('--method', [...CALIBRATION_METHODS]))
