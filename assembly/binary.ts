@@ -38,6 +38,8 @@ export const B_PT = 9, B_PL = 10, B_DH = 11, B_DW = 12, B_OUTH = 13, B_OUTW = 14
 export const B_EP = 18, B_P1 = 19, B_P2 = 20, B_P3 = 21, B_LO = 22, B_HI = 23, B_ZP = 24;
 /** Float epilogue only: per-pixel multiplier (XNOR-Net's K) and per-channel bias added after it (0: none). */
 export const B_KPIX = 25, B_KBIAS = 26;
+/** Float epilogue only: the batch norm after the layer (per-channel scale and shift; 0: none) and its ReLU (1). */
+export const B_POSTS = 27, B_POSTT = 28, B_POSTRELU = 29;
 /** Epilogue kinds (B_EP). float: P1 scale, P2 offset; bits: P1 scale, P2 offset; requant: P1 bias, P2 multiplier, P3 shift. */
 export const EP_FLOAT = 0, EP_INT32 = 1, EP_BITS = 2, EP_REQUANT = 3;
 
@@ -130,8 +132,31 @@ export function binaryPackWeightBlocks(w: usize, dst: usize, blk0: i32, blk1: i3
 let gInC = 0, gInH = 0, gInW = 0, gOutC = 0, gOutH = 0, gOutW = 0, gWords = 0, gOutWords = 0, gPlane = 0;
 let gEp = 0, gY: usize = 0, gScale: usize = 0, gOffset: usize = 0, gBias: usize = 0, gMult: usize = 0, gShift: usize = 0;
 let gLo: f32 = 0, gHi: f32 = 0, gILo = 0, gIHi = 0, gZp = 0;
+let gClamp = false; // float epilogue: lo or hi finite (f32x4.min/max are ~7 instructions each in V8 on x64)
 let gTmp: usize = 0; // 32 bytes of scratch: the 8 lanes of a block's results; then a 128-byte tile of 4 pixels
-let gK: usize = 0, gKBias: usize = 0;
+let gK: usize = 0, gKBias: usize = 0, gPostS: usize = 0, gPostT: usize = 0, gPostRelu = false;
+
+/** The float epilogue's last steps for one value of channel oc: + bias, then the fused batch norm and ReLU. */
+// @ts-ignore: decorator
+@inline function finishScalar(v: f32, oc: i32): f32 {
+  if (gKBias != 0) v += load<f32>(gKBias + (<usize>oc << 2));
+  if (gPostS != 0) {
+    v = v * load<f32>(gPostS + (<usize>oc << 2)) + load<f32>(gPostT + (<usize>oc << 2));
+    if (gPostRelu) v = select<f32>(v, 0, v > 0);
+  }
+  return v;
+}
+
+/** finishScalar for 4 pixels of channel oc. */
+// @ts-ignore: decorator
+@inline function finishVec(v: v128, oc: i32): v128 {
+  if (gKBias != 0) v = f32x4.add(v, v128.load32_splat(gKBias + (<usize>oc << 2)));
+  if (gPostS != 0) {
+    v = f32x4.add(f32x4.mul(v, v128.load32_splat(gPostS + (<usize>oc << 2))), v128.load32_splat(gPostT + (<usize>oc << 2)));
+    if (gPostRelu) v = f32x4.pmax(f32x4.splat(0), v); // v > 0 ? v : 0, as the relu kernel
+  }
+  return v;
+}
 
 
 /** 4 popcount sums as i32x4 accumulators: validTaps * inC - 2 * ones. */
@@ -153,8 +178,12 @@ let gK: usize = 0, gKBias: usize = 0;
 /** The float epilogue's 8 values of a block at pixel `pix` (before the bias), into dst[0..7]. */
 // @ts-ignore: decorator
 @inline function floatLanes(lo: v128, hi: v128, oc0: i32, pix: i32, dst: usize): void {
-  const vlo = f32x4.splat(gLo), vhi = f32x4.splat(gHi);
-  let v0 = f32x4.min(f32x4.max(affine(lo, oc0), vlo), vhi), v1 = f32x4.min(f32x4.max(affine(hi, oc0 + 4), vlo), vhi);
+  let v0 = affine(lo, oc0), v1 = affine(hi, oc0 + 4);
+  if (gClamp) {
+    const vlo = f32x4.splat(gLo), vhi = f32x4.splat(gHi);
+    v0 = f32x4.min(f32x4.max(v0, vlo), vhi);
+    v1 = f32x4.min(f32x4.max(v1, vlo), vhi);
+  }
   if (gK != 0) {
     const k = v128.load32_splat(gK + (<usize>pix << 2));
     v0 = f32x4.mul(v0, k);
@@ -181,20 +210,14 @@ function storeFloatTile(tile: usize, blk: i32, b: i32, pix: i32): void {
     const t3 = i8x16.shuffle(r2, r3, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
     const oc = oc0 + (h << 2);
     const q = gY + ((<usize>(b * gOutC + oc) * plane + <usize>(pix - b * gPlane)) << 2), step = plane << 2;
-    let c0 = i8x16.shuffle(t0, t2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
-    let c1 = i8x16.shuffle(t0, t2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    let c2 = i8x16.shuffle(t1, t3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
-    let c3 = i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    if (gKBias != 0) {
-      c0 = f32x4.add(c0, v128.load32_splat(gKBias + (<usize>oc << 2)));
-      c1 = f32x4.add(c1, v128.load32_splat(gKBias + (<usize>(oc + 1) << 2)));
-      c2 = f32x4.add(c2, v128.load32_splat(gKBias + (<usize>(oc + 2) << 2)));
-      c3 = f32x4.add(c3, v128.load32_splat(gKBias + (<usize>(oc + 3) << 2)));
-    }
-    v128.store(q, c0);
-    v128.store(q + step, c1);
-    v128.store(q + 2 * step, c2);
-    v128.store(q + 3 * step, c3);
+    const c0 = i8x16.shuffle(t0, t2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const c1 = i8x16.shuffle(t0, t2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const c2 = i8x16.shuffle(t1, t3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const c3 = i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    v128.store(q, finishVec(c0, oc));
+    v128.store(q + step, finishVec(c1, oc + 1));
+    v128.store(q + 2 * step, finishVec(c2, oc + 2));
+    v128.store(q + 3 * step, finishVec(c3, oc + 3));
   }
 }
 
@@ -222,11 +245,7 @@ function storeFloatTile(tile: usize, blk: i32, b: i32, pix: i32): void {
   const plane = <usize>gPlane;
   if (gEp == EP_FLOAT) {
     floatLanes(lo, hi, oc0, pix, gTmp);
-    if (gKBias != 0) {
-      for (let j = 0; j < valid; j++) store<f32>(gY + ((first + <usize>j * plane) << 2), load<f32>(gTmp + (<usize>j << 2)) + load<f32>(gKBias + (<usize>(oc0 + j) << 2)));
-    } else {
-      for (let j = 0; j < valid; j++) store<f32>(gY + ((first + <usize>j * plane) << 2), load<f32>(gTmp + (<usize>j << 2)));
-    }
+    for (let j = 0; j < valid; j++) store<f32>(gY + ((first + <usize>j * plane) << 2), finishScalar(load<f32>(gTmp + (<usize>j << 2)), oc0 + j));
   } else if (gEp == EP_INT32) {
     v128.store(gTmp, lo);
     v128.store(gTmp, hi, 16);
@@ -343,7 +362,9 @@ export function binaryConvRows(ctrl: usize, r0: i32, r1: i32, scratch: usize): v
     gBias = argP(ctrl, B_P1); gMult = argP(ctrl, B_P2); gShift = argP(ctrl, B_P3);
   } else {
     gLo = <f32>argF(ctrl, B_LO); gHi = <f32>argF(ctrl, B_HI);
+    gClamp = gLo != -Infinity || gHi != Infinity;
     gK = argP(ctrl, B_KPIX); gKBias = argP(ctrl, B_KBIAS);
+    gPostS = argP(ctrl, B_POSTS); gPostT = argP(ctrl, B_POSTT); gPostRelu = argI(ctrl, B_POSTRELU) != 0;
   }
 
   // scratch: offsets i32[J] | scale f32[blocks*CB] | offset f32[blocks*CB] | 32 bytes of lanes, 16-byte aligned

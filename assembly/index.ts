@@ -81,7 +81,7 @@ function poolJob(job: i32, ctrl: usize, u: i32, U: i32): void {
   const pT = argI(ctrl, 10), pL = argI(ctrl, 11), pB = argI(ctrl, 12), pR = argI(ctrl, 13), dH = argI(ctrl, 14), dW = argI(ctrl, 15);
   const outH = argI(ctrl, 16), outW = argI(ctrl, 17), inc = argI(ctrl, 18) != 0;
   const a0 = argP(ctrl, 0), a1 = argP(ctrl, 1), a2 = argP(ctrl, 2);
-  if (job == J_MAXPOOL) maxPoolPlanes(a0, a1, a2, p0, p1, inH, inW, kH, kW, sH, sW, pT, pL, dH, dW, outH, outW);
+  if (job == J_MAXPOOL) maxPoolPlanes(a0, a1, a2, p0, p1, inH, inW, kH, kW, sH, sW, pT, pL, dH, dW, outH, outW, inc);
   else if (job == J_MAXPOOL_BWD) maxPoolBackwardPlanes(a0, a2, a1, p0, p1, inH * inW, outH * outW);
   else if (job == J_AVGPOOL) avgPoolPlanes(a0, a1, p0, p1, inH, inW, kH, kW, sH, sW, pT, pL, pB, pR, dH, dW, outH, outW, inc);
   else avgPoolBackwardPlanes(a0, a1, p0, p1, inH, inW, kH, kW, sH, sW, pT, pL, pB, pR, dH, dW, outH, outW, inc);

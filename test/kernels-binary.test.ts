@@ -116,12 +116,16 @@ function epilogues(g: ConvGeometry): { name: string; ep: IntEpilogue }[] {
   const shift = i32Buffer(Array.from({ length: C }, () => Math.floor(rand() * 6)));
   const pixelScale = f32Buffer(Array.from({ length: g.n * g.outH * g.outW }, () => 0.05 + rand()));
   const channelBias = f32Buffer(Array.from({ length: C }, () => rand() - 0.5));
+  const postScale = f32Buffer(Array.from({ length: C }, () => (rand() < 0.3 ? -1 : 1) * (0.2 + rand())));
+  const postShift = f32Buffer(Array.from({ length: C }, () => rand() - 0.5));
   return [
     { name: 'int32', ep: { kind: 'int32' } },
     { name: 'bits', ep: { kind: 'bits', scale, offset } },
     { name: 'float', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity } },
     { name: 'float clamped', ep: { kind: 'float', scale, offset, lo: -0.75, hi: 6.1 } },
     { name: 'float times K per pixel plus bias (XNOR-Net)', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity, pixelScale, bias: channelBias } },
+    { name: 'float times K plus bias, then batch norm (fused)', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity, pixelScale, bias: channelBias, post: { scale: postScale, shift: postShift, relu: false } } },
+    { name: 'float times K, then batch norm and ReLU (fused)', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity, pixelScale, post: { scale: postScale, shift: postShift, relu: true } } },
     { name: 'requant u8', ep: { kind: 'requant', bias, multiplier, shift, zeroPoint: 128, lo: 0, hi: 255, out: 'u8' } },
     { name: 'requant u8 relu, no bias', ep: { kind: 'requant', bias: 0, multiplier, shift, zeroPoint: 20, lo: 20, hi: 255, out: 'u8' } },
     { name: 'requant i8', ep: { kind: 'requant', bias, multiplier, shift, zeroPoint: -3, lo: -128, hi: 127, out: 'i8' } },
@@ -296,6 +300,26 @@ describe('binary kernels: wasm = ref, bit for bit', () => {
       const b = Math.floor(i / (g.outC * P)), c = Math.floor(i / P) % g.outC, p = i % P;
       const expected = Math.fround(Math.fround(mem.f32[(y0 >> 2) + i] * mem.f32[(withK.pixelScale! >> 2) + b * P + p]) + mem.f32[(withK.bias! >> 2) + c]);
       assert.equal(mem.f32[(y1 >> 2) + i], expected);
+    }
+    for (const p of [bits, w, y0, y1]) mem.free(p);
+  });
+
+  it('fused batch norm and ReLU = the unfused output through channelAffine and relu, bit for bit', () => {
+    const g = geometry(SHAPES[5]);
+    const { bits } = randomBits(g);
+    const w = packedWeights(ref, g, randomValues(g.outC * g.inC * g.kH * g.kW));
+    const eps = epilogues(g);
+    const fused = eps.find((e) => e.name.endsWith('batch norm and ReLU (fused)'))!.ep;
+    if (fused.kind !== 'float' || !fused.post) throw new Error('unreachable');
+    const P = g.outH * g.outW, count = g.n * g.outC * P;
+    const y0 = garbage(count * 4), y1 = garbage(count * 4);
+    ref.convBinary(g, bits, w, { ...fused, post: undefined }, y0);
+    // the runtime's unfused chain: the WebAssembly channelAffine (f32 multiply, then f32 add) and relu
+    wasm.channelAffine(y0, fused.post.scale, fused.post.shift, y0, g.n, g.outC, P);
+    wasm.unary('relu', y0, y0, count, 0, 0);
+    for (const k of [ref, wasm]) {
+      k.convBinary(g, bits, w, fused, y1);
+      assert.deepStrictEqual(bytesAt(y1, count * 4), bytesAt(y0, count * 4), k.name);
     }
     for (const p of [bits, w, y0, y1]) mem.free(p);
   });

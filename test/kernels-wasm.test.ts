@@ -274,6 +274,17 @@ describe('pooling', () => {
         const [e2, got2] = both([{ p: dx, n: ins }], (k) => k.maxPool2dBackward(g, dy, am, dx));
         for (const [ti, r] of got2.entries()) assertClose(r[0], e2[0], `max backward t${THREADS[ti]}`, 1e-7);
       }
+      {
+        // ReLU folded into the pool (evaluation): equals relu then pool, NaN included (the ReLU maps it to 0)
+        const gr = { ...g, relu: true };
+        const [e, got] = both([{ p: y, n: outs }], (k) => k.maxPool2d(gr, x, y, 0));
+        for (const [ti, r] of got.entries()) assertBitEqual(r[0], e[0], `max with relu t${THREADS[ti]}`);
+        const xr = buffer(xv.map((v) => (v > 0 ? v : 0)));
+        ref.maxPool2d(g, xr, y, 0);
+        assertBitEqual(e[0], read(y, outs), 'max with relu = relu, then max');
+        assert.throws(() => ref.maxPool2d(gr, x, y, am), /without argmax/);
+        mem.free(xr);
+      }
       for (const inc of [false, true]) {
         const ga = { ...g, countIncludePad: inc };
         const [e, got] = both([{ p: y, n: outs }], (k) => k.avgPool2d(ga, x, y));

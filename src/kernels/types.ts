@@ -66,6 +66,11 @@ export interface PoolGeometry {
   outW: number;
   /** avg pool only: divide by the full window (true) or by the number of in-bounds elements (false). */
   countIncludePad: boolean;
+  /**
+   * max pool only, without argmax: ReLU applied to the input first (maxPool(relu(x)) = max(0, the window's
+   * non-NaN inputs)), so that an evaluation-time ReLU + max pool is one pass over the input.
+   */
+  relu?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -79,6 +84,13 @@ export interface PoolGeometry {
 //   A binary convolution sums x * w (x, w in {-1, +1}) over the taps inside the image only: a padded tap is a
 //   0, not a -1 (the float convolution pads the binarized input with zeros; Larq Compute Engine corrects for it
 //   the same way).
+
+/** A per-channel affine map (an evaluation-time batch norm) and optional ReLU applied after an epilogue. */
+export interface PostAffine {
+  scale: Ptr;
+  shift: Ptr;
+  relu: boolean;
+}
 
 /** What happens to each int32 accumulator acc[n, c, p] of a conv (c = output channel). */
 export type IntEpilogue =
@@ -94,9 +106,11 @@ export type IntEpilogue =
   /**
    * Float output: y = clamp(f32(f32(f32(acc) * scale[c]) + offset[c]), lo, hi), f32 arithmetic, no fused
    * multiply-add. convBinary only: then y = f32(y * pixelScale[b, pixel]) with pixelScale [n, outH, outW]
-   * (XNOR-Net's K), then y = f32(y + bias[c]).
+   * (XNOR-Net's K), then y = f32(y + bias[c]); then with `post` (the batch norm and ReLU that follow, fused
+   * into the epilogue with the arithmetic of channelAffine and relu) y = f32(f32(y * post.scale[c]) +
+   * post.shift[c]) and, with post.relu, y = y > 0 ? y : 0.
    */
-  | { kind: 'float'; scale: Ptr; offset: Ptr; lo: number; hi: number; pixelScale?: Ptr; bias?: Ptr }
+  | { kind: 'float'; scale: Ptr; offset: Ptr; lo: number; hi: number; pixelScale?: Ptr; bias?: Ptr; post?: PostAffine }
   /** The raw accumulators as i32. */
   | { kind: 'int32' }
   /** Binarize for the next binary layer: bit = f32(f32(f32(acc) * scale[c]) + offset[c]) >= 0, written as bits. */

@@ -2,8 +2,8 @@
 // stem) computed a few pooled rows at a time, so that the convolution's full output never exists. For a
 // 224x224 ResNet-18 that output is 3.2 MB, most of a binary network's activation memory. Each band convolves
 // the input rows its pooled rows need (with the image's own padding only at the image's edges), normalizes
-// and rectifies in place, pools, and copies the pooled rows into place: the same arithmetic per element as
-// the unbanded chain.
+// in place, pools with the ReLU folded into the pool (maxPool(relu(x)) = max(0, window)), and copies the
+// pooled rows into place: the same values as the unbanded chain.
 
 import { convGeometry } from '../autograd/ops/conv.js';
 import { poolGeometry, type Pool2dOptions } from '../autograd/ops/pool.js';
@@ -49,8 +49,8 @@ export function runBandedStem(s: StemChain, x: Tensor): Tensor {
         k.conv2d(gb, xb.ptr, w.ptr, conv.bias?.ptr ?? 0, cb.ptr);
         const hw = (c1 - c0) * convW;
         if (s.norm) k.channelAffine(cb.ptr, s.norm.scale.ptr, s.norm.shift.ptr, cb.ptr, 1, C, hw);
-        if (s.relu) k.unary('relu', cb.ptr, cb.ptr, C * hw, 0, 0);
-        const pgb = { ...pg, planes: C, inH: c1 - c0, padTop: c0 - first, padBottom: Math.max(0, last + 1 - c1), outH: p1 - p0 };
+        // the ReLU goes into the pool (one pass less over the convolution's output)
+        const pgb = { ...pg, planes: C, inH: c1 - c0, padTop: c0 - first, padBottom: Math.max(0, last + 1 - c1), outH: p1 - p0, relu: s.relu };
         k.maxPool2d(pgb, cb.ptr, pb.ptr, 0);
         k.copy(4, pb.ptr, [(p1 - p0) * PW, PW, 1], y.ptr + 4 * (n * C * pg.outH * PW + p0 * PW), [pg.outH * PW, PW, 1], [C, p1 - p0, PW]);
       } finally {

@@ -21,7 +21,7 @@ import { batchNormEvalAffine } from '../autograd/ops/norm.js';
 import { BatchNorm, type Conv2d, type Module } from '../nn/index.js';
 import { engine, keep, tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
-import { UNARY_OPS, type ConvGeometry, type IntEpilogue, type UnaryOp, type WeightBits } from '../kernels/types.js';
+import { UNARY_OPS, type ConvGeometry, type IntEpilogue, type PostAffine, type UnaryOp, type WeightBits } from '../kernels/types.js';
 import { LowbitError } from '../errors.js';
 import { xnorBoxFilter } from '../quant/binary.js';
 import { readerCounts, type GraphNode } from './trace.js';
@@ -77,6 +77,8 @@ interface IntegerStep {
   /** Epilogue arrays in engine memory. */
   arrays: Tensor[];
   ep: IntEpilogue;
+  /** XNOR layers: the batch norm (and ReLU) after the layer, applied by the epilogue after K (see fuse). */
+  post?: PostAffine;
 }
 
 /** The per-channel affine map y = scale * acc + offset an epilogue applies, and its clamp. */
@@ -241,8 +243,21 @@ export class Plan {
       let end = n.id;
       const xnorK = l.family === 'binary' && l.fq?.xnorScale;
       // XNOR-Net's output is (y - b) K + b = scale acc K + b: the epilogue writes scale acc, runInteger the rest.
-      if (xnorK) offset.fill(0);
-      if (!xnorK) {
+      // K comes between the layer and a batch norm after it, so that norm (and a ReLU after it) is not folded
+      // into scale and offset but applied after K, with channelAffine's and relu's arithmetic: the same values.
+      let post: PostAffine | undefined;
+      if (xnorK) {
+        offset.fill(0);
+        const r = this.soleReader(end);
+        if (r?.op === 'batchNorm' && r.norm) {
+          const norm = this.normAffine.get(r.id)!;
+          const relu = this.soleReader(r.id)?.op === 'relu';
+          post = { scale: norm.scale.ptr, shift: norm.shift.ptr, relu };
+          fused.push(r.id);
+          if (relu) fused.push(this.soleReader(r.id)!.id);
+          end = fused[fused.length - 1];
+        }
+      } else {
         let r = this.soleReader(end);
         if (r?.op === 'batchNorm' && r.norm) {
           const { g, h } = foldedNorm(r.norm);
@@ -263,9 +278,9 @@ export class Plan {
       let target: InputCodes | null = null;
       let walk = this.soleReader(end);
       while (walk && (walk.op === 'maxPool2d' || walk.op === 'reshape')) walk = this.soleReader(walk.id);
-      if (walk?.layer?.family === 'int8' && walk.inputs.length === 1) target = walk.layer.input;
+      if (walk?.layer?.family === 'int8' && walk.inputs.length === 1 && !xnorK) target = walk.layer.input; // K needs float
       const step = this.prepareStep(n, l, fused, target, { scale, offset, lo, hi });
-      this.steps.set(n.id, step);
+      this.steps.set(n.id, post ? { ...step, post } : step);
     }
     this.valueReaders = [...this.readers];
     for (const [f, src] of this.aliasOf) this.valueReaders[src] += this.readers[f] - 1;
@@ -530,7 +545,7 @@ export class Plan {
       k.convInt8(g, xq.t.ptr, c.type, c.zero, step.packed.ptr, step.ep, y.ptr, step.bits);
     } else if (K && step.ep.kind === 'float') {
       // XNOR-Net: out = (y - b) K + b with y - b = scale acc (the epilogue's affine left b out)
-      k.convBinary(g, xq.t.ptr, step.packed.ptr, { ...step.ep, pixelScale: K.ptr, bias: l.module.bias?.ptr }, y.ptr);
+      k.convBinary(g, xq.t.ptr, step.packed.ptr, { ...step.ep, pixelScale: K.ptr, bias: l.module.bias?.ptr, post: step.post }, y.ptr);
     } else {
       if (K) throw new Error(`lowbit: ${l.spec.name}: XNOR-Net's K needs a float epilogue`);
       k.convBinary(g, xq.t.ptr, step.packed.ptr, step.ep, y.ptr);

@@ -129,6 +129,10 @@ export function convBinary(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, e
               let out = Math.min(Math.max(v, ep.lo), ep.hi);
               if (ep.pixelScale) out = Math.fround(out * mem.f32[(ep.pixelScale >>> 2) + (b * g.outH + oy) * g.outW + ox]);
               if (ep.bias) out = Math.fround(out + mem.f32[(ep.bias >>> 2) + oc]);
+              if (ep.post) {
+                out = Math.fround(Math.fround(out * mem.f32[(ep.post.scale >>> 2) + oc]) + mem.f32[(ep.post.shift >>> 2) + oc]);
+                if (ep.post.relu) out = out > 0 ? out : 0;
+              }
               mem.f32[(y >>> 2) + yi] = out;
               break;
             }

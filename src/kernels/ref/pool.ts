@@ -4,6 +4,7 @@ import type { EngineMemory, Ptr } from '../memory.js';
 import type { PoolGeometry } from '../types.js';
 
 export function maxPool2d(mem: EngineMemory, g: PoolGeometry, x: Ptr, y: Ptr, argmax: Ptr): void {
+  if (g.relu && argmax) throw new Error('lowbit: maxPool2d: relu is an evaluation-time fusion, without argmax');
   const f = mem.f32, iv = mem.i32;
   const inPlane = g.inH * g.inW, outPlane = g.outH * g.outW;
   for (let p = 0; p < g.planes; p++)
@@ -16,7 +17,8 @@ export function maxPool2d(mem: EngineMemory, g: PoolGeometry, x: Ptr, y: Ptr, ar
           for (let kx = 0; kx < g.kW; kx++) {
             const ix = ox * g.strideW - g.padLeft + kx * g.dilationW;
             if (ix < 0 || ix >= g.inW) continue;
-            const v = f[(x >>> 2) + p * inPlane + iy * g.inW + ix];
+            let v = f[(x >>> 2) + p * inPlane + iy * g.inW + ix];
+            if (g.relu) v = v > 0 ? v : 0; // the ReLU before the pool (NaN -> 0, as the relu op)
             // The first maximum wins; a NaN wins so that faults propagate instead of hiding.
             if (bestAt < 0 || v > best || (Number.isNaN(v) && !Number.isNaN(best))) {
               best = v;

@@ -228,7 +228,8 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
     conv2dBackwardWeight: (g: ConvGeometry, x, dy, dw) => conv.backwardWeight(g, x, dy, dw),
     maxPool2d(g, x, y, argmax) {
       checkPoolGeometry(g);
-      poolArgs(be, g, x, y, argmax);
+      if (g.relu && argmax) throw new Error('lowbit: maxPool2d: relu is an evaluation-time fusion, without argmax');
+      poolArgs(be, { ...g, countIncludePad: !!g.relu }, x, y, argmax); // the flag slot: relu for max pool
       be.run(Job.MaxPool, Math.min(g.planes, be.units(g.planes * g.outH * g.outW * g.kH * g.kW, GRAIN_ELEMENTS / 2)));
     },
     maxPool2dBackward(g, dy, argmax, dx) {
