@@ -38,8 +38,11 @@ export const B_PT = 9, B_PL = 10, B_DH = 11, B_DW = 12, B_OUTH = 13, B_OUTW = 14
 export const B_EP = 18, B_P1 = 19, B_P2 = 20, B_P3 = 21, B_LO = 22, B_HI = 23, B_ZP = 24;
 /** Float epilogue only: per-pixel multiplier (XNOR-Net's K) and per-channel bias added after it (0: none). */
 export const B_KPIX = 25, B_KBIAS = 26;
-/** Float epilogue only: the batch norm after the layer (per-channel scale and shift; 0: none) and its ReLU (1). */
-export const B_POSTS = 27, B_POSTT = 28, B_POSTRELU = 29;
+/**
+ * Float epilogue only: the batch norm after the layer (per-channel scale and shift; 0: none), its ReLU (1) and
+ * a residual added between the two (f32 NCHW like the output; 0: none).
+ */
+export const B_POSTS = 27, B_POSTT = 28, B_POSTRELU = 29, B_POSTR = 30;
 /** Epilogue kinds (B_EP). float: P1 scale, P2 offset; bits: P1 scale, P2 offset; requant: P1 bias, P2 multiplier, P3 shift. */
 export const EP_FLOAT = 0, EP_INT32 = 1, EP_BITS = 2, EP_REQUANT = 3;
 
@@ -134,25 +137,30 @@ let gEp = 0, gY: usize = 0, gScale: usize = 0, gOffset: usize = 0, gBias: usize 
 let gLo: f32 = 0, gHi: f32 = 0, gILo = 0, gIHi = 0, gZp = 0;
 let gClamp = false; // float epilogue: lo or hi finite (f32x4.min/max are ~7 instructions each in V8 on x64)
 let gTmp: usize = 0; // 32 bytes of scratch: the 8 lanes of a block's results; then a 128-byte tile of 4 pixels
-let gK: usize = 0, gKBias: usize = 0, gPostS: usize = 0, gPostT: usize = 0, gPostRelu = false;
+let gK: usize = 0, gKBias: usize = 0, gPostS: usize = 0, gPostT: usize = 0, gPostR: usize = 0, gPostRelu = false;
 
-/** The float epilogue's last steps for one value of channel oc: + bias, then the fused batch norm and ReLU. */
+/**
+ * The float epilogue's last steps for one value of channel oc at byte offset `at` of the output: + bias, then
+ * the fused batch norm, residual add and ReLU.
+ */
 // @ts-ignore: decorator
-@inline function finishScalar(v: f32, oc: i32): f32 {
+@inline function finishScalar(v: f32, oc: i32, at: usize): f32 {
   if (gKBias != 0) v += load<f32>(gKBias + (<usize>oc << 2));
   if (gPostS != 0) {
     v = v * load<f32>(gPostS + (<usize>oc << 2)) + load<f32>(gPostT + (<usize>oc << 2));
+    if (gPostR != 0) v += load<f32>(gPostR + at);
     if (gPostRelu) v = select<f32>(v, 0, v > 0);
   }
   return v;
 }
 
-/** finishScalar for 4 pixels of channel oc. */
+/** finishScalar for 4 neighbouring pixels of channel oc. */
 // @ts-ignore: decorator
-@inline function finishVec(v: v128, oc: i32): v128 {
+@inline function finishVec(v: v128, oc: i32, at: usize): v128 {
   if (gKBias != 0) v = f32x4.add(v, v128.load32_splat(gKBias + (<usize>oc << 2)));
   if (gPostS != 0) {
     v = f32x4.add(f32x4.mul(v, v128.load32_splat(gPostS + (<usize>oc << 2))), v128.load32_splat(gPostT + (<usize>oc << 2)));
+    if (gPostR != 0) v = f32x4.add(v, v128.load(gPostR + at));
     if (gPostRelu) v = f32x4.pmax(f32x4.splat(0), v); // v > 0 ? v : 0, as the relu kernel
   }
   return v;
@@ -214,10 +222,11 @@ function storeFloatTile(tile: usize, blk: i32, b: i32, pix: i32): void {
     const c1 = i8x16.shuffle(t0, t2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
     const c2 = i8x16.shuffle(t1, t3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
     const c3 = i8x16.shuffle(t1, t3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    v128.store(q, finishVec(c0, oc));
-    v128.store(q + step, finishVec(c1, oc + 1));
-    v128.store(q + 2 * step, finishVec(c2, oc + 2));
-    v128.store(q + 3 * step, finishVec(c3, oc + 3));
+    const at = q - gY;
+    v128.store(q, finishVec(c0, oc, at));
+    v128.store(q + step, finishVec(c1, oc + 1, at + step));
+    v128.store(q + 2 * step, finishVec(c2, oc + 2, at + 2 * step));
+    v128.store(q + 3 * step, finishVec(c3, oc + 3, at + 3 * step));
   }
 }
 
@@ -245,7 +254,10 @@ function storeFloatTile(tile: usize, blk: i32, b: i32, pix: i32): void {
   const plane = <usize>gPlane;
   if (gEp == EP_FLOAT) {
     floatLanes(lo, hi, oc0, pix, gTmp);
-    for (let j = 0; j < valid; j++) store<f32>(gY + ((first + <usize>j * plane) << 2), finishScalar(load<f32>(gTmp + (<usize>j << 2)), oc0 + j));
+    for (let j = 0; j < valid; j++) {
+      const at = (first + <usize>j * plane) << 2;
+      store<f32>(gY + at, finishScalar(load<f32>(gTmp + (<usize>j << 2)), oc0 + j, at));
+    }
   } else if (gEp == EP_INT32) {
     v128.store(gTmp, lo);
     v128.store(gTmp, hi, 16);
@@ -364,7 +376,7 @@ export function binaryConvRows(ctrl: usize, r0: i32, r1: i32, scratch: usize): v
     gLo = <f32>argF(ctrl, B_LO); gHi = <f32>argF(ctrl, B_HI);
     gClamp = gLo != -Infinity || gHi != Infinity;
     gK = argP(ctrl, B_KPIX); gKBias = argP(ctrl, B_KBIAS);
-    gPostS = argP(ctrl, B_POSTS); gPostT = argP(ctrl, B_POSTT); gPostRelu = argI(ctrl, B_POSTRELU) != 0;
+    gPostS = argP(ctrl, B_POSTS); gPostT = argP(ctrl, B_POSTT); gPostRelu = argI(ctrl, B_POSTRELU) != 0; gPostR = argP(ctrl, B_POSTR);
   }
 
   // scratch: offsets i32[J] | scale f32[blocks*CB] | offset f32[blocks*CB] | 32 bytes of lanes, 16-byte aligned

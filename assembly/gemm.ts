@@ -196,8 +196,73 @@ export function gemmBlock(mr: i32, transA: bool, transB: bool, i0: i32, i1: i32,
  * and C is large in both directions: a 2 x 2 grid packs less than 4 column strips, each of which would
  * pack all of A).
  */
+/** Sum of the 4 lanes, ((l0 + l1) + (l2 + l3)). */
+// @ts-ignore: decorator
+@inline function lanesSum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/**
+ * Columns [j0, j1) of a one-row product c (+)= a B (a batch-1 linear layer), without packing: packing would
+ * copy all of B (a 512 x 1000 classifier: 2 MB) to use each element once, which took longer than the
+ * products. transB (B stored [n, k], as linear layers' weights): a dot product per column; otherwise 16
+ * columns at a time, B's rows scaled by a[kk] and summed in registers.
+ */
+function gemvRow(transB: bool, j0: i32, j1: i32, k: i32, a: usize, b: usize, ldb: i32, c: usize, accumulate: bool): void {
+  if (transB) {
+    for (let j = j0; j < j1; j++) {
+      const row = b + ((<usize>j * <usize>ldb) << 2);
+      let s0 = f32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+      let kk = 0;
+      for (; kk + 16 <= k; kk += 16) {
+        const o = <usize>kk << 2;
+        s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(row + o)));
+        s1 = f32x4.add(s1, f32x4.mul(v128.load(a + o, 16), v128.load(row + o, 16)));
+        s2 = f32x4.add(s2, f32x4.mul(v128.load(a + o, 32), v128.load(row + o, 32)));
+        s3 = f32x4.add(s3, f32x4.mul(v128.load(a + o, 48), v128.load(row + o, 48)));
+      }
+      for (; kk + 4 <= k; kk += 4) s0 = f32x4.add(s0, f32x4.mul(v128.load(a + (<usize>kk << 2)), v128.load(row + (<usize>kk << 2))));
+      let sum = lanesSum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+      for (; kk < k; kk++) sum += load<f32>(a + (<usize>kk << 2)) * load<f32>(row + (<usize>kk << 2));
+      const q = c + (<usize>j << 2);
+      store<f32>(q, accumulate ? load<f32>(q) + sum : sum);
+    }
+    return;
+  }
+  let j = j0;
+  for (; j + 16 <= j1; j += 16) {
+    const q = c + (<usize>j << 2);
+    let s0 = f32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+    for (let kk = 0; kk < k; kk++) {
+      const av = v128.load32_splat(a + (<usize>kk << 2));
+      const row = b + ((<usize>kk * <usize>ldb + <usize>j) << 2);
+      s0 = f32x4.add(s0, f32x4.mul(av, v128.load(row)));
+      s1 = f32x4.add(s1, f32x4.mul(av, v128.load(row, 16)));
+      s2 = f32x4.add(s2, f32x4.mul(av, v128.load(row, 32)));
+      s3 = f32x4.add(s3, f32x4.mul(av, v128.load(row, 48)));
+    }
+    if (accumulate) {
+      s0 = f32x4.add(v128.load(q), s0); s1 = f32x4.add(v128.load(q, 16), s1);
+      s2 = f32x4.add(v128.load(q, 32), s2); s3 = f32x4.add(v128.load(q, 48), s3);
+    }
+    v128.store(q, s0); v128.store(q, s1, 16); v128.store(q, s2, 32); v128.store(q, s3, 48);
+  }
+  for (; j < j1; j++) {
+    let sum: f32 = 0;
+    for (let kk = 0; kk < k; kk++) sum += load<f32>(a + (<usize>kk << 2)) * load<f32>(b + ((<usize>kk * <usize>ldb + <usize>j) << 2));
+    const q = c + (<usize>j << 2);
+    store<f32>(q, accumulate ? load<f32>(q) + sum : sum);
+  }
+}
+
 export function gemmPart(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usize, lda: i32, b: usize, ldb: i32,
   c: usize, ldc: i32, accumulate: bool, scratch: usize, u: i32, U: i32, allowedRows: i32): void {
+  if (m == 1 && !transA) {
+    // units split the columns (16 at a time, so that the SIMD loop covers them)
+    const blocks = (n + 15) >> 4;
+    gemvRow(transB, min(n, <i32>((<i64>blocks * u) / U) << 4), min(n, <i32>((<i64>blocks * (u + 1)) / U) << 4), k, a, b, ldb, c, accumulate);
+    return;
+  }
   const mr = gemmTileRows(m, allowedRows);
   if (U <= 1) { gemmBlock(mr, transA, transB, 0, m, 0, n, k, a, lda, b, ldb, c, ldc, accumulate, scratch); return; }
   let rowsU = 1, colsU = U;

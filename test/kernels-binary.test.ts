@@ -118,6 +118,7 @@ function epilogues(g: ConvGeometry): { name: string; ep: IntEpilogue }[] {
   const channelBias = f32Buffer(Array.from({ length: C }, () => rand() - 0.5));
   const postScale = f32Buffer(Array.from({ length: C }, () => (rand() < 0.3 ? -1 : 1) * (0.2 + rand())));
   const postShift = f32Buffer(Array.from({ length: C }, () => rand() - 0.5));
+  const residual = f32Buffer(Array.from({ length: g.n * C * g.outH * g.outW }, () => 4 * (rand() - 0.5)));
   return [
     { name: 'int32', ep: { kind: 'int32' } },
     { name: 'bits', ep: { kind: 'bits', scale, offset } },
@@ -126,6 +127,7 @@ function epilogues(g: ConvGeometry): { name: string; ep: IntEpilogue }[] {
     { name: 'float times K per pixel plus bias (XNOR-Net)', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity, pixelScale, bias: channelBias } },
     { name: 'float times K plus bias, then batch norm (fused)', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity, pixelScale, bias: channelBias, post: { scale: postScale, shift: postShift, relu: false } } },
     { name: 'float times K, then batch norm and ReLU (fused)', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity, pixelScale, post: { scale: postScale, shift: postShift, relu: true } } },
+    { name: 'float times K, then batch norm, residual add and ReLU (fused)', ep: { kind: 'float', scale, offset, lo: -Infinity, hi: Infinity, pixelScale, post: { scale: postScale, shift: postShift, residual, relu: true } } },
     { name: 'requant u8', ep: { kind: 'requant', bias, multiplier, shift, zeroPoint: 128, lo: 0, hi: 255, out: 'u8' } },
     { name: 'requant u8 relu, no bias', ep: { kind: 'requant', bias: 0, multiplier, shift, zeroPoint: 20, lo: 20, hi: 255, out: 'u8' } },
     { name: 'requant i8', ep: { kind: 'requant', bias, multiplier, shift, zeroPoint: -3, lo: -128, hi: 127, out: 'i8' } },
@@ -304,24 +306,31 @@ describe('binary kernels: wasm = ref, bit for bit', () => {
     for (const p of [bits, w, y0, y1]) mem.free(p);
   });
 
-  it('fused batch norm and ReLU = the unfused output through channelAffine and relu, bit for bit', () => {
+  it('fused batch norm, residual add and ReLU = the unfused output through channelAffine, add and relu, bit for bit', () => {
     const g = geometry(SHAPES[5]);
     const { bits } = randomBits(g);
     const w = packedWeights(ref, g, randomValues(g.outC * g.inC * g.kH * g.kW));
-    const eps = epilogues(g);
-    const fused = eps.find((e) => e.name.endsWith('batch norm and ReLU (fused)'))!.ep;
-    if (fused.kind !== 'float' || !fused.post) throw new Error('unreachable');
     const P = g.outH * g.outW, count = g.n * g.outC * P;
-    const y0 = garbage(count * 4), y1 = garbage(count * 4);
-    ref.convBinary(g, bits, w, { ...fused, post: undefined }, y0);
-    // the runtime's unfused chain: the WebAssembly channelAffine (f32 multiply, then f32 add) and relu
-    wasm.channelAffine(y0, fused.post.scale, fused.post.shift, y0, g.n, g.outC, P);
-    wasm.unary('relu', y0, y0, count, 0, 0);
-    for (const k of [ref, wasm]) {
-      k.convBinary(g, bits, w, fused, y1);
-      assert.deepStrictEqual(bytesAt(y1, count * 4), bytesAt(y0, count * 4), k.name);
+    for (const e of epilogues(g).filter((v) => v.name.endsWith('(fused)'))) {
+      const fused = e.ep;
+      if (fused.kind !== 'float' || !fused.post) throw new Error('unreachable');
+      const y0 = garbage(count * 4), y1 = garbage(count * 4);
+      ref.convBinary(g, bits, w, { ...fused, post: undefined }, y0);
+      // the runtime's unfused chain: the WebAssembly channelAffine (f32 multiply, then f32 add), add and relu
+      wasm.channelAffine(y0, fused.post.scale, fused.post.shift, y0, g.n, g.outC, P);
+      if (fused.post.residual) {
+        const shape = [g.n, g.outC, g.outH, g.outW], strides = [g.outC * P, P, g.outW, 1];
+        wasm.binary('add', y0, strides, fused.post.residual, strides, y0, shape);
+      }
+      if (fused.post.relu) wasm.unary('relu', y0, y0, count, 0, 0);
+      for (const k of [ref, wasm]) {
+        k.convBinary(g, bits, w, fused, y1);
+        assert.deepStrictEqual(bytesAt(y1, count * 4), bytesAt(y0, count * 4), `${e.name}: ${k.name}`);
+      }
+      mem.free(y0);
+      mem.free(y1);
     }
-    for (const p of [bits, w, y0, y1]) mem.free(p);
+    for (const p of [bits, w]) mem.free(p);
   });
 
   it('binaryPackWeights', () => {

@@ -114,6 +114,8 @@ describe('gemm', () => {
     [1, 1, 1], [5, 7, 3], [13, 17, 1], [1, 100, 50], [100, 1, 50], [4, 8, 16], [6, 16, 8],
     [37, 129, 257], [64, 64, 64], [200, 300, 150], [30, 1100, 20], [131, 67, 300],
     [400, 300, 300], // big enough for a 2 x 2 grid of units at 2 threads
+    [1, 37, 19], [1, 1000, 512], // one-row products (batch-1 linear layers) run unpacked: tails, a classifier
+    [1, 2100, 600], // one row split over units
   ];
   for (const [m, n, k] of shapes)
     for (const transA of [false, true])

@@ -292,6 +292,46 @@ describe('runtime: ResNet-20 (random weights and inputs)', () => {
   });
 });
 
+describe('runtime: XNOR ResNet-20 (random weights and inputs)', () => {
+  it('batch norm, residual add and ReLU run in the binary layers\' epilogues, with the values of the unfused ops', () => {
+    const { model, config } = buildModel('resnet20', {}, 7);
+    const r = new Random(11);
+    for (const [, m] of model.namedModules()) {
+      if (!(m instanceof BatchNorm)) continue;
+      const v = (lo: number, hi: number) => Float32Array.from({ length: m.channels }, () => lo + (hi - lo) * r.uniform());
+      m.gamma.view().set(v(0.5, 1.5));
+      m.beta.view().set(v(-0.2, 0.2));
+      m.runningVar.view().set(v(0.5, 2));
+    }
+    model.eval();
+    const src: ModelSource = { name: 'resnet20', config, model, metadata: {} };
+    const x = tidy(() => ops.clamp(Tensor.from(Float32Array.from({ length: 8 * 3 * 32 * 32 }, () => r.normal()), [8, 3, 32, 32]), -2.5, 2.5));
+    const q = ptq(src, 'xnor', x);
+    const plan = compileQuantized(q);
+    try {
+      const fused = new Map(plan.summary().map((s) => [s.name, s.fused.join(',')]));
+      assert.equal(fused.get('layer1.0.conv1'), 'batchNorm,relu');
+      assert.equal(fused.get('layer1.0.conv2'), 'batchNorm,add,relu', 'identity shortcut: the second conv adds the block input');
+      // a convolution shortcut is traced after the main branch: it takes the add (its operand is ready then)
+      assert.equal(fused.get('layer2.0.conv2'), 'batchNorm');
+      assert.equal(fused.get('layer2.0.shortcut.0'), 'batchNorm,add,relu');
+      // the same values as running those ops on their own
+      const unfused = compileQuantized(q, { xnorEpilogueFusion: false });
+      assert.ok(unfused.summary().every((s) => s.family !== 'binary' || s.fused.length === 0));
+      const ya = plan.run(x), yb = unfused.run(x);
+      assert.deepStrictEqual(ya.toFloat32Array(), yb.toFloat32Array());
+      unfused.dispose();
+      ya.dispose();
+      yb.dispose();
+    } finally {
+      plan.dispose();
+      disposeQuantized(q);
+      x.dispose();
+      model.dispose();
+    }
+  });
+});
+
 describe('runtime: graphs with constants (imported ONNX)', () => {
   it('an int8 QDQ LeNet-5, exported and imported back (constants, div, round, clamp), runs like the module', () => {
     const q = ptq(lenet, 'int8', mnistBatch('train', 128));

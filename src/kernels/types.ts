@@ -85,10 +85,14 @@ export interface PoolGeometry {
 //   0, not a -1 (the float convolution pads the binarized input with zeros; Larq Compute Engine corrects for it
 //   the same way).
 
-/** A per-channel affine map (an evaluation-time batch norm) and optional ReLU applied after an epilogue. */
+/**
+ * What follows a layer, applied after its epilogue: a per-channel affine map (an evaluation-time batch norm),
+ * then optionally a residual added (a float tensor of the output's shape), then optionally a ReLU.
+ */
 export interface PostAffine {
   scale: Ptr;
   shift: Ptr;
+  residual?: Ptr;
   relu: boolean;
 }
 
@@ -107,8 +111,9 @@ export type IntEpilogue =
    * Float output: y = clamp(f32(f32(f32(acc) * scale[c]) + offset[c]), lo, hi), f32 arithmetic, no fused
    * multiply-add. convBinary only: then y = f32(y * pixelScale[b, pixel]) with pixelScale [n, outH, outW]
    * (XNOR-Net's K), then y = f32(y + bias[c]); then with `post` (the batch norm and ReLU that follow, fused
-   * into the epilogue with the arithmetic of channelAffine and relu) y = f32(f32(y * post.scale[c]) +
-   * post.shift[c]) and, with post.relu, y = y > 0 ? y : 0.
+   * into the epilogue with the arithmetic of channelAffine, add and relu) y = f32(f32(y * post.scale[c]) +
+   * post.shift[c]), with post.residual y = f32(y + residual[i]) (i: the element's NCHW index), and with
+   * post.relu y = y > 0 ? y : 0.
    */
   | { kind: 'float'; scale: Ptr; offset: Ptr; lo: number; hi: number; pixelScale?: Ptr; bias?: Ptr; post?: PostAffine }
   /** The raw accumulators as i32. */

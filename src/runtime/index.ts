@@ -10,11 +10,11 @@ import { Conv2d, Linear } from '../nn/index.js';
 import type { FakeQuantLayer } from '../quant/fakequant.js';
 import type { QuantizedModel } from '../quant/quantized.js';
 import { layerSpecOf, type LayerSpec } from './layers.js';
-import { Plan, normsOf } from './plan.js';
+import { Plan, normsOf, type PlanOptions } from './plan.js';
 import { traceGraph } from './trace.js';
 import { saveRuntimeModel, sizeReport } from './file.js';
 
-export { Plan, type PlanLayerSummary } from './plan.js';
+export { Plan, type PlanLayerSummary, type PlanOptions } from './plan.js';
 export type { LayerSpec, RuntimeLayer, KernelFamily } from './layers.js';
 
 /** The conv/linear layer descriptions and the graph of a model with (optionally) its fake quantizers. */
@@ -31,14 +31,14 @@ export function describeModel(model: Module, fakeQuant: FakeQuantLayer[], inputS
 }
 
 /** Compile a model (float, or with fake quantizers installed: PTQ/QAT output) for the runtime. */
-export function compileModel(model: Module, fakeQuant: FakeQuantLayer[], inputShape: number[]): Plan {
+export function compileModel(model: Module, fakeQuant: FakeQuantLayer[], inputShape: number[], opts: PlanOptions = {}): Plan {
   const { graph, specs } = describeModel(model, fakeQuant, inputShape);
-  return Plan.compile(graph, specs, normsOf(model));
+  return Plan.compile(graph, specs, normsOf(model), [], opts);
 }
 
 /** Compile a quantized model (what `lowbit quantize` writes, loaded with loadQuantizedModel). */
-export function compileQuantized(q: QuantizedModel): Plan {
-  return compileModel(q.model, q.layers, [1, q.config.inChannels, q.config.inputSize, q.config.inputSize]);
+export function compileQuantized(q: QuantizedModel, opts: PlanOptions = {}): Plan {
+  return compileModel(q.model, q.layers, [1, q.config.inChannels, q.config.inputSize, q.config.inputSize], opts);
 }
 
 /** Write a quantized model as a packed runtime file; returns its size and the theoretical size. */

@@ -55,6 +55,15 @@ type Value =
   | { kind: 'codes'; t: Tensor; codes: InputCodes }
   | { kind: 'bits'; t: Tensor };
 
+export interface PlanOptions {
+  /**
+   * XNOR layers apply the batch norm, residual add and ReLU that follow them in their epilogue (default true;
+   * false runs those as their own ops, with the same values: for tests and for finding where a result goes
+   * wrong).
+   */
+  xnorEpilogueFusion?: boolean;
+}
+
 /** How an integer layer finishes: which nodes it absorbs and what it writes. */
 /** The fewest bits (8, 4 or 2) whose signed range holds every weight code: int4 and ternary stay packed. */
 function packedWeightBits(codes: Int8Array): WeightBits {
@@ -77,7 +86,10 @@ interface IntegerStep {
   /** Epilogue arrays in engine memory. */
   arrays: Tensor[];
   ep: IntEpilogue;
-  /** XNOR layers: the batch norm (and ReLU) after the layer, applied by the epilogue after K (see fuse). */
+  /**
+   * XNOR layers: the batch norm after the layer (then a residual add and a ReLU), applied by the epilogue after
+   * K (see fuse); the residual is the node's second input.
+   */
   post?: PostAffine;
 }
 
@@ -135,6 +147,7 @@ export class Plan {
     specs: Map<string, LayerSpec>,
     norms: Map<string, BatchNorm>,
     owned: { dispose(): void }[] = [],
+    opts: PlanOptions = {},
   ): Plan {
     const unsupported = graph.nodes.filter((n) => !SUPPORTED.includes(n.op));
     if (unsupported.length) {
@@ -167,7 +180,7 @@ export class Plan {
         const inputNorm = n.layer?.family === 'binary' ? n.layer.fq?.inputNorm : null;
         if (inputNorm) p.inputNormAffine.set(n.id, affineOf(inputNorm));
       }
-      p.fuse();
+      p.fuse(opts.xnorEpilogueFusion ?? true);
       p.findStems();
       p.releaseCompileData();
       return p;
@@ -231,7 +244,7 @@ export class Plan {
     return this.consumersOf(id)[0] ?? null;
   }
 
-  private fuse(): void {
+  private fuse(xnorPost: boolean): void {
     for (const n of this.nodes) {
       const l = n.layer;
       if (!l || l.family === 'float') continue;
@@ -243,19 +256,31 @@ export class Plan {
       let end = n.id;
       const xnorK = l.family === 'binary' && l.fq?.xnorScale;
       // XNOR-Net's output is (y - b) K + b = scale acc K + b: the epilogue writes scale acc, runInteger the rest.
-      // K comes between the layer and a batch norm after it, so that norm (and a ReLU after it) is not folded
-      // into scale and offset but applied after K, with channelAffine's and relu's arithmetic: the same values.
+      // K comes between the layer and a batch norm after it, so that norm (then a residual add and a ReLU) is
+      // not folded into scale and offset but applied after K, with channelAffine's, add's and relu's
+      // arithmetic: the same values.
       let post: PostAffine | undefined;
       if (xnorK) {
         offset.fill(0);
-        const r = this.soleReader(end);
+        const r = xnorPost ? this.soleReader(end) : null;
         if (r?.op === 'batchNorm' && r.norm) {
           const norm = this.normAffine.get(r.id)!;
-          const relu = this.soleReader(r.id)?.op === 'relu';
-          post = { scale: norm.scale.ptr, shift: norm.shift.ptr, relu };
+          post = { scale: norm.scale.ptr, shift: norm.shift.ptr, relu: false };
           fused.push(r.id);
-          if (relu) fused.push(this.soleReader(r.id)!.id);
-          end = fused[fused.length - 1];
+          end = r.id;
+          let next = this.soleReader(end);
+          const residual = next?.op === 'add' ? this.readyResidual(next, end, n.id) : null;
+          if (next && residual !== null) {
+            n.inputs = [...n.inputs, residual]; // read (and released) by this node now, as it was by the add
+            fused.push(next.id);
+            end = next.id;
+            next = this.soleReader(end);
+          }
+          if (next?.op === 'relu') {
+            post.relu = true;
+            fused.push(next.id);
+            end = next.id;
+          }
         }
       } else {
         let r = this.soleReader(end);
@@ -284,6 +309,20 @@ export class Plan {
     }
     this.valueReaders = [...this.readers];
     for (const [f, src] of this.aliasOf) this.valueReaders[src] += this.readers[f] - 1;
+  }
+
+  /**
+   * The other operand of `add` (whose operand `mine` is layer `layer`'s chain) if the layer's epilogue can add
+   * it: same shape (no broadcasting) and computed before the layer runs. In a ResNet block whose shortcut is
+   * a convolution traced after the main branch, the shortcut's layer takes the add instead.
+   */
+  private readyResidual(add: PlanNode, mine: number, layer: number): number | null {
+    if (add.inputs.length !== 2 || add.inputs[0] === add.inputs[1]) return null;
+    const other = add.inputs[0] === mine ? add.inputs[1] : add.inputs[0];
+    const src = this.aliasOf.get(other) ?? other;
+    const same = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+    if (src >= layer || !same(this.nodes[other].shape, this.nodes[mine].shape)) return null;
+    return other;
   }
 
   private prepareStep(n: PlanNode, l: RuntimeLayer, fused: number[], target: InputCodes | null, e: EpilogueMap): IntegerStep {
@@ -459,7 +498,7 @@ export class Plan {
           onInput?.(l.spec.name, { kind: 'float', t: xin });
           return { kind: 'float', t: l.module.forward(xin) };
         }
-        return this.runInteger(n, l, step, ins[0], N, onInput);
+        return this.runInteger(n, l, step, ins[0], N, onInput, ins[1]);
       }
       case 'batchNorm': {
         // y = scale x + shift (the op's own evaluation arithmetic), in place when the input is not read again
@@ -509,7 +548,7 @@ export class Plan {
     }
   }
 
-  private runInteger(n: PlanNode, l: RuntimeLayer, step: IntegerStep, input: Value, N: number, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void): Value {
+  private runInteger(n: PlanNode, l: RuntimeLayer, step: IntegerStep, input: Value, N: number, onInput?: (layer: string, v: { kind: string; t: Tensor }) => void, residual?: Value): Value {
     const k = engine.kernels;
     const g = this.geometry(n, N);
     const outShape = l.spec.kind === 'conv' ? [N, g.outC, g.outH, g.outW] : [N, g.outC];
@@ -545,7 +584,8 @@ export class Plan {
       k.convInt8(g, xq.t.ptr, c.type, c.zero, step.packed.ptr, step.ep, y.ptr, step.bits);
     } else if (K && step.ep.kind === 'float') {
       // XNOR-Net: out = (y - b) K + b with y - b = scale acc (the epilogue's affine left b out)
-      k.convBinary(g, xq.t.ptr, step.packed.ptr, { ...step.ep, pixelScale: K.ptr, bias: l.module.bias?.ptr, post: step.post }, y.ptr);
+      const post = step.post && n.inputs.length > 1 ? { ...step.post, residual: this.toFloat(residual!).ptr } : step.post;
+      k.convBinary(g, xq.t.ptr, step.packed.ptr, { ...step.ep, pixelScale: K.ptr, bias: l.module.bias?.ptr, post }, y.ptr);
     } else {
       if (K) throw new Error(`lowbit: ${l.spec.name}: XNOR-Net's K needs a float epilogue`);
       k.convBinary(g, xq.t.ptr, step.packed.ptr, step.ep, y.ptr);

@@ -131,6 +131,7 @@ export function convBinary(mem: EngineMemory, g: ConvGeometry, x: Ptr, w: Ptr, e
               if (ep.bias) out = Math.fround(out + mem.f32[(ep.bias >>> 2) + oc]);
               if (ep.post) {
                 out = Math.fround(Math.fround(out * mem.f32[(ep.post.scale >>> 2) + oc]) + mem.f32[(ep.post.shift >>> 2) + oc]);
+                if (ep.post.residual) out = Math.fround(out + mem.f32[(ep.post.residual >>> 2) + yi]);
                 if (ep.post.relu) out = out > 0 ? out : 0;
               }
               mem.f32[(y >>> 2) + yi] = out;

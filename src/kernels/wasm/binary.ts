@@ -62,6 +62,7 @@ export function createWasmBinaryKernels(be: WasmBackend, mem: EngineMemory): Bin
         g.outH, g.outW, x, w, y, ...epilogueArgs(ep),
         ep.kind === 'float' ? ep.pixelScale ?? 0 : 0, ep.kind === 'float' ? ep.bias ?? 0 : 0,
         ep.kind === 'float' ? ep.post?.scale ?? 0 : 0, ep.kind === 'float' ? ep.post?.shift ?? 0 : 0, ep.kind === 'float' && ep.post?.relu ? 1 : 0,
+        ep.kind === 'float' ? ep.post?.residual ?? 0 : 0,
       );
       const work = rows * g.outW * blocks * BINARY_CB * taps * words;
       be.run(Job.ConvBinary, Math.min(rows, be.units(work, GRAIN_WORD_OPS)));
