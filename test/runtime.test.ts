@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, tidy, noGrad, init, shutdown, setBackend, Random } from '../src/index.js';
 import * as ops from '../src/autograd/index.js';
-import { BatchNorm } from '../src/nn/index.js';
+import { BatchNorm, type Module } from '../src/nn/index.js';
 import { buildModel, loadModel } from '../src/zoo/index.js';
 import { loadDataset, batches, type Dataset } from '../src/data/index.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
@@ -246,20 +246,25 @@ describe('runtime: LeNet-5 on MNIST digits against the simulation', () => {
   });
 });
 
+/** ResNet-20 with random weights and batch norms (in evaluation mode), and 8 random inputs. */
+function randomResnet20(seed: number): { model: Module; src: ModelSource; x: Tensor } {
+  const { model, config } = buildModel('resnet20', {}, 7);
+  const r = new Random(seed);
+  for (const [, m] of model.namedModules()) {
+    if (!(m instanceof BatchNorm)) continue;
+    const v = (lo: number, hi: number) => Float32Array.from({ length: m.channels }, () => lo + (hi - lo) * r.uniform());
+    m.gamma.view().set(v(0.5, 1.5));
+    m.beta.view().set(v(-0.2, 0.2));
+    m.runningVar.view().set(v(0.5, 2));
+  }
+  model.eval();
+  const x = tidy(() => ops.clamp(Tensor.from(Float32Array.from({ length: 8 * 3 * 32 * 32 }, () => r.normal()), [8, 3, 32, 32]), -2.5, 2.5));
+  return { model, src: { name: 'resnet20', config, model, metadata: {} }, x };
+}
+
 describe('runtime: ResNet-20 (random weights and inputs)', () => {
   it('int8: batch norms fold, residual adds and pooling run; codes agree with the simulation', () => {
-    const { model, config } = buildModel('resnet20', {}, 7);
-    const r = new Random(9);
-    for (const [, m] of model.namedModules()) {
-      if (!(m instanceof BatchNorm)) continue;
-      const v = (lo: number, hi: number) => Float32Array.from({ length: m.channels }, () => lo + (hi - lo) * r.uniform());
-      m.gamma.view().set(v(0.5, 1.5));
-      m.beta.view().set(v(-0.2, 0.2));
-      m.runningVar.view().set(v(0.5, 2));
-    }
-    model.eval();
-    const src: ModelSource = { name: 'resnet20', config, model, metadata: {} };
-    const x = tidy(() => ops.clamp(Tensor.from(Float32Array.from({ length: 8 * 3 * 32 * 32 }, () => r.normal()), [8, 3, 32, 32]), -2.5, 2.5));
+    const { model, src, x } = randomResnet20(9);
     const q = ptq(src, 'int8', x);
     const plan = compileQuantized(q);
     try {
@@ -294,18 +299,7 @@ describe('runtime: ResNet-20 (random weights and inputs)', () => {
 
 describe('runtime: XNOR ResNet-20 (random weights and inputs)', () => {
   it('batch norm, residual add and ReLU run in the binary layers\' epilogues, with the values of the unfused ops', () => {
-    const { model, config } = buildModel('resnet20', {}, 7);
-    const r = new Random(11);
-    for (const [, m] of model.namedModules()) {
-      if (!(m instanceof BatchNorm)) continue;
-      const v = (lo: number, hi: number) => Float32Array.from({ length: m.channels }, () => lo + (hi - lo) * r.uniform());
-      m.gamma.view().set(v(0.5, 1.5));
-      m.beta.view().set(v(-0.2, 0.2));
-      m.runningVar.view().set(v(0.5, 2));
-    }
-    model.eval();
-    const src: ModelSource = { name: 'resnet20', config, model, metadata: {} };
-    const x = tidy(() => ops.clamp(Tensor.from(Float32Array.from({ length: 8 * 3 * 32 * 32 }, () => r.normal()), [8, 3, 32, 32]), -2.5, 2.5));
+    const { model, src, x } = randomResnet20(11);
     const q = ptq(src, 'xnor', x);
     const plan = compileQuantized(q);
     try {
