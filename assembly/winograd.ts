@@ -17,7 +17,8 @@
 //   dW = G^T [ sum over tiles of (A dY_tile A^T) . (B^T x_tile B) ] G
 // i.e. 16 GEMMs over the tiles, M[xi] (inC x outC) += V[xi] (inC x tiles) D[xi] (tiles x outC), run by the
 // weight-gradient microkernel with V read in place (4 channel rows) and D written by its transform
-// straight into packed panels of 8 output channels: no packing pass.
+// straight into packed panels of 8 output channels: no packing pass. The transform takes 4 output channels
+// at a time and transposes them, so that a tile's values go to its panel row as whole vectors.
 
 import { gemm_mk_4x8, gemm_mk_5x8, wgrad_mk_4x8 } from './microkernels';
 import { argI, argP } from './layout';
@@ -313,16 +314,18 @@ export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32
       if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
     }
   }
-  // D in packed panels [xi][oc / 8][t][8]: one lane (tile) of each transformed vector per store
-  for (let oc = 0; oc < outC; oc++) {
+  // D in packed panels [xi][oc / 8][t][8], 4 channels (half a panel row) x 4 tiles at a time: one lane
+  // store per value took as long as the GEMM over them
+  for (let oc0 = 0; oc0 < outC; oc0 += 4) {
+    const nc = min(4, outC - oc0); // channels past outC fill D's zero padding columns with zeros
     let b = b0, ty = ty0, tx = tx0;
-    const col = D + (((<usize>(oc >> 3) * <usize>TC) * 8 + <usize>(oc & 7)) << 2);
+    const col = D + (((<usize>(oc0 >> 3) * <usize>TC) * 8 + <usize>(oc0 & 7)) << 2);
     for (let q = g0 * 4; q < g1 * 4; q += 4) {
       const dst = col + ((<usize>q * 8) << 2);
-      if (b >= n) { zero16packed(dst, dXi); continue; }
+      if (b >= n) { zero16x4(dst, dXi); continue; }
       const oy = 2 * ty, ox = 2 * tx;
-      const src = dy + ((<usize>(b * outC + oc) * outPlane + <usize>(oy * outW + ox)) << 2);
-      dyTransform4(src, <usize>outW << 2, min(2, outH - oy), min(8, outW - ox), dst, dXi);
+      const src = dy + ((<usize>(b * outC + oc0) * outPlane + <usize>(oy * outW + ox)) << 2);
+      dyTransform4x4(src, outPlane << 2, nc, <usize>outW << 2, min(2, outH - oy), min(8, outW - ox), dst, dXi);
       tx += 4;
       if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
     }
@@ -334,10 +337,11 @@ export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32
 @inline function zero16(dst: usize, xiB: usize): void {
   for (let xi = 0; xi < 16; xi++) v128.store(dst + <usize>xi * xiB, f32x4.splat(0));
 }
+/** Zeros for 4 channels (half a panel row) of 4 tiles in each of the 16 xi planes of D. */
 // @ts-ignore: decorator
-@inline function zero16packed(dst: usize, xiB: usize): void {
+@inline function zero16x4(dst: usize, xiB: usize): void {
   for (let xi = 0; xi < 16; xi++)
-    for (let l = 0; l < 4; l++) store<f32>(dst + <usize>xi * xiB + (<usize>(l * 8) << 2), 0);
+    for (let t = 0; t < 4; t++) v128.store(dst + <usize>xi * xiB + (<usize>(t * 8) << 2), f32x4.splat(0));
 }
 
 // @ts-ignore: decorator
@@ -352,43 +356,63 @@ export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32
   return v;
 }
 
-/** A dy A^T for 4 horizontally adjacent 2 x 2 tiles of dY (zeros past `rows` / `cols`). */
+/** 8 floats of one row of dY (zeros past `cols`, or all zeros when the row or channel is absent). */
 // @ts-ignore: decorator
-@inline function dyTransform4(src: usize, rowB: usize, rows: i32, cols: i32, dst: usize, xiB: usize): void {
-  const a = load8(src, cols, false), b = load8(src, cols, true);
-  const d00 = v128.shuffle<f32>(a, b, 0, 2, 4, 6), d01 = v128.shuffle<f32>(a, b, 1, 3, 5, 7);
-  let d10 = f32x4.splat(0), d11 = f32x4.splat(0);
-  if (rows > 1) {
-    const c = load8(src + rowB, cols, false), d = load8(src + rowB, cols, true);
-    d10 = v128.shuffle<f32>(c, d, 0, 2, 4, 6);
-    d11 = v128.shuffle<f32>(c, d, 1, 3, 5, 7);
-  }
-  // rows: A (4 x 2) = [[1,0],[1,1],[1,-1],[0,-1]]
-  const r0_0 = d00, r0_1 = d01;
-  const r1_0 = f32x4.add(d00, d10), r1_1 = f32x4.add(d01, d11);
-  const r2_0 = f32x4.sub(d00, d10), r2_1 = f32x4.sub(d01, d11);
-  const r3_0 = f32x4.neg(d10), r3_1 = f32x4.neg(d11);
-  storeDy(dst, xiB, 0, r0_0, r0_1);
-  storeDy(dst, xiB, 4, r1_0, r1_1);
-  storeDy(dst, xiB, 8, r2_0, r2_1);
-  storeDy(dst, xiB, 12, r3_0, r3_1);
+@inline function dyRow(p: usize, present: bool, cols: i32, hi: bool): v128 {
+  return present ? load8(p, cols, hi) : f32x4.splat(0);
+}
+
+/**
+ * A dy A^T for 4 horizontally adjacent 2 x 2 tiles of dY in 4 channels (planeB bytes apart; `nc` of them
+ * present, zeros past `rows` / `cols`): rows are loaded per channel, then transposed 4 x 4 so that lanes are
+ * channels, and each tile's 16 values are stored as 4-channel vectors at dst + t * 32 (its panel row) + xi * xiB.
+ */
+// @ts-ignore: decorator
+@inline function dyTransform4x4(src: usize, planeB: usize, nc: i32, rowB: usize, rows: i32, cols: i32, dst: usize, xiB: usize): void {
+  const s1 = src + planeB, s2 = src + 2 * planeB, s3 = src + 3 * planeB;
+  const two = rows > 1;
+  // row 0, pixels 0-3 and 4-7, channels 0-3; then row 1
+  const a0 = dyRow(src, true, cols, false), a1 = dyRow(s1, nc > 1, cols, false), a2 = dyRow(s2, nc > 2, cols, false), a3 = dyRow(s3, nc > 3, cols, false);
+  const b0 = dyRow(src, true, cols, true), b1 = dyRow(s1, nc > 1, cols, true), b2 = dyRow(s2, nc > 2, cols, true), b3 = dyRow(s3, nc > 3, cols, true);
+  const e0 = dyRow(src + rowB, two, cols, false), e1 = dyRow(s1 + rowB, two && nc > 1, cols, false);
+  const e2 = dyRow(s2 + rowB, two && nc > 2, cols, false), e3 = dyRow(s3 + rowB, two && nc > 3, cols, false);
+  const f0 = dyRow(src + rowB, two, cols, true), f1 = dyRow(s1 + rowB, two && nc > 1, cols, true);
+  const f2 = dyRow(s2 + rowB, two && nc > 2, cols, true), f3 = dyRow(s3 + rowB, two && nc > 3, cols, true);
+  // tiles 0 and 1 use pixels 0-3, tiles 2 and 3 pixels 4-7
+  dyTiles2(dst, xiB, a0, a1, a2, a3, e0, e1, e2, e3);
+  dyTiles2(dst + 64, xiB, b0, b1, b2, b3, f0, f1, f2, f3);
+}
+
+/** Two tiles from pixels 0-3 of rows 0 (r*) and 1 (s*) of 4 channels: transposed to pixel vectors, then A d A^T. */
+// @ts-ignore: decorator
+@inline function dyTiles2(dst: usize, xiB: usize, r0: v128, r1: v128, r2: v128, r3: v128, s0: v128, s1: v128, s2: v128, s3: v128): void {
+  // transpose: p_j = pixel j of row 0 over the 4 channels, q_j likewise for row 1
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  const u0 = v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), u1 = v128.shuffle<f32>(s0, s1, 2, 6, 3, 7);
+  const u2 = v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), u3 = v128.shuffle<f32>(s2, s3, 2, 6, 3, 7);
+  dyTile(dst, xiB, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), v128.shuffle<f32>(t0, t2, 2, 3, 6, 7),
+    v128.shuffle<f32>(u0, u2, 0, 1, 4, 5), v128.shuffle<f32>(u0, u2, 2, 3, 6, 7));
+  dyTile(dst + 32, xiB, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), v128.shuffle<f32>(t1, t3, 2, 3, 6, 7),
+    v128.shuffle<f32>(u1, u3, 0, 1, 4, 5), v128.shuffle<f32>(u1, u3, 2, 3, 6, 7));
+}
+
+/** A d A^T of one 2 x 2 tile d (lanes = channels): rows of A (4 x 2) = [[1,0],[1,1],[1,-1],[0,-1]]. */
+// @ts-ignore: decorator
+@inline function dyTile(dst: usize, xiB: usize, d00: v128, d01: v128, d10: v128, d11: v128): void {
+  storeDy(dst, xiB, 0, d00, d01);
+  storeDy(dst, xiB, 4, f32x4.add(d00, d10), f32x4.add(d01, d11));
+  storeDy(dst, xiB, 8, f32x4.sub(d00, d10), f32x4.sub(d01, d11));
+  storeDy(dst, xiB, 12, f32x4.neg(d10), f32x4.neg(d11));
 }
 
 // @ts-ignore: decorator
 @inline function storeDy(dst: usize, xiB: usize, xi0: i32, c0: v128, c1: v128): void {
   const p = dst + <usize>xi0 * xiB;
-  storePanel(p, c0);
-  storePanel(p + xiB, f32x4.add(c0, c1));
-  storePanel(p + 2 * xiB, f32x4.sub(c0, c1));
-  storePanel(p + 3 * xiB, f32x4.neg(c1));
-}
-/** The 4 lanes (tiles) of v into 4 consecutive rows of a packed 8-wide panel. */
-// @ts-ignore: decorator
-@inline function storePanel(p: usize, v: v128): void {
-  v128.store32_lane(p, v, 0);
-  v128.store32_lane(p, v, 1, 32);
-  v128.store32_lane(p, v, 2, 64);
-  v128.store32_lane(p, v, 3, 96);
+  v128.store(p, c0);
+  v128.store(p + xiB, f32x4.add(c0, c1));
+  v128.store(p + 2 * xiB, f32x4.sub(c0, c1));
+  v128.store(p + 3 * xiB, f32x4.neg(c1));
 }
 
 /** dW[oc][ic] (3 x 3) = G^T M[.][ic][oc] G for output channels [o0, o1); M is [16][inC4][outC8]. */
