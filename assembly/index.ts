@@ -266,8 +266,7 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       break;
     }
     case J_WINO_PREP: {
-      // padded input (one phase), and U = G g G^T for the output-channel panels; AUX2 = flipped weights
-      convPad(ctrl, u, U);
+      // U = G g G^T for the output-channel panels; AUX2 = flipped weights
       const outC = argI(ctrl, A_OUTC), mr = argI(ctrl, A_MR), panels = (outC + mr - 1) / mr;
       winogradWeights(argP(ctrl, A_W), argP(ctrl, A_WPACK), lo(panels, u, U, 1), hi(panels, u, U, 1), argI(ctrl, A_INC), outC, argI(ctrl, A_AUX2) != 0, mr);
       break;

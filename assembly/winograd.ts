@@ -11,7 +11,11 @@
 //   3. output transform (+ bias) into y.
 // Tiles are numbered per image as (ty, tx) with tx running over TW4 = TW rounded up to 4, so that every
 // group of 4 consecutive tiles lies in one tile row (SIMD over 4 tiles); tiles past the image are dropped.
-// The input comes padded (conv.ts padPlanes, one phase) with Hp >= 2*TH + 2 and Wq >= 2*TW4 + 4.
+// The forward input transform reads x itself: per run of tiles of one image and per channel, the input rows
+// the run reads are copied with their zero padding into a strip (thread scratch, cache-resident), which is
+// transformed (a padded copy of the whole input, made first, went through memory; strips of 4 rows per tile
+// row copied most rows twice and were slower at 16 x 16).
+// The weight gradient reads the input padded (conv.ts padPlanes, one phase), Hp >= 2*TH + 2, Wq >= 2*TW4 + 4.
 //
 // The weight gradient uses the same tiles (F(3x3, 2x2), the transpose of the forward algorithm):
 //   dW = G^T [ sum over tiles of (A dY_tile A^T) . (B^T x_tile B) ] G
@@ -22,7 +26,7 @@
 
 import { gemm_mk_4x8, gemm_mk_5x8, wgrad_mk_4x8 } from './microkernels';
 import { argI, argP } from './layout';
-import { A_N, A_INC, A_OUTC, A_OUTH, A_OUTW, A_HP, A_WQ, A_XPAD, A_WPACK, A_BIAS, A_Y, A_AUX, A_MR } from './conv';
+import { A_N, A_INC, A_INH, A_INW, A_PT, A_PL, A_OUTC, A_OUTH, A_OUTW, A_HP, A_WQ, A_X, A_XPAD, A_WPACK, A_BIAS, A_Y, A_AUX, A_MR, zeroF32, copyF32 } from './conv';
 
 /**
  * Floats between the xi planes of a transformed buffer holding `rows` rows of `cols`: 16 floats more than
@@ -97,8 +101,9 @@ export function winogradWeights(w: usize, U: usize, p0: i32, p1: i32, inC: i32, 
 /** Units [u0, u1) (blocks of TB tiles over all images) of the Winograd convolution. */
 export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): void {
   const n = argI(ctrl, A_N), inC = argI(ctrl, A_INC), outC = argI(ctrl, A_OUTC);
-  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW), Hp = argI(ctrl, A_HP), Wq = argI(ctrl, A_WQ);
-  const xpad = argP(ctrl, A_XPAD), U = argP(ctrl, A_WPACK), bias = argP(ctrl, A_BIAS), y = argP(ctrl, A_Y);
+  const inH = argI(ctrl, A_INH), inW = argI(ctrl, A_INW), pT = argI(ctrl, A_PT), pL = argI(ctrl, A_PL);
+  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW);
+  const x = argP(ctrl, A_X), U = argP(ctrl, A_WPACK), bias = argP(ctrl, A_BIAS), y = argP(ctrl, A_Y);
   const TB = argI(ctrl, A_AUX);
   const tc = tileCounts(outH, outW);
   const TH = <i32>(tc >> 32), TW4 = <i32>tc;
@@ -110,24 +115,33 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
   const vXiF = xiFloats(TB, inC), mXiF = xiFloats(outCP, TB);
   const V = scratch; // [16][TB/8][inC][8]
   const M = V + ((16 * vXiF) << 2); // [16][outCP][TB]
+  const strip = M + ((16 * mXiF) << 2); // [rows][stripW]
   const uXi = xiFloats(panels * mr, inC); // floats per xi plane of U
-  const planeB = (<usize>Hp * <usize>Wq) << 2;
+  const planeB = (<usize>inH * <usize>inW) << 2;
   for (let u = u0; u < u1; u++) {
     const t0 = u * TB;
     if (t0 >= total) break;
     const nt = min(TB, total - t0); // multiple of 4 (perImage is)
-    // 1. input transform
-    for (let q = 0; q < nt; q += 4) {
+    // 1. input transform, run by run of the block's tiles in one image
+    for (let q = 0; q < nt; ) {
       const tile = t0 + q;
       const b = tile / perImage, r = tile % perImage;
-      const ty = r / TW4, tx = r % TW4;
-      const src0 = xpad + <usize>(b * inC) * planeB + ((<usize>(2 * ty) * <usize>Wq + <usize>(2 * tx)) << 2);
-      const dst0 = V + ((<usize>(q >> 3) * <usize>inC * 8 + <usize>(q & 7)) << 2);
+      const len = min(nt - q, perImage - r); // tiles in the run (a multiple of 4)
+      const ty0 = r / TW4, tx0 = r % TW4, ty1 = (r + len - 1) / TW4;
+      // the run reads input rows 2 * ty0 - pT + [0, rows), columns -pL + [0, cols)
+      const rows = 2 * (ty1 - ty0) + 4, cols = 2 * TW4 + 2, stripW = (cols + 3) & ~3;
       for (let ic = 0; ic < inC; ic++) {
-        const src = src0 + <usize>ic * planeB;
-        const dst = dst0 + ((<usize>ic * 8) << 2);
-        inputTransform4<f32>(src, <usize>Wq << 2, dst, vXiF << 2);
+        winogradStrip(strip, stripW, x + <usize>(b * inC + ic) * planeB, inH, inW, 2 * ty0 - pT, -pL, rows, cols);
+        let ty = ty0, tx = tx0;
+        for (let g = 0; g < len; g += 4) {
+          const qg = q + g;
+          const dst = V + ((((<usize>(qg >> 3) * <usize>inC) + <usize>ic) * 8 + <usize>(qg & 7)) << 2);
+          inputTransform4<f32>(strip + (<usize>(2 * (ty - ty0) * stripW + 2 * tx) << 2), <usize>stripW << 2, dst, vXiF << 2);
+          tx += 4;
+          if (tx == TW4) { tx = 0; ty++; }
+        }
       }
+      q += len;
     }
     // 2. the 16 GEMMs
     const ldm = <usize>TB << 2;
@@ -164,6 +178,26 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
         if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
       }
     }
+  }
+}
+
+/**
+ * Rows iy0 + [0, rows), columns ix0 + [0, cols) of one input plane (inH x inW at plane) into strip (rows of
+ * stripW floats), zeros outside the plane.
+ */
+function winogradStrip(strip: usize, stripW: i32, plane: usize, inH: i32, inW: i32, iy0: i32, ix0: i32, rows: i32, cols: i32): void {
+  // strip columns [c0, c1) lie inside the plane
+  const c0 = min(cols, max(0, -ix0)), c1 = max(c0, min(cols, inW - ix0));
+  for (let i = 0; i < rows; i++) {
+    const row = strip + ((<usize>(i * stripW)) << 2);
+    const iy = iy0 + i;
+    if (iy < 0 || iy >= inH) {
+      zeroF32(row, cols);
+      continue;
+    }
+    zeroF32(row, c0);
+    copyF32(row + (<usize>c0 << 2), plane + ((<usize>iy * <usize>inW + <usize>(ix0 + c0)) << 2), c1 - c0);
+    zeroF32(row + (<usize>c1 << 2), cols - c1);
   }
 }
 

@@ -190,6 +190,7 @@ describe('conv2d forward and backward', () => {
     ['3x3 16->8 on 2x3 (tiny output)', conv(2, 16, 2, 3, 8, 3, 3, { pT: 1, pL: 1 })],
     ['3x3 32->32 on 17x19, batch 2', conv(2, 32, 17, 19, 32, 3, 3, { pT: 1, pL: 1 })],
     ['3x3 12->11 on 5x13, batch 3 (weight gradient: a last group of 3 output channels)', conv(3, 12, 5, 13, 11, 3, 3, { pT: 1, pL: 1 })],
+    ['3x3 64->64 on 7x23, batch 2, pad 2x0 (Winograd blocks that start mid tile row)', conv(2, 64, 7, 23, 64, 3, 3, { pT: 2, pL: 0, pB: 1, pR: 2 })],
     ['3x3 64->66 on 8x8, batch 9 (weight gradient in two chunks of tiles, the last one partial)', conv(9, 64, 8, 8, 66, 3, 3, { pT: 1, pL: 1 })],
   ];
   for (const [name, g] of cases) for (const impl of ['winograd', 'direct'] as const) {

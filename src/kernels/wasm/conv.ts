@@ -228,22 +228,22 @@ export class ConvRunner {
   private winogradForward(g: ConvGeometry, x: Ptr, w: Ptr, bias: Ptr, y: Ptr, flippedWeights: boolean): void {
     const be = this.be, mem = be.mem;
     const TH = be.ex.winogradTiles(g.outH, g.outW, 0), TW4 = be.ex.winogradTiles(g.outH, g.outW, 1);
-    const p = this.padded(g, 2 * TH + 2, 2 * TW4 + 4);
     const mr = this.tileRows(g.outC, 4); // 5 or 4 output channels per tile
     const panels = Math.ceil(g.outC / mr);
     // tiles per block: V (16 x TB x inC) and M (16 x outC rounded up to tiles x TB) stay within ~512 KiB (L2)
     const tb = Math.max(8, Math.min(256, Math.floor(WINOGRAD_BLOCK_FLOATS / (16 * (g.inC + panels * mr)) / 8) * 8));
     const xi = (rows: number, cols: number) => be.ex.winogradTiles(rows, cols, 2);
-    const scratchFloats = 16 * (xi(tb, g.inC) + xi(panels * mr, tb));
+    // V, M and the strip of padded input rows that a run of a block's tiles in one image reads (assembly/winograd.ts)
+    const stripFloats = (2 * Math.min(TH - 1, Math.ceil(tb / TW4)) + 4) * (2 * TW4 + 8);
+    const scratchFloats = 16 * (xi(tb, g.inC) + xi(panels * mr, tb)) + stripFloats;
     if (scratchFloats * 4 > be.ex.scratchBytes()) throw new Error('lowbit: internal: Winograd block exceeds the scratch buffer');
     const tiles = g.n * TH * TW4;
     const blocks = Math.ceil(tiles / tb);
-    const xpad = mem.alloc(p.bytes);
     const U = mem.alloc(16 * xi(panels * mr, g.inC) * 4);
     try {
-      this.writeGeometry(g, p);
+      this.writeGeometry(g, { Hp: 0, Wq: 0, bytes: 0 }); // the input is read in place: no padded copy
       be.setArg(ConvArg.X, x);
-      be.setArg(ConvArg.XPad, xpad);
+      be.setArg(ConvArg.XPad, 0);
       be.setArg(ConvArg.W, w);
       be.setArg(ConvArg.WPack, U);
       be.setArg(ConvArg.Offs, 0);
@@ -253,10 +253,9 @@ export class ConvRunner {
       be.setArg(ConvArg.Aux2, flippedWeights ? 1 : 0);
       be.setArg(ConvArg.Blocks, blocks);
       be.setArg(ConvArg.MR, mr);
-      be.run(Job.WinogradPrep, Math.min(Math.max(g.n * g.inC, panels), be.units(g.n * g.inC * p.Hp * p.Wq, GRAIN_FLOATS)));
+      be.run(Job.WinogradPrep, Math.min(panels, be.units(16 * panels * mr * g.inC, GRAIN_FLOATS)));
       be.run(Job.Winograd, Math.min(blocks, be.units(this.macs(g) / 2.25, GRAIN_MACS)));
     } finally {
-      mem.free(xpad);
       mem.free(U);
     }
   }
