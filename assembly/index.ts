@@ -278,10 +278,10 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       break;
     }
     case J_WINO_WG_T: {
-      // transforms of a chunk of TC tiles starting at tile `first`: args X = dy, AUX = V, AUX2 = D,
+      // transforms of a chunk of TC tiles starting at tile `first`: args X = x, Y = dy, AUX = V, AUX2 = D,
       // BLOCKS = TC, MR = first
       const TC = argI(ctrl, A_BLOCKS), groups = TC >> 2;
-      winogradWgradTransform(ctrl, lo(groups, u, U, 1), hi(groups, u, U, 1), argI(ctrl, A_MR), TC, argP(ctrl, A_AUX), argP(ctrl, A_AUX2), argP(ctrl, A_X));
+      winogradWgradTransform(ctrl, lo(groups, u, U, 1), hi(groups, u, U, 1), argI(ctrl, A_MR), TC, argP(ctrl, A_AUX), argP(ctrl, A_AUX2), scratchOf(ctrl, t));
       break;
     }
     case J_WINO_WG_GEMM: {

@@ -11,11 +11,10 @@
 //   3. output transform (+ bias) into y.
 // Tiles are numbered per image as (ty, tx) with tx running over TW4 = TW rounded up to 4, so that every
 // group of 4 consecutive tiles lies in one tile row (SIMD over 4 tiles); tiles past the image are dropped.
-// The forward input transform reads x itself: per run of tiles of one image and per channel, the input rows
-// the run reads are copied with their zero padding into a strip (thread scratch, cache-resident), which is
+// The input transforms read x itself: per run of tiles of one image and per channel, the input rows the run
+// reads are copied with their zero padding into a strip (thread scratch, cache-resident), which is
 // transformed (a padded copy of the whole input, made first, went through memory; strips of 4 rows per tile
 // row copied most rows twice and were slower at 16 x 16).
-// The weight gradient reads the input padded (conv.ts padPlanes, one phase), Hp >= 2*TH + 2, Wq >= 2*TW4 + 4.
 //
 // The weight gradient uses the same tiles (F(3x3, 2x2), the transpose of the forward algorithm):
 //   dW = G^T [ sum over tiles of (A dY_tile A^T) . (B^T x_tile B) ] G
@@ -319,33 +318,46 @@ export function winogradTiles(a: i32, b: i32, which: i32): i32 {
 /**
  * Transform tiles [g0*4, g1*4) of the chunk starting at tile `first` (global tile index over all images):
  * V[xi][ic][t] = B^T x B and D[xi][oc][t] = A dy A^T, t = tile - first, rows of TC tiles.
- * Args: conv slots; X = dy; AUX = V; AUX2 = D; BLOCKS = TC; MR slot = first.
+ * Args: conv slots; X = x; Y = dy; AUX = V; AUX2 = D; BLOCKS = TC; MR slot = first. `strip`: thread scratch.
  */
-export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32, TC: i32, V: usize, D: usize, dy: usize): void {
+export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32, TC: i32, V: usize, D: usize, strip: usize): void {
   const n = argI(ctrl, A_N), inC = argI(ctrl, A_INC), outC = argI(ctrl, A_OUTC);
-  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW), Hp = argI(ctrl, A_HP), Wq = argI(ctrl, A_WQ);
-  const xpad = argP(ctrl, A_XPAD);
+  const inH = argI(ctrl, A_INH), inW = argI(ctrl, A_INW), pT = argI(ctrl, A_PT), pL = argI(ctrl, A_PL);
+  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW);
+  const x = argP(ctrl, A_X), dy = argP(ctrl, A_Y);
   const tc = tileCounts(outH, outW);
   const TH = <i32>(tc >> 32), TW4 = <i32>tc;
   const perImage = TH * TW4;
-  const last = n * perImage;
-  const planeB = (<usize>Hp * <usize>Wq) << 2;
+  const planeB = (<usize>inH * <usize>inW) << 2;
   const vXi = xiFloats(inC, TC) << 2, dXi = xiFloats(((outC + 7) >> 3) * 8, TC) << 2;
   const outPlane = <usize>outH * <usize>outW;
   // where tile group g0 starts (the tiles after it are walked incrementally: no divisions per tile)
   const start = first + g0 * 4;
   const b0 = start / perImage, r0 = start % perImage;
   const ty0 = r0 / TW4, tx0 = r0 % TW4;
-  // channel-major, tiles inner: each of the 16 output rows is written sequentially
+  // channel-major, tiles inner: each of the 16 output rows is written sequentially; run by run of tiles
+  // in one image, from a strip of the input rows the run reads (as the forward transform)
   for (let ic = 0; ic < inC; ic++) {
-    let b = b0, ty = ty0, tx = tx0;
-    for (let q = g0 * 4; q < g1 * 4; q += 4) {
-      const dst = V + ((<usize>ic * <usize>TC + <usize>q) << 2);
-      if (b >= n) { zero16(dst, vXi); continue; } // past the last image: adds nothing
-      const src = xpad + <usize>(b * inC + ic) * planeB + ((<usize>(2 * ty) * <usize>Wq + <usize>(2 * tx)) << 2);
-      inputTransform4<f32>(src, <usize>Wq << 2, dst, vXi);
-      tx += 4;
-      if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
+    for (let q = g0 * 4; q < g1 * 4; ) {
+      const tile = first + q;
+      const b = tile / perImage, r = tile % perImage;
+      if (b >= n) { // past the last image: adds nothing
+        zero16(V + ((<usize>ic * <usize>TC + <usize>q) << 2), vXi);
+        q += 4;
+        continue;
+      }
+      const len = min(g1 * 4 - q, perImage - r);
+      const sy0 = r / TW4, sx0 = r % TW4, sy1 = (r + len - 1) / TW4;
+      const rows = 2 * (sy1 - sy0) + 4, cols = 2 * TW4 + 2, stripW = (cols + 3) & ~3;
+      winogradStrip(strip, stripW, x + <usize>(b * inC + ic) * planeB, inH, inW, 2 * sy0 - pT, -pL, rows, cols);
+      let ty = sy0, tx = sx0;
+      for (let g = 0; g < len; g += 4) {
+        const src = strip + (<usize>(2 * (ty - sy0) * stripW + 2 * tx) << 2);
+        inputTransform4<f32>(src, <usize>stripW << 2, V + ((<usize>ic * <usize>TC + <usize>(q + g)) << 2), vXi);
+        tx += 4;
+        if (tx == TW4) { tx = 0; ty++; }
+      }
+      q += len;
     }
   }
   // D in packed panels [xi][oc / 8][t][8], 4 channels (half a panel row) x 4 tiles at a time: one lane
@@ -364,7 +376,6 @@ export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32
       if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
     }
   }
-  if (last < 0) unreachable();
 }
 
 // @ts-ignore: decorator

@@ -84,16 +84,13 @@ export class ConvRunner {
     this.ckc = be.ex.tiling(11);
   }
 
-  /**
-   * Size of the padded, phase-split input (see assembly/conv.ts); `minRows`/`minCols` enlarge it with
-   * zeros (the Winograd tiles read whole 4 x 4 tiles past the last output).
-   */
-  private padded(g: ConvGeometry, minRows = 0, minCols = 0): Padded {
+  /** Size of the padded, phase-split input (see assembly/conv.ts; the Winograd paths read the input in place). */
+  private padded(g: ConvGeometry): Padded {
     const sW = g.strideW;
     const rowsNeeded = (g.outH - 1) * g.strideH + (g.kH - 1) * g.dilationH + 1;
-    const Hp = Math.max(1, g.inH + g.padTop + g.padBottom, rowsNeeded, minRows);
+    const Hp = Math.max(1, g.inH + g.padTop + g.padBottom, rowsNeeded);
     const colsNeeded = g.outW + Math.floor(((g.kW - 1) * g.dilationW) / sW);
-    const Wq = Math.max(1, Math.ceil((g.inW + g.padLeft + g.padRight) / sW), colsNeeded, minCols);
+    const Wq = Math.max(1, Math.ceil((g.inW + g.padLeft + g.padRight) / sW), colsNeeded);
     // slack: tiles read up to CNR columns past a row's last output
     const bytes = (g.n * g.inC * sW * Hp * Wq + 2 * (this.cnr + 8)) * 4;
     return { Hp, Wq, bytes };
@@ -188,25 +185,22 @@ export class ConvRunner {
   private winogradWeightGradient(g: ConvGeometry, x: Ptr, dy: Ptr, dw: Ptr): void {
     const be = this.be, mem = be.mem;
     const TH = be.ex.winogradTiles(g.outH, g.outW, 0), TW4 = be.ex.winogradTiles(g.outH, g.outW, 1);
-    const p = this.padded(g, 2 * TH + 2, 2 * TW4 + 4);
     const tiles = g.n * TH * TW4;
     const tc = Math.min(tiles, Math.max(64, Math.floor(WINOGRAD_WGRAD_CHUNK_FLOATS / (16 * (g.inC + g.outC)) / 4) * 4));
+    // per-thread scratch: the strip of padded input rows that a run of tiles in one image reads (assembly/winograd.ts)
+    if ((2 * Math.min(TH - 1, Math.ceil(tc / TW4)) + 4) * (2 * TW4 + 8) * 4 > be.ex.scratchBytes())
+      throw new Error('lowbit: internal: Winograd strip exceeds the scratch buffer');
     const allocs: Ptr[] = [];
     const alloc = (bytes: number) => { const a = mem.alloc(bytes); allocs.push(a); return a; };
     try {
-      const xpad = alloc(p.bytes);
       const plane = (which: number) => be.ex.winogradWgradSizes(g.inC, g.outC, tc, which);
       const V = alloc(16 * plane(0) * 4), D = alloc(16 * plane(1) * 4), M = alloc(16 * plane(2) * 4);
       // D's padding columns (output channels past outC) and M start at zero
       mem.f32.fill(0, D >>> 2, (D >>> 2) + 16 * plane(1));
       mem.f32.fill(0, M >>> 2, (M >>> 2) + 16 * plane(2));
-      this.writeGeometry(g, p);
+      this.writeGeometry(g, { Hp: 0, Wq: 0, bytes: 0 }); // x is read in place: no padded copy
       be.setArg(ConvArg.X, x);
-      be.setArg(ConvArg.XPad, xpad);
-      be.setArg(ConvArg.Offs, 0);
-      be.setArg(ConvArg.WPack, 0);
-      be.run(Job.ConvPrep, Math.min(g.n * g.inC, be.units(g.n * g.inC * p.Hp * p.Wq, GRAIN_FLOATS)));
-      be.setArg(ConvArg.X, dy);
+      be.setArg(ConvArg.Y, dy);
       be.setArg(ConvArg.Aux, V);
       be.setArg(ConvArg.Aux2, D);
       be.setArg(ConvArg.Blocks, tc);
