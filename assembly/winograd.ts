@@ -184,7 +184,7 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
  * Rows iy0 + [0, rows), columns ix0 + [0, cols) of one input plane (inH x inW at plane) into strip (rows of
  * stripW floats), zeros outside the plane.
  */
-function winogradStrip(strip: usize, stripW: i32, plane: usize, inH: i32, inW: i32, iy0: i32, ix0: i32, rows: i32, cols: i32): void {
+export function winogradStrip(strip: usize, stripW: i32, plane: usize, inH: i32, inW: i32, iy0: i32, ix0: i32, rows: i32, cols: i32): void {
   // strip columns [c0, c1) lie inside the plane
   const c0 = min(cols, max(0, -ix0)), c1 = max(c0, min(cols, inW - ix0));
   for (let i = 0; i < rows; i++) {

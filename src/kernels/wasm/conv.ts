@@ -74,6 +74,8 @@ export class ConvRunner {
 
   /** Use Winograd F(2x2, 3x3) where it applies (tests turn it off to check the direct path too). */
   winograd = true;
+  /** Use Winograd F(4x4, 3x3) for the forward convolution where it applies (tests turn it off to check F(2x2, 3x3)). */
+  winogradF4 = true;
 
   constructor(private readonly be: WasmBackend) {
     this.cnr = be.ex.tiling(6);
@@ -219,21 +221,34 @@ export class ConvRunner {
   }
 
   /** y = conv(x, w) + bias by Winograd F(2x2, 3x3) (assembly/winograd.ts). */
+  /**
+   * Winograd F(4x4, 3x3) (assembly/winograd4.ts: 36 multiplies per 16 outputs, against 64 for F(2x2, 3x3))
+   * where its 4-tile groups leave little of a row empty, and with padding <= 1 (its error where a tile reads
+   * two rows or columns of padding exceeds 1e-5 of an output's sum of |terms|).
+   */
+  private winograd4(g: ConvGeometry): boolean {
+    return this.winogradF4 && g.outW >= 16 && g.outH >= 8 && Math.max(g.padTop, g.padLeft, g.padBottom, g.padRight) <= 1;
+  }
+
+  /** y = conv(x, w) + bias by Winograd F(4x4, 3x3) or F(2x2, 3x3) (assembly/winograd4.ts, winograd.ts). */
   private winogradForward(g: ConvGeometry, x: Ptr, w: Ptr, bias: Ptr, y: Ptr, flippedWeights: boolean): void {
     const be = this.be, mem = be.mem;
-    const TH = be.ex.winogradTiles(g.outH, g.outW, 0), TW4 = be.ex.winogradTiles(g.outH, g.outW, 1);
+    const f4 = this.winograd4(g), m = f4 ? 4 : 2, planes = (m + 2) * (m + 2);
+    const tiles2 = (which: number) => (f4 ? be.ex.winograd4Tiles(g.outH, g.outW, which) : be.ex.winogradTiles(g.outH, g.outW, which));
+    const TH = tiles2(0), TW4 = tiles2(1);
     const mr = this.tileRows(g.outC, 4); // 5 or 4 output channels per tile
     const panels = Math.ceil(g.outC / mr);
-    // tiles per block: V (16 x TB x inC) and M (16 x outC rounded up to tiles x TB) stay within ~512 KiB (L2)
-    const tb = Math.max(8, Math.min(256, Math.floor(WINOGRAD_BLOCK_FLOATS / (16 * (g.inC + panels * mr)) / 8) * 8));
+    // tiles per block: V (planes x TB x inC) and M (planes x outC rounded up to tiles x TB) stay within ~512 KiB (L2)
+    const tb = Math.max(8, Math.min(256, Math.floor(WINOGRAD_BLOCK_FLOATS / (planes * (g.inC + panels * mr)) / 8) * 8));
     const xi = (rows: number, cols: number) => be.ex.winogradTiles(rows, cols, 2);
-    // V, M and the strip of padded input rows that a run of a block's tiles in one image reads (assembly/winograd.ts)
-    const stripFloats = (2 * Math.min(TH - 1, Math.ceil(tb / TW4)) + 4) * (2 * TW4 + 8);
-    const scratchFloats = 16 * (xi(tb, g.inC) + xi(panels * mr, tb)) + stripFloats;
+    // V, M, (F4) 36 vectors between transform passes, and the strip of padded input rows that a run of a
+    // block's tiles in one image reads
+    const stripFloats = (m * Math.min(TH - 1, Math.ceil(tb / TW4)) + m + 2) * (m * TW4 + 8);
+    const scratchFloats = planes * (xi(tb, g.inC) + xi(panels * mr, tb)) + 144 + stripFloats;
     if (scratchFloats * 4 > be.ex.scratchBytes()) throw new Error('lowbit: internal: Winograd block exceeds the scratch buffer');
     const tiles = g.n * TH * TW4;
     const blocks = Math.ceil(tiles / tb);
-    const U = mem.alloc(16 * xi(panels * mr, g.inC) * 4);
+    const U = mem.alloc(planes * xi(panels * mr, g.inC) * 4);
     try {
       this.writeGeometry(g, { Hp: 0, Wq: 0, bytes: 0 }); // the input is read in place: no padded copy
       be.setArg(ConvArg.X, x);
@@ -247,8 +262,8 @@ export class ConvRunner {
       be.setArg(ConvArg.Aux2, flippedWeights ? 1 : 0);
       be.setArg(ConvArg.Blocks, blocks);
       be.setArg(ConvArg.MR, mr);
-      be.run(Job.WinogradPrep, Math.min(panels, be.units(16 * panels * mr * g.inC, GRAIN_FLOATS)));
-      be.run(Job.Winograd, Math.min(blocks, be.units(this.macs(g) / 2.25, GRAIN_MACS)));
+      be.run(f4 ? Job.Winograd4Prep : Job.WinogradPrep, Math.min(panels, be.units(planes * panels * mr * g.inC, GRAIN_FLOATS)));
+      be.run(f4 ? Job.Winograd4 : Job.Winograd, Math.min(blocks, be.units((this.macs(g) * planes) / (9 * m * m), GRAIN_MACS)));
     } finally {
       mem.free(U);
     }

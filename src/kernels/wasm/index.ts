@@ -55,6 +55,8 @@ export interface WasmKernelOptions {
   relaxedSimd?: boolean;
   /** Use Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with >= 8 channels (default true). */
   winograd?: boolean;
+  /** Where Winograd applies, use F(4x4, 3x3) for forward convolutions with >= 16 x 8 outputs and padding <= 1 (default true). */
+  winogradF4?: boolean;
 }
 
 // Work per unit of a split job (elements for elementwise kernels); see WasmBackend.units.
@@ -130,6 +132,7 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
   const be = new WasmBackend(mem, ex, workers, ctrl, relaxedSimd);
   const conv = new ConvRunner(be);
   conv.winograd = opts.winograd ?? true;
+  conv.winogradF4 = opts.winogradF4 ?? true;
   let disposed = false;
 
   const kernels: WasmKernels = {

@@ -156,13 +156,14 @@ export function relaxedSelfTest(mem: EngineMemory, plain: KernelExports, relaxed
     gemm(p.be, c1);
     gemm(r.be, c2);
     if (!close(c1, c2, m * n, cs)) return false;
-    // convolutions 6 -> 9 channels (direct) and 9 -> 9 (Winograd), 3x3, pad 1, batch 2, 7 x 10, and their gradients
-    for (const inC of [6, 9]) {
+    // convolutions 6 -> 9 channels on 7 x 10 (direct) and 9 -> 9 on 8 x 16 (Winograd F(4x4, 3x3) forward,
+    // F(3x3, 2x2) weight gradient), 3x3, pad 1, batch 2, and their gradients
+    for (const [inC, H, W] of [[6, 7, 10], [9, 8, 16]]) {
       const g: ConvGeometry = {
-        n: 2, inC, inH: 7, inW: 10, outC: 9, kH: 3, kW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1, padBottom: 1,
-        padRight: 1, dilationH: 1, dilationW: 1, groups: 1, outH: 7, outW: 10,
+        n: 2, inC, inH: H, inW: W, outC: 9, kH: 3, kW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1, padBottom: 1,
+        padRight: 1, dilationH: 1, dilationW: 1, groups: 1, outH: H, outW: W,
       };
-      const xs = 2 * inC * 70, ws = 9 * inC * 9, ys = 2 * 9 * 70;
+      const xs = 2 * inC * H * W, ws = 9 * inC * 9, ys = 2 * 9 * H * W;
       const x = alloc(xs * 4), w = alloc(ws * 4), dy = alloc(ys * 4);
       const o1 = alloc(Math.max(xs, ys, ws) * 4), o2 = alloc(Math.max(xs, ys, ws) * 4), os = alloc(Math.max(xs, ys, ws) * 4);
       const cases: [number, (c: ConvRunner, out: number) => void][] = [
