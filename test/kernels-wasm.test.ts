@@ -193,7 +193,7 @@ describe('conv2d forward and backward', () => {
     ['3x3 9->16, asymmetric padding', conv(1, 9, 10, 13, 16, 3, 3, { pT: 2, pL: 0, pB: 0, pR: 1 })],
     ['3x3 16->8 on 2x3 (tiny output)', conv(2, 16, 2, 3, 8, 3, 3, { pT: 1, pL: 1 })],
     ['3x3 32->32 on 17x19, batch 2', conv(2, 32, 17, 19, 32, 3, 3, { pT: 1, pL: 1 })],
-    // Winograd F(4x4, 3x3) for outputs >= 16 wide and 8 high with padding <= 1 (else F(2x2, 3x3), as for the
+    // Winograd F(4x4, 3x3) for outputs >= 16 wide and 8 high with padding <= 1 and <= 128 channels (else F(2x2, 3x3), as for the
     // input gradient of an unpadded convolution): partial tiles, tile groups past the row, padding
     ['3x3 8->12, 13x21 output, batch 3 (F4)', conv(3, 8, 13, 21, 12, 3, 3, { pT: 1, pL: 1 })],
     ['3x3 10->9, no padding, 10x18 output (F4)', conv(2, 10, 12, 20, 9, 3, 3)],
@@ -209,8 +209,9 @@ describe('conv2d forward and backward', () => {
     if (impl !== 'winograd' && !applies) continue; // same path either way
     // F(4x4, 3x3) for the forward (and stride-1 input gradient) where the output is >= 16 wide and 8 high
     const pads = [g.padTop, g.padLeft, g.padBottom, g.padRight];
-    const f4 = applies && g.outW >= 16 && g.outH >= 8 && pads.every((p) => p <= 1);
-    const f4Input = applies && g.inW >= 16 && g.inH >= 8 && pads.every((p) => p >= 1); // its padding is 2 - p
+    const few = g.inC + g.outC <= 128;
+    const f4 = applies && few && g.outW >= 16 && g.outH >= 8 && pads.every((p) => p <= 1);
+    const f4Input = applies && few && g.inW >= 16 && g.inH >= 8 && pads.every((p) => p >= 1); // its padding is 2 - p
     if (impl === 'winograd F2' && !f4 && !f4Input) continue;
     const cinG = g.inC / g.groups;
     const xs = g.n * g.inC * g.inH * g.inW, ws = g.outC * cinG * g.kH * g.kW, ys = g.n * g.outC * g.outH * g.outW;

@@ -55,7 +55,7 @@ export interface WasmKernelOptions {
   relaxedSimd?: boolean;
   /** Use Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with >= 8 channels (default true). */
   winograd?: boolean;
-  /** Where Winograd applies, use F(4x4, 3x3) for forward convolutions with >= 16 x 8 outputs and padding <= 1 (default true). */
+  /** Where Winograd applies, use F(4x4, 3x3) for forward convolutions with >= 16 x 8 outputs, padding <= 1, <= 128 channels in + out (default true). */
   winogradF4?: boolean;
 }
 
