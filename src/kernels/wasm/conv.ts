@@ -1,7 +1,9 @@
-// Orchestration of the convolution jobs (the loops are in assembly/conv.ts and assembly/winograd.ts):
+// Orchestration of the convolution jobs (the loops are in assembly/conv.ts, winograd.ts and winograd4.ts):
 // buffer sizes, the padded phase-split input, the choice of path, and the geometry of the input gradient
 // as a forward convolution with flipped weights. Paths, in order of preference:
-//   Winograd F(2x2,3x3) / F(3x3,2x2)   3x3, stride 1, undilated, groups 1, >= 8 channels in and out
+//   Winograd F(2x2,3x3) / F(3x3,2x2)   3x3, stride 1, undilated, groups 1, >= 8 channels in and out; the
+//                                      forward by F(4x4,3x3) for outputs >= 16 x 8, padding <= 1, <= 128
+//                                      channels in + out (winograd4)
 //   depthwise SIMD loops               one input and one output channel per group
 //   implicit im2col, pixel tiles       4 pixels x 8 channels, inputs read in place (narrow rows, groups 1,
 //                                      <= 16 output channels)
