@@ -45,14 +45,14 @@ export const A_ROWMAJOR_TAPS = 29; // 1: taps ordered (ky, c, kx) for convRows, 
 // Short runs (a padded row is tens of floats) are copied and cleared with inline SIMD loops: memory.copy
 // and memory.fill go through a runtime call in V8 that costs more than the copy itself at these sizes.
 // @ts-ignore: decorator
-@inline function zeroF32(dst: usize, n: i32): void {
+@inline export function zeroF32(dst: usize, n: i32): void {
   const z = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), z);
   for (; i < n; i++) store<f32>(dst + (<usize>i << 2), 0);
 }
 // @ts-ignore: decorator
-@inline function copyF32(dst: usize, src: usize, n: i32): void {
+@inline export function copyF32(dst: usize, src: usize, n: i32): void {
   let i = 0;
   for (; i + 8 <= n; i += 8) {
     const o = <usize>i << 2;

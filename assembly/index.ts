@@ -15,12 +15,14 @@ import {
   A_HP, A_WQ, A_X, A_XPAD, A_W, A_WPACK, A_OFFS, A_Y, A_AUX, A_AUX2, A_MR, A_BLOCKS, A_ROWMAJOR_TAPS,
 } from './conv';
 import { winogradWeights, winogradBlocks, winogradWgradTransform, winogradWgradOutput, winogradWgradGemm } from './winograd';
+import { winograd4Weights, winograd4Blocks } from './winograd4';
 import { int8Job } from './int8';
 import { binarizePackRows, binaryPackWeightBlocks, binaryConvRows, CB as BIN_CB } from './binary';
 import { channelMeanVarRange, channelNormalizeRange, batchNormBackwardSumsRange, batchNormBackwardInputRange } from './norm';
 
 export { nllLoss } from './reduce';
 export { winogradTiles, winogradWgradSizes } from './winograd';
+export { winograd4Tiles } from './winograd4';
 // Exported so that the loader can find them (it derives a relaxed-SIMD variant of their bodies).
 export { gemm_mk_4x8, gemm_mk_5x8, conv_mk_5x8, conv_mk_4x8, conv_mk_3x8, wgrad_mk_4x8, convpx_mk_4x8 } from './microkernels';
 
@@ -30,7 +32,7 @@ const J_SOFTMAX = 9, J_SOFTMAX_BWD = 10, J_GEMM = 11, J_CONV_PREP = 12, J_CONV_F
 const J_MAXPOOL_BWD = 15, J_AVGPOOL = 16, J_AVGPOOL_BWD = 17, J_CH_SUMS = 18, J_CH_AFFINE = 19, J_DROPOUT = 20;
 const J_FLIPW = 21, J_COL2IM = 22, J_WGRAD_PREP = 23, J_WGRAD = 24, J_DW_FWD = 25, J_DW_WGRAD = 26, J_DW_BWD_INPUT = 27;
 const J_RANDOM_UNIFORM = 28, J_WINO_PREP = 29, J_WINO = 30, J_WINO_WG_T = 31, J_WINO_WG_GEMM = 32, J_WINO_WG_OUT = 33;
-const J_CONV_PANELS = 34, J_SGD = 35, J_CONV_PIXELS = 36;
+const J_CONV_PANELS = 34, J_SGD = 35, J_CONV_PIXELS = 36, J_WINO4_PREP = 37, J_WINO4 = 38;
 // binary (XNOR-popcount) kernels: 50-59 (assembly/binary.ts)
 const J_BIN_PACK = 50, J_BIN_PACK_WEIGHTS = 51, J_BIN_CONV = 52;
 // batch-norm training kernels: 60-69 (assembly/norm.ts)
@@ -266,8 +268,7 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       break;
     }
     case J_WINO_PREP: {
-      // padded input (one phase), and U = G g G^T for the output-channel panels; AUX2 = flipped weights
-      convPad(ctrl, u, U);
+      // U = G g G^T for the output-channel panels; AUX2 = flipped weights
       const outC = argI(ctrl, A_OUTC), mr = argI(ctrl, A_MR), panels = (outC + mr - 1) / mr;
       winogradWeights(argP(ctrl, A_W), argP(ctrl, A_WPACK), lo(panels, u, U, 1), hi(panels, u, U, 1), argI(ctrl, A_INC), outC, argI(ctrl, A_AUX2) != 0, mr);
       break;
@@ -278,11 +279,22 @@ function runJob(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
       winogradBlocks(ctrl, lo(blocks, u, U, 1), hi(blocks, u, U, 1), scratchOf(ctrl, t));
       break;
     }
+    case J_WINO4_PREP: {
+      // F(4x4, 3x3): U = G g G^T (36 planes), args as J_WINO_PREP
+      const outC = argI(ctrl, A_OUTC), mr = argI(ctrl, A_MR), panels = (outC + mr - 1) / mr;
+      winograd4Weights(argP(ctrl, A_W), argP(ctrl, A_WPACK), lo(panels, u, U, 1), hi(panels, u, U, 1), argI(ctrl, A_INC), outC, argI(ctrl, A_AUX2) != 0, mr);
+      break;
+    }
+    case J_WINO4: {
+      const blocks = argI(ctrl, A_BLOCKS);
+      winograd4Blocks(ctrl, lo(blocks, u, U, 1), hi(blocks, u, U, 1), scratchOf(ctrl, t));
+      break;
+    }
     case J_WINO_WG_T: {
-      // transforms of a chunk of TC tiles starting at tile `first`: args X = dy, AUX = V, AUX2 = D,
+      // transforms of a chunk of TC tiles starting at tile `first`: args X = x, Y = dy, AUX = V, AUX2 = D,
       // BLOCKS = TC, MR = first
       const TC = argI(ctrl, A_BLOCKS), groups = TC >> 2;
-      winogradWgradTransform(ctrl, lo(groups, u, U, 1), hi(groups, u, U, 1), argI(ctrl, A_MR), TC, argP(ctrl, A_AUX), argP(ctrl, A_AUX2), argP(ctrl, A_X));
+      winogradWgradTransform(ctrl, lo(groups, u, U, 1), hi(groups, u, U, 1), argI(ctrl, A_MR), TC, argP(ctrl, A_AUX), argP(ctrl, A_AUX2), scratchOf(ctrl, t));
       break;
     }
     case J_WINO_WG_GEMM: {

@@ -11,17 +11,21 @@
 //   3. output transform (+ bias) into y.
 // Tiles are numbered per image as (ty, tx) with tx running over TW4 = TW rounded up to 4, so that every
 // group of 4 consecutive tiles lies in one tile row (SIMD over 4 tiles); tiles past the image are dropped.
-// The input comes padded (conv.ts padPlanes, one phase) with Hp >= 2*TH + 2 and Wq >= 2*TW4 + 4.
+// The input transforms read x itself: per run of tiles of one image and per channel, the input rows the run
+// reads are copied with their zero padding into a strip (thread scratch, cache-resident), which is
+// transformed (a padded copy of the whole input, made first, went through memory; strips of 4 rows per tile
+// row copied most rows twice and were slower at 16 x 16).
 //
 // The weight gradient uses the same tiles (F(3x3, 2x2), the transpose of the forward algorithm):
 //   dW = G^T [ sum over tiles of (A dY_tile A^T) . (B^T x_tile B) ] G
 // i.e. 16 GEMMs over the tiles, M[xi] (inC x outC) += V[xi] (inC x tiles) D[xi] (tiles x outC), run by the
 // weight-gradient microkernel with V read in place (4 channel rows) and D written by its transform
-// straight into packed panels of 8 output channels: no packing pass.
+// straight into packed panels of 8 output channels: no packing pass. The transform takes 4 output channels
+// at a time and transposes them, so that a tile's values go to its panel row as whole vectors.
 
 import { gemm_mk_4x8, gemm_mk_5x8, wgrad_mk_4x8 } from './microkernels';
 import { argI, argP } from './layout';
-import { A_N, A_INC, A_OUTC, A_OUTH, A_OUTW, A_HP, A_WQ, A_XPAD, A_WPACK, A_BIAS, A_Y, A_AUX, A_MR } from './conv';
+import { A_N, A_INC, A_INH, A_INW, A_PT, A_PL, A_OUTC, A_OUTH, A_OUTW, A_HP, A_WQ, A_X, A_XPAD, A_WPACK, A_BIAS, A_Y, A_AUX, A_MR, zeroF32, copyF32 } from './conv';
 
 /**
  * Floats between the xi planes of a transformed buffer holding `rows` rows of `cols`: 16 floats more than
@@ -96,8 +100,9 @@ export function winogradWeights(w: usize, U: usize, p0: i32, p1: i32, inC: i32, 
 /** Units [u0, u1) (blocks of TB tiles over all images) of the Winograd convolution. */
 export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): void {
   const n = argI(ctrl, A_N), inC = argI(ctrl, A_INC), outC = argI(ctrl, A_OUTC);
-  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW), Hp = argI(ctrl, A_HP), Wq = argI(ctrl, A_WQ);
-  const xpad = argP(ctrl, A_XPAD), U = argP(ctrl, A_WPACK), bias = argP(ctrl, A_BIAS), y = argP(ctrl, A_Y);
+  const inH = argI(ctrl, A_INH), inW = argI(ctrl, A_INW), pT = argI(ctrl, A_PT), pL = argI(ctrl, A_PL);
+  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW);
+  const x = argP(ctrl, A_X), U = argP(ctrl, A_WPACK), bias = argP(ctrl, A_BIAS), y = argP(ctrl, A_Y);
   const TB = argI(ctrl, A_AUX);
   const tc = tileCounts(outH, outW);
   const TH = <i32>(tc >> 32), TW4 = <i32>tc;
@@ -109,24 +114,33 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
   const vXiF = xiFloats(TB, inC), mXiF = xiFloats(outCP, TB);
   const V = scratch; // [16][TB/8][inC][8]
   const M = V + ((16 * vXiF) << 2); // [16][outCP][TB]
+  const strip = M + ((16 * mXiF) << 2); // [rows][stripW]
   const uXi = xiFloats(panels * mr, inC); // floats per xi plane of U
-  const planeB = (<usize>Hp * <usize>Wq) << 2;
+  const planeB = (<usize>inH * <usize>inW) << 2;
   for (let u = u0; u < u1; u++) {
     const t0 = u * TB;
     if (t0 >= total) break;
     const nt = min(TB, total - t0); // multiple of 4 (perImage is)
-    // 1. input transform
-    for (let q = 0; q < nt; q += 4) {
+    // 1. input transform, run by run of the block's tiles in one image
+    for (let q = 0; q < nt; ) {
       const tile = t0 + q;
       const b = tile / perImage, r = tile % perImage;
-      const ty = r / TW4, tx = r % TW4;
-      const src0 = xpad + <usize>(b * inC) * planeB + ((<usize>(2 * ty) * <usize>Wq + <usize>(2 * tx)) << 2);
-      const dst0 = V + ((<usize>(q >> 3) * <usize>inC * 8 + <usize>(q & 7)) << 2);
+      const len = min(nt - q, perImage - r); // tiles in the run (a multiple of 4)
+      const ty0 = r / TW4, tx0 = r % TW4, ty1 = (r + len - 1) / TW4;
+      // the run reads input rows 2 * ty0 - pT + [0, rows), columns -pL + [0, cols)
+      const rows = 2 * (ty1 - ty0) + 4, cols = 2 * TW4 + 2, stripW = (cols + 3) & ~3;
       for (let ic = 0; ic < inC; ic++) {
-        const src = src0 + <usize>ic * planeB;
-        const dst = dst0 + ((<usize>ic * 8) << 2);
-        inputTransform4<f32>(src, <usize>Wq << 2, dst, vXiF << 2);
+        winogradStrip(strip, stripW, x + <usize>(b * inC + ic) * planeB, inH, inW, 2 * ty0 - pT, -pL, rows, cols);
+        let ty = ty0, tx = tx0;
+        for (let g = 0; g < len; g += 4) {
+          const qg = q + g;
+          const dst = V + ((((<usize>(qg >> 3) * <usize>inC) + <usize>ic) * 8 + <usize>(qg & 7)) << 2);
+          inputTransform4<f32>(strip + (<usize>(2 * (ty - ty0) * stripW + 2 * tx) << 2), <usize>stripW << 2, dst, vXiF << 2);
+          tx += 4;
+          if (tx == TW4) { tx = 0; ty++; }
+        }
       }
+      q += len;
     }
     // 2. the 16 GEMMs
     const ldm = <usize>TB << 2;
@@ -163,6 +177,26 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
         if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
       }
     }
+  }
+}
+
+/**
+ * Rows iy0 + [0, rows), columns ix0 + [0, cols) of one input plane (inH x inW at plane) into strip (rows of
+ * stripW floats), zeros outside the plane.
+ */
+export function winogradStrip(strip: usize, stripW: i32, plane: usize, inH: i32, inW: i32, iy0: i32, ix0: i32, rows: i32, cols: i32): void {
+  // strip columns [c0, c1) lie inside the plane
+  const c0 = min(cols, max(0, -ix0)), c1 = max(c0, min(cols, inW - ix0));
+  for (let i = 0; i < rows; i++) {
+    const row = strip + ((<usize>(i * stripW)) << 2);
+    const iy = iy0 + i;
+    if (iy < 0 || iy >= inH) {
+      zeroF32(row, cols);
+      continue;
+    }
+    zeroF32(row, c0);
+    copyF32(row + (<usize>c0 << 2), plane + ((<usize>iy * <usize>inW + <usize>(ix0 + c0)) << 2), c1 - c0);
+    zeroF32(row + (<usize>c1 << 2), cols - c1);
   }
 }
 
@@ -284,60 +318,75 @@ export function winogradTiles(a: i32, b: i32, which: i32): i32 {
 /**
  * Transform tiles [g0*4, g1*4) of the chunk starting at tile `first` (global tile index over all images):
  * V[xi][ic][t] = B^T x B and D[xi][oc][t] = A dy A^T, t = tile - first, rows of TC tiles.
- * Args: conv slots; X = dy; AUX = V; AUX2 = D; BLOCKS = TC; MR slot = first.
+ * Args: conv slots; X = x; Y = dy; AUX = V; AUX2 = D; BLOCKS = TC; MR slot = first. `strip`: thread scratch.
  */
-export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32, TC: i32, V: usize, D: usize, dy: usize): void {
+export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32, TC: i32, V: usize, D: usize, strip: usize): void {
   const n = argI(ctrl, A_N), inC = argI(ctrl, A_INC), outC = argI(ctrl, A_OUTC);
-  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW), Hp = argI(ctrl, A_HP), Wq = argI(ctrl, A_WQ);
-  const xpad = argP(ctrl, A_XPAD);
+  const inH = argI(ctrl, A_INH), inW = argI(ctrl, A_INW), pT = argI(ctrl, A_PT), pL = argI(ctrl, A_PL);
+  const outH = argI(ctrl, A_OUTH), outW = argI(ctrl, A_OUTW);
+  const x = argP(ctrl, A_X), dy = argP(ctrl, A_Y);
   const tc = tileCounts(outH, outW);
   const TH = <i32>(tc >> 32), TW4 = <i32>tc;
   const perImage = TH * TW4;
-  const last = n * perImage;
-  const planeB = (<usize>Hp * <usize>Wq) << 2;
+  const planeB = (<usize>inH * <usize>inW) << 2;
   const vXi = xiFloats(inC, TC) << 2, dXi = xiFloats(((outC + 7) >> 3) * 8, TC) << 2;
   const outPlane = <usize>outH * <usize>outW;
   // where tile group g0 starts (the tiles after it are walked incrementally: no divisions per tile)
   const start = first + g0 * 4;
   const b0 = start / perImage, r0 = start % perImage;
   const ty0 = r0 / TW4, tx0 = r0 % TW4;
-  // channel-major, tiles inner: each of the 16 output rows is written sequentially
+  // channel-major, tiles inner: each of the 16 output rows is written sequentially; run by run of tiles
+  // in one image, from a strip of the input rows the run reads (as the forward transform)
   for (let ic = 0; ic < inC; ic++) {
-    let b = b0, ty = ty0, tx = tx0;
-    for (let q = g0 * 4; q < g1 * 4; q += 4) {
-      const dst = V + ((<usize>ic * <usize>TC + <usize>q) << 2);
-      if (b >= n) { zero16(dst, vXi); continue; } // past the last image: adds nothing
-      const src = xpad + <usize>(b * inC + ic) * planeB + ((<usize>(2 * ty) * <usize>Wq + <usize>(2 * tx)) << 2);
-      inputTransform4<f32>(src, <usize>Wq << 2, dst, vXi);
-      tx += 4;
-      if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
+    for (let q = g0 * 4; q < g1 * 4; ) {
+      const tile = first + q;
+      const b = tile / perImage, r = tile % perImage;
+      if (b >= n) { // past the last image: adds nothing
+        zero16(V + ((<usize>ic * <usize>TC + <usize>q) << 2), vXi);
+        q += 4;
+        continue;
+      }
+      const len = min(g1 * 4 - q, perImage - r);
+      const sy0 = r / TW4, sx0 = r % TW4, sy1 = (r + len - 1) / TW4;
+      const rows = 2 * (sy1 - sy0) + 4, cols = 2 * TW4 + 2, stripW = (cols + 3) & ~3;
+      winogradStrip(strip, stripW, x + <usize>(b * inC + ic) * planeB, inH, inW, 2 * sy0 - pT, -pL, rows, cols);
+      let ty = sy0, tx = sx0;
+      for (let g = 0; g < len; g += 4) {
+        const src = strip + (<usize>(2 * (ty - sy0) * stripW + 2 * tx) << 2);
+        inputTransform4<f32>(src, <usize>stripW << 2, V + ((<usize>ic * <usize>TC + <usize>(q + g)) << 2), vXi);
+        tx += 4;
+        if (tx == TW4) { tx = 0; ty++; }
+      }
+      q += len;
     }
   }
-  // D in packed panels [xi][oc / 8][t][8]: one lane (tile) of each transformed vector per store
-  for (let oc = 0; oc < outC; oc++) {
+  // D in packed panels [xi][oc / 8][t][8], 4 channels (half a panel row) x 4 tiles at a time: one lane
+  // store per value took as long as the GEMM over them
+  for (let oc0 = 0; oc0 < outC; oc0 += 4) {
+    const nc = min(4, outC - oc0); // channels past outC fill D's zero padding columns with zeros
     let b = b0, ty = ty0, tx = tx0;
-    const col = D + (((<usize>(oc >> 3) * <usize>TC) * 8 + <usize>(oc & 7)) << 2);
+    const col = D + (((<usize>(oc0 >> 3) * <usize>TC) * 8 + <usize>(oc0 & 7)) << 2);
     for (let q = g0 * 4; q < g1 * 4; q += 4) {
       const dst = col + ((<usize>q * 8) << 2);
-      if (b >= n) { zero16packed(dst, dXi); continue; }
+      if (b >= n) { zero16x4(dst, dXi); continue; }
       const oy = 2 * ty, ox = 2 * tx;
-      const src = dy + ((<usize>(b * outC + oc) * outPlane + <usize>(oy * outW + ox)) << 2);
-      dyTransform4(src, <usize>outW << 2, min(2, outH - oy), min(8, outW - ox), dst, dXi);
+      const src = dy + ((<usize>(b * outC + oc0) * outPlane + <usize>(oy * outW + ox)) << 2);
+      dyTransform4x4(src, outPlane << 2, nc, <usize>outW << 2, min(2, outH - oy), min(8, outW - ox), dst, dXi);
       tx += 4;
       if (tx == TW4) { tx = 0; ty++; if (ty == TH) { ty = 0; b++; } }
     }
   }
-  if (last < 0) unreachable();
 }
 
 // @ts-ignore: decorator
 @inline function zero16(dst: usize, xiB: usize): void {
   for (let xi = 0; xi < 16; xi++) v128.store(dst + <usize>xi * xiB, f32x4.splat(0));
 }
+/** Zeros for 4 channels (half a panel row) of 4 tiles in each of the 16 xi planes of D. */
 // @ts-ignore: decorator
-@inline function zero16packed(dst: usize, xiB: usize): void {
+@inline function zero16x4(dst: usize, xiB: usize): void {
   for (let xi = 0; xi < 16; xi++)
-    for (let l = 0; l < 4; l++) store<f32>(dst + <usize>xi * xiB + (<usize>(l * 8) << 2), 0);
+    for (let t = 0; t < 4; t++) v128.store(dst + <usize>xi * xiB + (<usize>(t * 8) << 2), f32x4.splat(0));
 }
 
 // @ts-ignore: decorator
@@ -352,43 +401,63 @@ export function winogradWgradTransform(ctrl: usize, g0: i32, g1: i32, first: i32
   return v;
 }
 
-/** A dy A^T for 4 horizontally adjacent 2 x 2 tiles of dY (zeros past `rows` / `cols`). */
+/** 8 floats of one row of dY (zeros past `cols`, or all zeros when the row or channel is absent). */
 // @ts-ignore: decorator
-@inline function dyTransform4(src: usize, rowB: usize, rows: i32, cols: i32, dst: usize, xiB: usize): void {
-  const a = load8(src, cols, false), b = load8(src, cols, true);
-  const d00 = v128.shuffle<f32>(a, b, 0, 2, 4, 6), d01 = v128.shuffle<f32>(a, b, 1, 3, 5, 7);
-  let d10 = f32x4.splat(0), d11 = f32x4.splat(0);
-  if (rows > 1) {
-    const c = load8(src + rowB, cols, false), d = load8(src + rowB, cols, true);
-    d10 = v128.shuffle<f32>(c, d, 0, 2, 4, 6);
-    d11 = v128.shuffle<f32>(c, d, 1, 3, 5, 7);
-  }
-  // rows: A (4 x 2) = [[1,0],[1,1],[1,-1],[0,-1]]
-  const r0_0 = d00, r0_1 = d01;
-  const r1_0 = f32x4.add(d00, d10), r1_1 = f32x4.add(d01, d11);
-  const r2_0 = f32x4.sub(d00, d10), r2_1 = f32x4.sub(d01, d11);
-  const r3_0 = f32x4.neg(d10), r3_1 = f32x4.neg(d11);
-  storeDy(dst, xiB, 0, r0_0, r0_1);
-  storeDy(dst, xiB, 4, r1_0, r1_1);
-  storeDy(dst, xiB, 8, r2_0, r2_1);
-  storeDy(dst, xiB, 12, r3_0, r3_1);
+@inline function dyRow(p: usize, present: bool, cols: i32, hi: bool): v128 {
+  return present ? load8(p, cols, hi) : f32x4.splat(0);
+}
+
+/**
+ * A dy A^T for 4 horizontally adjacent 2 x 2 tiles of dY in 4 channels (planeB bytes apart; `nc` of them
+ * present, zeros past `rows` / `cols`): rows are loaded per channel, then transposed 4 x 4 so that lanes are
+ * channels, and each tile's 16 values are stored as 4-channel vectors at dst + t * 32 (its panel row) + xi * xiB.
+ */
+// @ts-ignore: decorator
+@inline function dyTransform4x4(src: usize, planeB: usize, nc: i32, rowB: usize, rows: i32, cols: i32, dst: usize, xiB: usize): void {
+  const s1 = src + planeB, s2 = src + 2 * planeB, s3 = src + 3 * planeB;
+  const two = rows > 1;
+  // row 0, pixels 0-3 and 4-7, channels 0-3; then row 1
+  const a0 = dyRow(src, true, cols, false), a1 = dyRow(s1, nc > 1, cols, false), a2 = dyRow(s2, nc > 2, cols, false), a3 = dyRow(s3, nc > 3, cols, false);
+  const b0 = dyRow(src, true, cols, true), b1 = dyRow(s1, nc > 1, cols, true), b2 = dyRow(s2, nc > 2, cols, true), b3 = dyRow(s3, nc > 3, cols, true);
+  const e0 = dyRow(src + rowB, two, cols, false), e1 = dyRow(s1 + rowB, two && nc > 1, cols, false);
+  const e2 = dyRow(s2 + rowB, two && nc > 2, cols, false), e3 = dyRow(s3 + rowB, two && nc > 3, cols, false);
+  const f0 = dyRow(src + rowB, two, cols, true), f1 = dyRow(s1 + rowB, two && nc > 1, cols, true);
+  const f2 = dyRow(s2 + rowB, two && nc > 2, cols, true), f3 = dyRow(s3 + rowB, two && nc > 3, cols, true);
+  // tiles 0 and 1 use pixels 0-3, tiles 2 and 3 pixels 4-7
+  dyTiles2(dst, xiB, a0, a1, a2, a3, e0, e1, e2, e3);
+  dyTiles2(dst + 64, xiB, b0, b1, b2, b3, f0, f1, f2, f3);
+}
+
+/** Two tiles from pixels 0-3 of rows 0 (r*) and 1 (s*) of 4 channels: transposed to pixel vectors, then A d A^T. */
+// @ts-ignore: decorator
+@inline function dyTiles2(dst: usize, xiB: usize, r0: v128, r1: v128, r2: v128, r3: v128, s0: v128, s1: v128, s2: v128, s3: v128): void {
+  // transpose: p_j = pixel j of row 0 over the 4 channels, q_j likewise for row 1
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  const u0 = v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), u1 = v128.shuffle<f32>(s0, s1, 2, 6, 3, 7);
+  const u2 = v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), u3 = v128.shuffle<f32>(s2, s3, 2, 6, 3, 7);
+  dyTile(dst, xiB, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), v128.shuffle<f32>(t0, t2, 2, 3, 6, 7),
+    v128.shuffle<f32>(u0, u2, 0, 1, 4, 5), v128.shuffle<f32>(u0, u2, 2, 3, 6, 7));
+  dyTile(dst + 32, xiB, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), v128.shuffle<f32>(t1, t3, 2, 3, 6, 7),
+    v128.shuffle<f32>(u1, u3, 0, 1, 4, 5), v128.shuffle<f32>(u1, u3, 2, 3, 6, 7));
+}
+
+/** A d A^T of one 2 x 2 tile d (lanes = channels): rows of A (4 x 2) = [[1,0],[1,1],[1,-1],[0,-1]]. */
+// @ts-ignore: decorator
+@inline function dyTile(dst: usize, xiB: usize, d00: v128, d01: v128, d10: v128, d11: v128): void {
+  storeDy(dst, xiB, 0, d00, d01);
+  storeDy(dst, xiB, 4, f32x4.add(d00, d10), f32x4.add(d01, d11));
+  storeDy(dst, xiB, 8, f32x4.sub(d00, d10), f32x4.sub(d01, d11));
+  storeDy(dst, xiB, 12, f32x4.neg(d10), f32x4.neg(d11));
 }
 
 // @ts-ignore: decorator
 @inline function storeDy(dst: usize, xiB: usize, xi0: i32, c0: v128, c1: v128): void {
   const p = dst + <usize>xi0 * xiB;
-  storePanel(p, c0);
-  storePanel(p + xiB, f32x4.add(c0, c1));
-  storePanel(p + 2 * xiB, f32x4.sub(c0, c1));
-  storePanel(p + 3 * xiB, f32x4.neg(c1));
-}
-/** The 4 lanes (tiles) of v into 4 consecutive rows of a packed 8-wide panel. */
-// @ts-ignore: decorator
-@inline function storePanel(p: usize, v: v128): void {
-  v128.store32_lane(p, v, 0);
-  v128.store32_lane(p, v, 1, 32);
-  v128.store32_lane(p, v, 2, 64);
-  v128.store32_lane(p, v, 3, 96);
+  v128.store(p, c0);
+  v128.store(p + xiB, f32x4.add(c0, c1));
+  v128.store(p + 2 * xiB, f32x4.sub(c0, c1));
+  v128.store(p + 3 * xiB, f32x4.neg(c1));
 }
 
 /** dW[oc][ic] (3 x 3) = G^T M[.][ic][oc] G for output channels [o0, o1); M is [16][inC4][outC8]. */

@@ -19,15 +19,19 @@ const ref = createRefKernels(mem);
 let wasm: WasmKernels;
 /** The same kernels without Winograd (3x3 stride-1 convolutions take the direct path). */
 let wasmDirect: WasmKernels;
+/** The same kernels with Winograd F(2x2, 3x3) only (no F(4x4, 3x3) for wide outputs: the default). */
+let wasmF2: WasmKernels;
 const rand = rng(20260101);
 
 before(async () => {
-  wasm = await createWasmKernels(mem, { threads: 2 });
+  wasm = await createWasmKernels(mem, { threads: 2, winogradF4: true }); // as training steps run (default: off)
   wasmDirect = await createWasmKernels(mem, { threads: 2, winograd: false });
+  wasmF2 = await createWasmKernels(mem, { threads: 2 });
 });
 after(async () => {
   await wasm.dispose();
   await wasmDirect.dispose();
+  await wasmF2.dispose();
 });
 
 const THREADS = [1, 2];
@@ -191,11 +195,26 @@ describe('conv2d forward and backward', () => {
     ['3x3 9->16, asymmetric padding', conv(1, 9, 10, 13, 16, 3, 3, { pT: 2, pL: 0, pB: 0, pR: 1 })],
     ['3x3 16->8 on 2x3 (tiny output)', conv(2, 16, 2, 3, 8, 3, 3, { pT: 1, pL: 1 })],
     ['3x3 32->32 on 17x19, batch 2', conv(2, 32, 17, 19, 32, 3, 3, { pT: 1, pL: 1 })],
+    // Winograd F(4x4, 3x3) for outputs >= 16 wide and 8 high with padding <= 1 and <= 128 channels (else F(2x2, 3x3), as for the
+    // input gradient of an unpadded convolution): partial tiles, tile groups past the row, padding
+    ['3x3 8->12, 13x21 output, batch 3 (F4)', conv(3, 8, 13, 21, 12, 3, 3, { pT: 1, pL: 1 })],
+    ['3x3 10->9, no padding, 10x18 output (F4)', conv(2, 10, 12, 20, 9, 3, 3)],
+    ['3x3 9->16, asymmetric padding, 10x16 output (F4)', conv(2, 9, 11, 17, 16, 3, 3, { pT: 1, pL: 0, pB: 0, pR: 1 })],
+    ['3x3 16->16 on 32x32, batch 2 (F4, ResNet-20 first stage)', conv(2, 16, 32, 32, 16, 3, 3, { pT: 1, pL: 1 })],
+    ['3x3 12->11 on 5x13, batch 3 (weight gradient: a last group of 3 output channels)', conv(3, 12, 5, 13, 11, 3, 3, { pT: 1, pL: 1 })],
+    ['3x3 64->64 on 7x23, batch 2, pad 2x0 (Winograd blocks that start mid tile row)', conv(2, 64, 7, 23, 64, 3, 3, { pT: 2, pL: 0, pB: 1, pR: 2 })],
+    ['3x3 64->66 on 8x8, batch 9 (weight gradient in two chunks of tiles, the last one partial)', conv(9, 64, 8, 8, 66, 3, 3, { pT: 1, pL: 1 })],
   ];
-  for (const [name, g] of cases) for (const impl of ['winograd', 'direct'] as const) {
-    const pick = () => (impl === 'winograd' ? wasm : wasmDirect);
+  for (const [name, g] of cases) for (const impl of ['winograd', 'winograd F2', 'direct'] as const) {
+    const pick = () => (impl === 'winograd' ? wasm : impl === 'direct' ? wasmDirect : wasmF2);
     const applies = g.kH === 3 && g.kW === 3 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.groups === 1 && g.inC >= 8 && g.outC >= 8;
-    if (impl === 'direct' && !applies) continue; // same path either way
+    if (impl !== 'winograd' && !applies) continue; // same path either way
+    // F(4x4, 3x3) for the forward (and stride-1 input gradient) where the output is >= 16 wide and 8 high
+    const pads = [g.padTop, g.padLeft, g.padBottom, g.padRight];
+    const few = g.inC + g.outC <= 128;
+    const f4 = applies && few && g.outW >= 16 && g.outH >= 8 && pads.every((p) => p <= 1);
+    const f4Input = applies && few && g.inW >= 16 && g.inH >= 8 && pads.every((p) => p >= 1); // its padding is 2 - p
+    if (impl === 'winograd F2' && !f4 && !f4Input) continue;
     const cinG = g.inC / g.groups;
     const xs = g.n * g.inC * g.inH * g.inW, ws = g.outC * cinG * g.kH * g.kW, ys = g.n * g.outC * g.outH * g.outW;
     it(`${name}${applies ? ` (${impl})` : ''}`, () => {

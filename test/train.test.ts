@@ -10,6 +10,8 @@ import { init, shutdown, Tensor, Random } from '../src/index.js';
 import { buildModel } from '../src/zoo/index.js';
 import { train, type TrainConfig, type TrainData, type Batch } from '../src/train/trainer.js';
 import { learningRate } from '../src/train/schedule.js';
+import { engine } from '../src/tensor/engine.js';
+import type { WasmKernels } from '../src/kernels/wasm/index.js';
 
 // Training-sized work runs on the WebAssembly kernels (the reference kernels are checked in autograd.test.ts).
 before(async () => {
@@ -89,6 +91,19 @@ describe('trainer', () => {
     } finally {
       rmSync(dir, { recursive: true });
     }
+  });
+
+  it('runs its steps with Winograd F(4x4, 3x3) on, and evaluation (and everything after) with it off', () => {
+    const kernels = engine.kernels as WasmKernels;
+    assert.equal(kernels.winogradF4, false, 'off by default: not exact on integer values');
+    const seen: boolean[] = [];
+    const m = buildModel('lenet5', {}, 1).model;
+    train(m, { ...config, epochs: 1 }, quadrantData(128, 3), {
+      modelInfo: { name: 'lenet5', config: {} }, progress: false, log: () => {}, afterStep: () => { seen.push(kernels.winogradF4); },
+    });
+    m.dispose();
+    assert.ok(seen.length > 0 && seen.every((on) => on), 'on during the steps');
+    assert.equal(kernels.winogradF4, false, 'off again after training');
   });
 
   it('refuses to resume with different settings', () => {

@@ -11,7 +11,7 @@ import * as ops from '../autograd/index.js';
 import { LowbitError } from '../errors.js';
 import { loadModelFile, saveModelFile } from '../formats/lowbit.js';
 import { Dropout, type Module } from '../nn/index.js';
-import { tidy } from '../tensor/engine.js';
+import { engine, tidy } from '../tensor/engine.js';
 import { Random } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { AdaMax, Adam, SGD, type Optimizer } from './optim.js';
@@ -199,29 +199,37 @@ export function train(model: Module, config: TrainConfig, data: TrainData, opts:
     const start = performance.now();
     let seen = 0, correct = 0, lossSum = 0, step = 0;
     let lr = config.lr;
-    for (const { x, y } of data.trainBatches(epoch)) {
-      lr = learningRate(schedule, epoch + step / stepsPerEpoch);
-      opt.lr = lr;
-      tidy(() => {
-        const logits = model.forward(x);
-        const loss = ops.crossEntropy(logits, y);
-        ops.backward(loss);
-        const l = loss.item();
-        if (!Number.isFinite(l)) {
-          throw new LowbitError(`training diverged at epoch ${epoch + 1}, step ${step + 1} (loss ${l}); lower the learning rate (now ${lr})`);
-        }
-        lossSum += l * y.size;
-        correct += countCorrect(logits, y);
-      });
-      opt.step();
-      opt.zeroGrad();
-      opts.afterStep?.();
-      seen += y.size;
-      step++;
-      x.dispose();
-      y.dispose();
-      const secs = (performance.now() - start) / 1000;
-      bar?.update(step, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(4), ips: (seen / secs).toFixed(0) });
+    // training steps may use the faster, inexact-on-integers Winograd F(4x4, 3x3) (src/kernels/wasm/index.ts)
+    const kernels = engine.kernels as { winogradF4?: boolean };
+    const f4Before = kernels.winogradF4;
+    if (f4Before !== undefined) kernels.winogradF4 = true;
+    try {
+      for (const { x, y } of data.trainBatches(epoch)) {
+        lr = learningRate(schedule, epoch + step / stepsPerEpoch);
+        opt.lr = lr;
+        tidy(() => {
+          const logits = model.forward(x);
+          const loss = ops.crossEntropy(logits, y);
+          ops.backward(loss);
+          const l = loss.item();
+          if (!Number.isFinite(l)) {
+            throw new LowbitError(`training diverged at epoch ${epoch + 1}, step ${step + 1} (loss ${l}); lower the learning rate (now ${lr})`);
+          }
+          lossSum += l * y.size;
+          correct += countCorrect(logits, y);
+        });
+        opt.step();
+        opt.zeroGrad();
+        opts.afterStep?.();
+        seen += y.size;
+        step++;
+        x.dispose();
+        y.dispose();
+        const secs = (performance.now() - start) / 1000;
+        bar?.update(step, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(4), ips: (seen / secs).toFixed(0) });
+      }
+    } finally {
+      if (f4Before !== undefined) kernels.winogradF4 = f4Before;
     }
     bar?.stop();
     const seconds = (performance.now() - start) / 1000;

@@ -8,7 +8,7 @@ export const enum Job {
   Softmax = 9, SoftmaxBackward = 10, Gemm = 11, ConvPrep = 12, ConvForward = 13, MaxPool = 14,
   MaxPoolBackward = 15, AvgPool = 16, AvgPoolBackward = 17, ChannelSums = 18, ChannelAffine = 19, Dropout = 20,
   FlipWeights = 21, Col2im = 22, WgradPrep = 23, Wgrad = 24, DepthwiseForward = 25, DepthwiseWgrad = 26,
-  DepthwiseBackwardInput = 27, RandomUniform = 28, WinogradPrep = 29, Winograd = 30, WinogradWgradTransform = 31, WinogradWgradGemm = 32, WinogradWgradOutput = 33, ConvPanels = 34, Sgd = 35, ConvPixels = 36,
+  DepthwiseBackwardInput = 27, RandomUniform = 28, WinogradPrep = 29, Winograd = 30, WinogradWgradTransform = 31, WinogradWgradGemm = 32, WinogradWgradOutput = 33, ConvPanels = 34, Sgd = 35, ConvPixels = 36, Winograd4Prep = 37, Winograd4 = 38,
   // int8 kernels, assembly/int8.ts
   Int8PackWeights = 40, Int8Prep = 41, Int8Conv = 42, Int8Requantize = 43, Int8SumPlanes = 44, Int8MaxPool = 45, Int8Add = 46, Int8Winograd = 48,
   // binary (XNOR-popcount) kernels, assembly/binary.ts
@@ -58,6 +58,7 @@ export interface KernelExports {
   cancel(ctrl: number, seq: number): number;
   unitFailed(ctrl: number, t: number): void;
   winogradTiles(outH: number, outW: number, which: number): number;
+  winograd4Tiles(outH: number, outW: number, which: number): number;
   winogradWgradSizes(inC: number, outC: number, tc: number, which: number): number;
   nllLoss(logp: number, labels: number, loss: number, rows: number, cols: number): number;
 }

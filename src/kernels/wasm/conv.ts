@@ -1,7 +1,9 @@
-// Orchestration of the convolution jobs (the loops are in assembly/conv.ts and assembly/winograd.ts):
+// Orchestration of the convolution jobs (the loops are in assembly/conv.ts, winograd.ts and winograd4.ts):
 // buffer sizes, the padded phase-split input, the choice of path, and the geometry of the input gradient
 // as a forward convolution with flipped weights. Paths, in order of preference:
-//   Winograd F(2x2,3x3) / F(3x3,2x2)   3x3, stride 1, undilated, groups 1, >= 8 channels in and out
+//   Winograd F(2x2,3x3) / F(3x3,2x2)   3x3, stride 1, undilated, groups 1, >= 8 channels in and out; the
+//                                      forward by F(4x4,3x3) for outputs >= 16 x 8, padding <= 1, <= 128
+//                                      channels in + out (winograd4)
 //   depthwise SIMD loops               one input and one output channel per group
 //   implicit im2col, pixel tiles       4 pixels x 8 channels, inputs read in place (narrow rows, groups 1,
 //                                      <= 16 output channels)
@@ -74,6 +76,8 @@ export class ConvRunner {
 
   /** Use Winograd F(2x2, 3x3) where it applies (tests turn it off to check the direct path too). */
   winograd = true;
+  /** Use Winograd F(4x4, 3x3) for the forward convolution where it applies (tests turn it off to check F(2x2, 3x3)). */
+  winogradF4 = true;
 
   constructor(private readonly be: WasmBackend) {
     this.cnr = be.ex.tiling(6);
@@ -84,16 +88,13 @@ export class ConvRunner {
     this.ckc = be.ex.tiling(11);
   }
 
-  /**
-   * Size of the padded, phase-split input (see assembly/conv.ts); `minRows`/`minCols` enlarge it with
-   * zeros (the Winograd tiles read whole 4 x 4 tiles past the last output).
-   */
-  private padded(g: ConvGeometry, minRows = 0, minCols = 0): Padded {
+  /** Size of the padded, phase-split input (see assembly/conv.ts; the Winograd paths read the input in place). */
+  private padded(g: ConvGeometry): Padded {
     const sW = g.strideW;
     const rowsNeeded = (g.outH - 1) * g.strideH + (g.kH - 1) * g.dilationH + 1;
-    const Hp = Math.max(1, g.inH + g.padTop + g.padBottom, rowsNeeded, minRows);
+    const Hp = Math.max(1, g.inH + g.padTop + g.padBottom, rowsNeeded);
     const colsNeeded = g.outW + Math.floor(((g.kW - 1) * g.dilationW) / sW);
-    const Wq = Math.max(1, Math.ceil((g.inW + g.padLeft + g.padRight) / sW), colsNeeded, minCols);
+    const Wq = Math.max(1, Math.ceil((g.inW + g.padLeft + g.padRight) / sW), colsNeeded);
     // slack: tiles read up to CNR columns past a row's last output
     const bytes = (g.n * g.inC * sW * Hp * Wq + 2 * (this.cnr + 8)) * 4;
     return { Hp, Wq, bytes };
@@ -188,25 +189,22 @@ export class ConvRunner {
   private winogradWeightGradient(g: ConvGeometry, x: Ptr, dy: Ptr, dw: Ptr): void {
     const be = this.be, mem = be.mem;
     const TH = be.ex.winogradTiles(g.outH, g.outW, 0), TW4 = be.ex.winogradTiles(g.outH, g.outW, 1);
-    const p = this.padded(g, 2 * TH + 2, 2 * TW4 + 4);
     const tiles = g.n * TH * TW4;
     const tc = Math.min(tiles, Math.max(64, Math.floor(WINOGRAD_WGRAD_CHUNK_FLOATS / (16 * (g.inC + g.outC)) / 4) * 4));
+    // per-thread scratch: the strip of padded input rows that a run of tiles in one image reads (assembly/winograd.ts)
+    if ((2 * Math.min(TH - 1, Math.ceil(tc / TW4)) + 4) * (2 * TW4 + 8) * 4 > be.ex.scratchBytes())
+      throw new Error('lowbit: internal: Winograd strip exceeds the scratch buffer');
     const allocs: Ptr[] = [];
     const alloc = (bytes: number) => { const a = mem.alloc(bytes); allocs.push(a); return a; };
     try {
-      const xpad = alloc(p.bytes);
       const plane = (which: number) => be.ex.winogradWgradSizes(g.inC, g.outC, tc, which);
       const V = alloc(16 * plane(0) * 4), D = alloc(16 * plane(1) * 4), M = alloc(16 * plane(2) * 4);
       // D's padding columns (output channels past outC) and M start at zero
       mem.f32.fill(0, D >>> 2, (D >>> 2) + 16 * plane(1));
       mem.f32.fill(0, M >>> 2, (M >>> 2) + 16 * plane(2));
-      this.writeGeometry(g, p);
+      this.writeGeometry(g, { Hp: 0, Wq: 0, bytes: 0 }); // x is read in place: no padded copy
       be.setArg(ConvArg.X, x);
-      be.setArg(ConvArg.XPad, xpad);
-      be.setArg(ConvArg.Offs, 0);
-      be.setArg(ConvArg.WPack, 0);
-      be.run(Job.ConvPrep, Math.min(g.n * g.inC, be.units(g.n * g.inC * p.Hp * p.Wq, GRAIN_FLOATS)));
-      be.setArg(ConvArg.X, dy);
+      be.setArg(ConvArg.Y, dy);
       be.setArg(ConvArg.Aux, V);
       be.setArg(ConvArg.Aux2, D);
       be.setArg(ConvArg.Blocks, tc);
@@ -225,25 +223,40 @@ export class ConvRunner {
   }
 
   /** y = conv(x, w) + bias by Winograd F(2x2, 3x3) (assembly/winograd.ts). */
+  /**
+   * Winograd F(4x4, 3x3) (assembly/winograd4.ts: 36 multiplies per 16 outputs, against 64 for F(2x2, 3x3))
+   * where its 4-tile groups leave little of a row empty, with padding <= 1 (its error where a tile reads two
+   * rows or columns of padding exceeds 1e-5 of an output's sum of |terms|) and up to 64 + 64 channels (128 ->
+   * 128 on 28 x 28, batch 1, ran 0.93x F(2x2, 3x3): its 36 transformed weight planes leave blocks of 8 tiles).
+   */
+  private winograd4(g: ConvGeometry): boolean {
+    return this.winogradF4 && g.outW >= 16 && g.outH >= 8 && Math.max(g.padTop, g.padLeft, g.padBottom, g.padRight) <= 1 &&
+      g.inC + g.outC <= 128;
+  }
+
+  /** y = conv(x, w) + bias by Winograd F(4x4, 3x3) or F(2x2, 3x3) (assembly/winograd4.ts, winograd.ts). */
   private winogradForward(g: ConvGeometry, x: Ptr, w: Ptr, bias: Ptr, y: Ptr, flippedWeights: boolean): void {
     const be = this.be, mem = be.mem;
-    const TH = be.ex.winogradTiles(g.outH, g.outW, 0), TW4 = be.ex.winogradTiles(g.outH, g.outW, 1);
-    const p = this.padded(g, 2 * TH + 2, 2 * TW4 + 4);
+    const f4 = this.winograd4(g), m = f4 ? 4 : 2, planes = (m + 2) * (m + 2);
+    const tiles2 = (which: number) => (f4 ? be.ex.winograd4Tiles(g.outH, g.outW, which) : be.ex.winogradTiles(g.outH, g.outW, which));
+    const TH = tiles2(0), TW4 = tiles2(1);
     const mr = this.tileRows(g.outC, 4); // 5 or 4 output channels per tile
     const panels = Math.ceil(g.outC / mr);
-    // tiles per block: V (16 x TB x inC) and M (16 x outC rounded up to tiles x TB) stay within ~512 KiB (L2)
-    const tb = Math.max(8, Math.min(256, Math.floor(WINOGRAD_BLOCK_FLOATS / (16 * (g.inC + panels * mr)) / 8) * 8));
+    // tiles per block: V (planes x TB x inC) and M (planes x outC rounded up to tiles x TB) stay within ~512 KiB (L2)
+    const tb = Math.max(8, Math.min(256, Math.floor(WINOGRAD_BLOCK_FLOATS / (planes * (g.inC + panels * mr)) / 8) * 8));
     const xi = (rows: number, cols: number) => be.ex.winogradTiles(rows, cols, 2);
-    const scratchFloats = 16 * (xi(tb, g.inC) + xi(panels * mr, tb));
+    // V, M, (F4) 36 vectors between transform passes, and the strip of padded input rows that a run of a
+    // block's tiles in one image reads
+    const stripFloats = (m * Math.min(TH - 1, Math.ceil(tb / TW4)) + m + 2) * (m * TW4 + 8);
+    const scratchFloats = planes * (xi(tb, g.inC) + xi(panels * mr, tb)) + 144 + stripFloats;
     if (scratchFloats * 4 > be.ex.scratchBytes()) throw new Error('lowbit: internal: Winograd block exceeds the scratch buffer');
     const tiles = g.n * TH * TW4;
     const blocks = Math.ceil(tiles / tb);
-    const xpad = mem.alloc(p.bytes);
-    const U = mem.alloc(16 * xi(panels * mr, g.inC) * 4);
+    const U = mem.alloc(planes * xi(panels * mr, g.inC) * 4);
     try {
-      this.writeGeometry(g, p);
+      this.writeGeometry(g, { Hp: 0, Wq: 0, bytes: 0 }); // the input is read in place: no padded copy
       be.setArg(ConvArg.X, x);
-      be.setArg(ConvArg.XPad, xpad);
+      be.setArg(ConvArg.XPad, 0);
       be.setArg(ConvArg.W, w);
       be.setArg(ConvArg.WPack, U);
       be.setArg(ConvArg.Offs, 0);
@@ -253,10 +266,9 @@ export class ConvRunner {
       be.setArg(ConvArg.Aux2, flippedWeights ? 1 : 0);
       be.setArg(ConvArg.Blocks, blocks);
       be.setArg(ConvArg.MR, mr);
-      be.run(Job.WinogradPrep, Math.min(Math.max(g.n * g.inC, panels), be.units(g.n * g.inC * p.Hp * p.Wq, GRAIN_FLOATS)));
-      be.run(Job.Winograd, Math.min(blocks, be.units(this.macs(g) / 2.25, GRAIN_MACS)));
+      be.run(f4 ? Job.Winograd4Prep : Job.WinogradPrep, Math.min(panels, be.units(planes * panels * mr * g.inC, GRAIN_FLOATS)));
+      be.run(f4 ? Job.Winograd4 : Job.Winograd, Math.min(blocks, be.units((this.macs(g) * planes) / (9 * m * m), GRAIN_MACS)));
     } finally {
-      mem.free(xpad);
       mem.free(U);
     }
   }

@@ -4,7 +4,8 @@
 //
 // What runs how:
 //   SIMD (f32x4):   gemm (blocked, packed, 5x8 register tile with FMA, else 4x8); conv2d: Winograd
-//                   F(2x2,3x3) for 3x3 stride-1 convolutions with >= 8 channels, else implicit im2col +
+//                   F(2x2,3x3) for 3x3 stride-1 convolutions with >= 8 channels (F(4x4,3x3) for wide
+//                   outputs with padding <= 1, see conv.ts), else implicit im2col +
 //                   register-tiled GEMM over a padded,
 //                   phase-split input (any stride/padding/dilation/groups), depthwise in its own loop;
 //                   conv2dBackwardInput: stride 1 = a forward convolution with flipped weights (so Winograd
@@ -38,6 +39,12 @@ import { createWasmBinaryKernels } from './binary.js';
 export interface WasmKernels extends Kernels {
   /** Threads a kernel may use (the calling thread plus workers). */
   readonly threads: number;
+  /**
+   * Run 3x3 convolutions with wide outputs by Winograd F(4x4, 3x3) (see conv.ts). Off by default: its weight
+   * transform has thirds, so unlike the other paths it is not exact on integer values (the integer-code
+   * evaluation of quantized layers relies on that); the trainer turns it on for its training steps.
+   */
+  winogradF4: boolean;
   /** Use at most n threads (1 .. the number created). */
   setThreads(n: number): void;
   /** Stop the worker threads; the kernels keep working on the calling thread only. */
@@ -55,6 +62,8 @@ export interface WasmKernelOptions {
   relaxedSimd?: boolean;
   /** Use Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with >= 8 channels (default true). */
   winograd?: boolean;
+  /** Where Winograd applies, use F(4x4, 3x3) for forward convolutions with >= 16 x 8 outputs, padding <= 1, <= 128 channels in + out (default false; see WasmKernels.winogradF4). */
+  winogradF4?: boolean;
 }
 
 // Work per unit of a split job (elements for elementwise kernels); see WasmBackend.units.
@@ -130,6 +139,7 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
   const be = new WasmBackend(mem, ex, workers, ctrl, relaxedSimd);
   const conv = new ConvRunner(be);
   conv.winograd = opts.winograd ?? true;
+  conv.winogradF4 = opts.winogradF4 ?? false;
   let disposed = false;
 
   const kernels: WasmKernels = {
@@ -138,6 +148,8 @@ export async function createWasmKernels(mem: EngineMemory, opts: WasmKernelOptio
     ...createWasmBinaryKernels(be, mem),
     features: { simd, threads: workers.length > 0, relaxedSimd },
     get threads() { return be.nt; },
+    get winogradF4() { return conv.winogradF4; },
+    set winogradF4(on: boolean) { conv.winogradF4 = on; },
     setThreads(n: number) {
       if (!Number.isFinite(n) || n < 1) throw new RangeError(`lowbit: setThreads(${n}): need at least 1 thread`);
       be.nt = Math.min(Math.floor(n), disposed ? 1 : workers.length + 1);

@@ -156,28 +156,31 @@ export function relaxedSelfTest(mem: EngineMemory, plain: KernelExports, relaxed
     gemm(p.be, c1);
     gemm(r.be, c2);
     if (!close(c1, c2, m * n, cs)) return false;
-    // convolution 6 -> 9 channels, 3x3, pad 1, batch 2, 7 x 10, and its gradients
-    const g: ConvGeometry = {
-      n: 2, inC: 6, inH: 7, inW: 10, outC: 9, kH: 3, kW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1, padBottom: 1,
-      padRight: 1, dilationH: 1, dilationW: 1, groups: 1, outH: 7, outW: 10,
-    };
-    const xs = 2 * 6 * 70, ws = 9 * 6 * 9, ys = 2 * 9 * 70;
-    const x = alloc(xs * 4), w = alloc(ws * 4), dy = alloc(ys * 4);
-    const o1 = alloc(Math.max(xs, ys, ws) * 4), o2 = alloc(Math.max(xs, ys, ws) * 4), os = alloc(Math.max(xs, ys, ws) * 4);
-    const cases: [number, (c: ConvRunner, out: number) => void][] = [
-      [ys, (cv, out) => cv.forward(g, x, w, 0, out)],
-      [xs, (cv, out) => cv.backwardInput(g, dy, w, out)],
-      [ws, (cv, out) => cv.backwardWeight(g, x, dy, out)],
-    ];
-    for (const [len, op] of cases) {
-      seed = 777;
-      fill(x, xs, true); fill(w, ws, true); fill(dy, ys, true);
-      op(p.conv, os);
-      seed = 777;
-      fill(x, xs, false); fill(w, ws, false); fill(dy, ys, false);
-      op(p.conv, o1);
-      op(r.conv, o2);
-      if (!close(o1, o2, len, os)) return false;
+    // convolutions 6 -> 9 channels on 7 x 10 (direct) and 9 -> 9 on 8 x 16 (Winograd F(4x4, 3x3) forward,
+    // F(3x3, 2x2) weight gradient), 3x3, pad 1, batch 2, and their gradients
+    for (const [inC, H, W] of [[6, 7, 10], [9, 8, 16]]) {
+      const g: ConvGeometry = {
+        n: 2, inC, inH: H, inW: W, outC: 9, kH: 3, kW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1, padBottom: 1,
+        padRight: 1, dilationH: 1, dilationW: 1, groups: 1, outH: H, outW: W,
+      };
+      const xs = 2 * inC * H * W, ws = 9 * inC * 9, ys = 2 * 9 * H * W;
+      const x = alloc(xs * 4), w = alloc(ws * 4), dy = alloc(ys * 4);
+      const o1 = alloc(Math.max(xs, ys, ws) * 4), o2 = alloc(Math.max(xs, ys, ws) * 4), os = alloc(Math.max(xs, ys, ws) * 4);
+      const cases: [number, (c: ConvRunner, out: number) => void][] = [
+        [ys, (cv, out) => cv.forward(g, x, w, 0, out)],
+        [xs, (cv, out) => cv.backwardInput(g, dy, w, out)],
+        [ws, (cv, out) => cv.backwardWeight(g, x, dy, out)],
+      ];
+      for (const [len, op] of cases) {
+        seed = 777;
+        fill(x, xs, true); fill(w, ws, true); fill(dy, ys, true);
+        op(p.conv, os);
+        seed = 777;
+        fill(x, xs, false); fill(w, ws, false); fill(dy, ys, false);
+        op(p.conv, o1);
+        op(r.conv, o2);
+        if (!close(o1, o2, len, os)) return false;
+      }
     }
     return true;
   } catch {
