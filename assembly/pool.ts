@@ -87,6 +87,7 @@ function maxPoolReluPlanes(x: usize, y: usize, p0: i32, p1: i32,
   const iy0 = interiorLo(sH, pT), iy1 = interiorHi(sH, pT, dH, kH, inH, outH);
   const ix0 = interiorLo(sW, pL), ix1 = interiorHi(sW, pL, dW, kW, inW, outW);
   const simd = dW == 1 && (sW == 1 || sW == 2);
+  const k3s2 = kH == 3 && kW == 3 && sH == 2 && sW == 2 && dH == 1; // ResNet's stem pool: its own loop
   for (let p = p0; p < p1; p++) {
     const xp = x + ((<usize>p * <usize>inPlane) << 2);
     for (let oy = 0; oy < outH; oy++) {
@@ -95,11 +96,28 @@ function maxPoolReluPlanes(x: usize, y: usize, p0: i32, p1: i32,
       const o = y + ((<usize>(p * outPlane + oy * outW)) << 2);
       let ox = 0;
       while (ox < outW) {
-        if (simd && rowInterior && ox >= ix0 && ox + 4 <= ix1) {
+        if (simd && rowInterior && ox >= ix0 && ox < ix1 && ix1 - ix0 >= 4) {
+          // the last group of a row's interior ends at its end, overlapping the one before (the same values
+          // again) rather than leaving up to 3 outputs to the scalar loop
+          ox = min(ox, ix1 - 4);
           let best = f32x4.splat(0);
-          for (let ky = 0; ky < kH; ky++) {
-            const row = xp + ((<usize>((oy * sH - pT + ky * dH) * inW + ox * sW - pL)) << 2);
-            for (let kx = 0; kx < kW; kx++) best = f32x4.pmax(best, load4(row + (<usize>kx << 2), sW));
+          if (k3s2) {
+            // per window row, inputs c .. c+8 of 4 outputs: the taps at c+2j, c+2j+1, c+2j+2 (j = 0..3) are the
+            // even and odd lanes of two loads and the even ones shifted by one lane (the next from a splat)
+            for (let ky = 0; ky < 3; ky++) {
+              const row = xp + ((<usize>((oy * 2 - pT + ky) * inW + ox * 2 - pL)) << 2);
+              const a = v128.load(row), b = v128.load(row, 16);
+              const even = v128.shuffle<f32>(a, b, 0, 2, 4, 6);
+              // one pmax per tap into best (never NaN), so that a NaN tap is skipped as the ReLU makes it 0
+              best = f32x4.pmax(best, even);
+              best = f32x4.pmax(best, v128.shuffle<f32>(a, b, 1, 3, 5, 7));
+              best = f32x4.pmax(best, v128.shuffle<f32>(even, v128.load32_splat(row, 32), 1, 2, 3, 4));
+            }
+          } else {
+            for (let ky = 0; ky < kH; ky++) {
+              const row = xp + ((<usize>((oy * sH - pT + ky * dH) * inW + ox * sW - pL)) << 2);
+              for (let kx = 0; kx < kW; kx++) best = f32x4.pmax(best, load4(row + (<usize>kx << 2), sW));
+            }
           }
           v128.store(o + (<usize>ox << 2), best);
           ox += 4;
