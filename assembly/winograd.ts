@@ -97,6 +97,31 @@ export function winogradWeights(w: usize, U: usize, p0: i32, p1: i32, inC: i32, 
   store<f32>(base + 3 * step, c);
 }
 
+/**
+ * The multiplication stage of a Winograd block, shared by F(2x2,3x3) and F(4x4,3x3): for each of `points`
+ * transform points xi, M[xi] = U[xi] V[xi], where U[xi] holds `panels` panels of mr output channels x inC
+ * (uXi floats per point), V[xi] the block's nt tiles as [nt/8][inC][8] (vXiF floats per point) and M[xi] rows
+ * of TB tiles (mXiF floats per point), by the GEMM microkernels.
+ */
+export function winogradGemms(points: i32, U: usize, uXi: usize, V: usize, vXiF: usize, M: usize, mXiF: usize, panels: i32, mr: i32, inC: i32, nt: i32, TB: i32): void {
+  const ldm = <usize>TB << 2;
+  for (let xi = 0; xi < points; xi++) {
+    const Ux = U + ((<usize>xi * uXi) << 2);
+    const Vx = V + ((<usize>xi * vXiF) << 2);
+    const Mx = M + ((<usize>xi * mXiF) << 2);
+    for (let p = 0; p < panels; p++) {
+      const pa = Ux + ((<usize>p * <usize>inC * <usize>mr) << 2);
+      const mrow = Mx + ((<usize>(p * mr) * <usize>TB) << 2);
+      // one loop per tile height (a test inside the loop ran 3-9% slower)
+      if (mr == 5) {
+        for (let q = 0; q < nt; q += 8) gemm_mk_5x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
+      } else {
+        for (let q = 0; q < nt; q += 8) gemm_mk_4x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
+      }
+    }
+  }
+}
+
 /** Units [u0, u1) (blocks of TB tiles over all images) of the Winograd convolution. */
 export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): void {
   const n = argI(ctrl, A_N), inC = argI(ctrl, A_INC), outC = argI(ctrl, A_OUTC);
@@ -143,22 +168,7 @@ export function winogradBlocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): v
       q += len;
     }
     // 2. the 16 GEMMs
-    const ldm = <usize>TB << 2;
-    for (let xi = 0; xi < 16; xi++) {
-      const Ux = U + ((<usize>xi * uXi) << 2);
-      const Vx = V + ((<usize>xi * vXiF) << 2);
-      const Mx = M + ((<usize>xi * mXiF) << 2);
-      for (let p = 0; p < panels; p++) {
-        const pa = Ux + ((<usize>p * <usize>inC * <usize>mr) << 2);
-        const mrow = Mx + ((<usize>(p * mr) * <usize>TB) << 2);
-        // one loop per tile height (a test inside the loop ran 3-9% slower)
-        if (mr == 5) {
-          for (let q = 0; q < nt; q += 8) gemm_mk_5x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
-        } else {
-          for (let q = 0; q < nt; q += 8) gemm_mk_4x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
-        }
-      }
-    }
+    winogradGemms(16, U, uXi, V, vXiF, M, mXiF, panels, mr, inC, nt, TB);
     // 3. output transform
     const mXi = mXiF << 2; // bytes between xi planes of M
     const b0 = t0 / perImage, r0 = t0 % perImage;

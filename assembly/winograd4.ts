@@ -14,10 +14,9 @@
 // rows and columns of padding (an unpadded convolution's input gradient: 1.3e-5 with +-2), over the 1e-5
 // the kernels are held to, so conv.ts uses F(4x4, 3x3) only with padding <= 1.
 
-import { gemm_mk_4x8, gemm_mk_5x8 } from './microkernels';
 import { argI, argP } from './layout';
 import { A_N, A_INC, A_INH, A_INW, A_PT, A_PL, A_OUTC, A_OUTH, A_OUTW, A_X, A_WPACK, A_BIAS, A_Y, A_AUX, A_MR } from './conv';
-import { xiFloats, winogradStrip } from './winograd';
+import { xiFloats, winogradStrip, winogradGemms } from './winograd';
 
 // @ts-ignore: decorator
 @inline function tileCounts4(outH: i32, outW: i32): i64 {
@@ -131,21 +130,7 @@ export function winograd4Blocks(ctrl: usize, u0: i32, u1: i32, scratch: usize): 
       q += len;
     }
     // 2. the 36 GEMMs
-    const ldm = <usize>TB << 2;
-    for (let xi = 0; xi < 36; xi++) {
-      const Ux = U + ((<usize>xi * uXi) << 2);
-      const Vx = V + ((<usize>xi * vXiF) << 2);
-      const Mx = M + ((<usize>xi * mXiF) << 2);
-      for (let p = 0; p < panels; p++) {
-        const pa = Ux + ((<usize>p * <usize>inC * <usize>mr) << 2);
-        const mrow = Mx + ((<usize>(p * mr) * <usize>TB) << 2);
-        if (mr == 5) {
-          for (let q = 0; q < nt; q += 8) gemm_mk_5x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
-        } else {
-          for (let q = 0; q < nt; q += 8) gemm_mk_4x8(inC, pa, Vx + ((<usize>(q >> 3) * <usize>inC * 8) << 2), mrow + (<usize>q << 2), ldm, false);
-        }
-      }
-    }
+    winogradGemms(36, U, uXi, V, vXiF, M, mXiF, panels, mr, inC, nt, TB);
     // 3. output transform
     const mXi = mXiF << 2;
     const b0 = t0 / perImage, r0 = t0 % perImage;
