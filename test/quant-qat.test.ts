@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Tensor, tidy, init, shutdown } from '../src/index.js';
 import * as ops from '../src/autograd/index.js';
 import { evaluate } from '../src/train/trainer.js';
-import { qatRecipe, quantizeAwareTraining } from '../src/quant/qat.js';
+import { fineTuneAugment, qatRecipe, quantizeAwareTraining } from '../src/quant/qat.js';
 import { parseSpec } from '../src/quant/spec.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
 import { disposeQuantized, type ModelSource, type QuantizedModel } from '../src/quant/quantized.js';
@@ -154,6 +154,15 @@ describe('quantization-aware training', () => {
     for (const spec of ['binary', 'binary:stochastic', 'bwn', 'ttq', 'kmeans:16', 'dorefa:w1', 'dorefa:w1a2']) assert.equal(lr(spec), 'adam 0.001', spec);
     for (const spec of ['int4', 'twn', 'dorefa:w2a2']) assert.equal(lr(spec), 'sgd 0.01', spec);
     assert.equal(qatRecipe(parseSpec('xnor'), 5, true, 0, 64).optimizer, 'sgd'); // from scratch: the float recipe
+  });
+
+  it('fine-tuning augments as the float model was trained, else as lowbit train would (color on, gray off)', () => {
+    const trained = (augment: boolean) => ({ metadata: { training: { augment, epochs: 40 } } });
+    assert.equal(fineTuneAugment(trained(true), 3), true);
+    assert.equal(fineTuneAugment(trained(false), 3), false); // trained with --no-augment: fine-tuned alike
+    assert.equal(fineTuneAugment(trained(true), 1), true);
+    assert.equal(fineTuneAugment({ metadata: {} }, 3), true); // an imported model: no record
+    assert.equal(fineTuneAugment({}, 1), false);
   });
 
   it('quantized models reload to the same outputs, bit for bit', () => tidy(() => {

@@ -11,7 +11,7 @@ import { loadModel } from '../zoo/index.js';
 import { isQuantizedModelFile } from '../quant/load.js';
 import { parseSpec } from '../quant/spec.js';
 import { quantizePostTraining } from '../quant/ptq.js';
-import { quantizeAwareTraining, qatCheckpoints } from '../quant/qat.js';
+import { fineTuneAugment, quantizeAwareTraining, qatCheckpoints } from '../quant/qat.js';
 import { rmSync } from 'node:fs';
 import { needsTraining, trainsFromScratch, type FirstLastPolicy } from '../quant/conventions.js';
 import { checkClasses, costOf, subsetSplit } from '../quant/compare.js';
@@ -111,12 +111,14 @@ export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s
     const started = Date.now();
     if (o.qat) {
       const fromScratch = o.fromScratch ?? trainsFromScratch(spec);
+      const augment = fineTuneAugment(source, ds.train.channels);
+      if (augment) log('fine-tuning on random crops and flips, as the float model was trained');
       q = quantizeAwareTraining(source, {
         spec, epochs: o.epochs ?? (fromScratch ? 5 : 3), fromScratch, seed: o.seed, calibration, firstLast: o.firstLast, log,
         progress: !!process.stderr.isTTY, method: o.method, checkpointPath: `${o.out}.ckpt`, resume: o.resume,
         data: {
           trainCount: ds.train.count,
-          trainBatches: (epoch) => batches(ds.train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, normalize }),
+          trainBatches: (epoch) => batches(ds.train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, augment, normalize }),
           testBatches: () => batches(subsetSplit(ds.test, 1000, o.seed + 4), { batchSize: 500, normalize }),
         },
       });

@@ -25,7 +25,7 @@ import { effectiveSpec, needsTraining, trainsFromScratch, type FirstLastPolicy }
 import { modelCost, macCost, classify, type CostReport, type LayerCostInput } from './cost.js';
 import { traceModel, type LayerInfo } from './graph.js';
 import { quantizePostTraining } from './ptq.js';
-import { qatCheckpoints, quantizeAwareTraining } from './qat.js';
+import { fineTuneAugment, qatCheckpoints, quantizeAwareTraining } from './qat.js';
 import { disposeQuantized, checkInputShape, type ModelSource, type QuantizedModel } from './quantized.js';
 import { parseSpec, type LayerScheme } from './spec.js';
 import type { CalibrationMethod } from './observers.js';
@@ -328,9 +328,10 @@ export function runCompare(o: CompareOptions): CompareResults {
   const calibSplit = subsetSplit(ds.train, st.calibSamples, o.seed + 3);
   const testBatches = () => splitBatches(test, { batchSize: 500, normalize: o.normalize });
   const calibration = () => splitBatches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize: o.normalize });
+  const augment = fineTuneAugment(o.source, ds.train.channels);
   const trainData: TrainData = {
     trainCount: train.count,
-    trainBatches: (epoch) => splitBatches(train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, normalize: o.normalize }),
+    trainBatches: (epoch) => splitBatches(train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, augment, normalize: o.normalize }),
     testBatches: () => splitBatches(subsetSplit(test, Math.min(test.count, 1000), o.seed + 4), { batchSize: 500, normalize: o.normalize }),
   };
   const probe = calibration().next().value!;
@@ -384,6 +385,7 @@ export function runCompare(o: CompareOptions): CompareResults {
   const fpCost = costOf(o.source, info, null);
   const fpSeconds = (performance.now() - fpStart) / 1000;
   log(`fp32: ${(100 * fp.accuracy).toFixed(2)}% on ${fp.samples} test images`);
+  if (augment) log('QAT rows fine-tune on random crops and flips, as the float model was trained');
 
   /** How a row is made: the spec that runs, PTQ or QAT, its bits (mixed rows: allocated here). */
   const plan = (name: string) => {

@@ -109,6 +109,16 @@ function layerCheckpointState(layers: FakeQuantLayer[]): NonNullable<TrainOption
 }
 
 /**
+ * Whether QAT fine-tuning draws random crops and flips: as the float model was trained (`lowbit train` records it
+ * in the model's metadata), else as `lowbit train` would train on these images (on for color, off for gray).
+ * Without it a CIFAR-10 ResNet-20 fine-tuned for 10-20 epochs fits its training set instead of the datatype.
+ */
+export function fineTuneAugment(source: Pick<ModelSource, 'metadata'>, channels: number): boolean {
+  const recorded = (source.metadata?.training as { augment?: unknown } | undefined)?.augment;
+  return typeof recorded === 'boolean' ? recorded : channels === 3;
+}
+
+/**
  * The training recipe of a spec: Adam for the binary techniques (BinaryConnect, BNN and XNOR-Net are trained
  * with Adam in their papers) and for TTQ and k-means (see below), SGD with momentum and a cosine schedule
  * otherwise; from scratch the float recipe of `lowbit train`.
