@@ -293,6 +293,32 @@ describe('lowbit quantize and lowbit compare', () => {
     assert.match(res.command, /--quick/);
   });
 
+  it('compare --jobs 2 makes the rows of one process, and --resume skips them', () => {
+    const args = ['--model', model, '--dataset', ds, '--specs', 'int8,int4', '--specs', 'w=twn,a=int8', '--mixed', '0.25', '--quick'];
+    const one = join(tmp, 'jobs-1'), two = join(tmp, 'jobs-2');
+    // Each of the 2 jobs runs on 1 thread of the 2, as the single process does here: the same arithmetic.
+    let r = lowbit('compare', ...args, '--threads', '1', '--out', one);
+    assert.equal(r.code, 0, r.err);
+    r = lowbit('compare', ...args, '--jobs', '2', '--threads', '2', '--out', two);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /4 rows in 2 processes at a time, 1 kernel thread each/);
+    assert.match(r.err, /^\[int4\] .*int4: QAT/m);
+    const a = JSON.parse(readFileSync(join(one, 'results.json'), 'utf8')) as CompareResults;
+    const b = JSON.parse(readFileSync(join(two, 'results.json'), 'utf8')) as CompareResults;
+    const same = (x: CompareResults) => x.rows.map((row) => ({ spec: row.spec, accuracy: row.accuracy, bytes: row.bytes, bops: row.bops, layers: row.layers, mixed: row.mixed, error: row.error }));
+    assert.deepEqual(same(b), same(a));
+    assert.deepEqual(b.rows.map((x) => x.spec), ['int8', 'int4', 'w=twn,a=int8', 'auto:greedy:0.25']);
+    assert.match(b.command, /--jobs 2/);
+    assert.ok(existsSync(join(two, 'report.html')));
+    assert.ok(!existsSync(join(two, 'jobs')), 'the jobs\' folders are removed once their rows are in results.json');
+    r = lowbit('compare', ...args, '--jobs', '2', '--threads', '2', '--out', two, '--resume');
+    assert.equal(r.code, 0, r.err);
+    assert.doesNotMatch(r.err, /processes at a time/);
+    assert.match(r.err, /int4: done in an earlier run/);
+    const c = JSON.parse(readFileSync(join(two, 'results.json'), 'utf8')) as CompareResults;
+    assert.deepEqual(same(c), same(b));
+  });
+
   it('bad input: clear errors and exit codes', () => {
     let r = lowbit('quantize', '--model', model, '--spec', 'int8', '--calib', ds, '--calib-samples', '0', '--out', join(tmp, 'z.lowbit'));
     assert.equal(r.code, 2);

@@ -11,7 +11,8 @@ import { writeFileAtomic } from '../formats/atomic.js';
 import { loadModel } from '../zoo/index.js';
 import { isQuantizedModelFile } from '../quant/load.js';
 import { HOROWITZ_CITATION } from '../quant/cost.js';
-import { DEFAULT_SPECS, compareSettings, runCompare, type CompareResults } from '../quant/compare.js';
+import { DEFAULT_SPECS, compareRows, compareSettings, runCompare, type CompareResults, type CompareRow } from '../quant/compare.js';
+import { runRowJobs } from './compare-jobs.js';
 import type { CalibrationMethod } from '../quant/observers.js';
 import type { FirstLastPolicy } from '../quant/conventions.js';
 import type { LayerInfo } from '../quant/graph.js';
@@ -68,6 +69,10 @@ export interface CompareCliOptions {
   mixedAllocator?: 'greedy' | 'lin' | 'both';
   /** Each layer alone in this datatype (--sensitivity int4). */
   sensitivity?: string;
+  /** Rows made by this many child processes at once (--jobs). */
+  jobs?: number;
+  /** Kernel threads in all (split between the jobs). */
+  threads?: number;
 }
 
 /** The table printed on stdout. */
@@ -98,12 +103,20 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
     const specs = o.specs ?? [...DEFAULT_SPECS];
     log(`comparing ${specs.length} datatypes on ${o.model} (${source.name}) with ${ds.name}${o.quick ? ' (--quick: a subset and one short epoch)' : ''}; writing ${o.out}`);
     const reportPath = join(o.out, 'report.html');
+    const command = `lowbit ${argv.join(' ')}`;
+    const mixed = o.mixed ? { budgets: o.mixed, allocators: o.mixedAllocator === 'both' ? ['greedy', 'lin'] as const : [o.mixedAllocator ?? 'greedy'] as const } : undefined;
+    let finished: CompareRow[] | undefined;
+    if ((o.jobs ?? 1) > 1) {
+      const rows = compareRows(specs, mixed);
+      finished = await runRowJobs({ cli: o, source, dataset: ds, names: rows.names, mixed: rows.mixed, command, jobs: o.jobs!, threads: o.threads ?? 1, log });
+    }
     let layers: readonly LayerInfo[] = [];
     const results = runCompare({
-      source, modelName: o.model, dataset: ds, specs, quick: !!o.quick, seed: o.seed, outDir: o.out, resume: o.resume,
-      command: `lowbit ${argv.join(' ')}`, settings, normalize: pre ? { mean: pre.mean, std: pre.std } : ds.stats, log,
-      progress: !!process.stderr.isTTY, histLayer: o.histLayer, sensitivity: o.sensitivity,
-      mixed: o.mixed ? { budgets: o.mixed, allocators: o.mixedAllocator === 'both' ? ['greedy', 'lin'] : [o.mixedAllocator ?? 'greedy'] } : undefined,
+      source, modelName: o.model, dataset: ds, specs, quick: !!o.quick, seed: o.seed, outDir: o.out,
+      // after the jobs, their rows are in results.json
+      resume: o.resume || finished !== undefined, finished,
+      command, settings, normalize: pre ? { mean: pre.mean, std: pre.std } : ds.stats, log,
+      progress: !!process.stderr.isTTY, histLayer: o.histLayer, sensitivity: o.sensitivity, mixed,
       latency: runtimeLatency(source),
       onWrite: (r, l) => {
         layers = l;

@@ -222,7 +222,8 @@ export function buildProgram(): Command {
     .option('--mixed <budgets>', 'add mixed-precision rows auto:<allocator>:<budget>: one weight width per layer under each budget, a fraction of the FP32 size (0.25,0.125); int8 activations', (v: string) => v.split(',').map((x) => positiveNumber('--mixed')(x.trim())))
     .option('--mixed-allocator <name>', 'greedy (default), lin (Lin et al. 2016) or both', choice('--mixed-allocator', ['greedy', 'lin', 'both']))
     .option('--sensitivity <datatype>', 'also quantize each layer alone to this datatype (int4; w=int4: weights only), the others fp32; a chart in the report')
-    .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
+    .option('--threads <n>', 'kernel threads (with --jobs: in all, split between the jobs)', positiveInt('--threads'), 2)
+    .option('--jobs <n>', 'rows made by n processes at once, each on threads/n kernel threads: faster for small models on several cores (its rows\' latencies are measured while the other jobs run)', positiveInt('--jobs'), 1)
     .action(async (o) => {
       const { runCompareCli } = await import('./compare.js');
       await init({ threads: o.threads });

@@ -256,6 +256,8 @@ export interface CompareOptions {
   mixed?: { budgets: readonly number[]; allocators: readonly Allocator[]; act?: string; bits?: readonly number[]; perChannel?: boolean };
   /** Each layer alone in this datatype (int4, w=int4), the others float: accuracy deltas (results.sensitivity). */
   sensitivity?: string;
+  /** Rows made elsewhere (by `--jobs` child processes), failed ones included: taken as they are, not rerun. */
+  finished?: readonly CompareRow[];
 }
 
 const LOWBIT_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -284,7 +286,32 @@ export function weightsDigest(model: Module): string {
   return h.digest('hex');
 }
 
-function readPrevious(path: string, o: CompareOptions): { rows: CompareRow[]; seconds: number } {
+/**
+ * The rows of a comparison, in order: the specs, then one mixed-precision row per allocator and budget. Malformed
+ * specs, repeated ones and budgets outside (0, 1] are usage errors before any work.
+ */
+export function compareRows(specList: readonly string[], m: CompareOptions['mixed']): { mixed: Map<string, { allocator: Allocator; budget: number }>; names: string[] } {
+  const specs = specList.map((s) => s.trim());
+  for (const s of specs) parseSpec(s);
+  const dupes = specs.filter((s, i) => specs.indexOf(s) !== i);
+  if (dupes.length) throw new UsageError(`--specs lists ${dupes.join(', ')} more than once`);
+  const mixed = new Map<string, { allocator: Allocator; budget: number }>();
+  for (const allocator of m?.allocators ?? []) {
+    for (const budget of m!.budgets) {
+      if (!(budget > 0 && budget <= 1)) throw new UsageError(`--mixed: a budget is a fraction of the FP32 size, 0 < budget <= 1; got ${budget}`);
+      mixed.set(mixedRowName(allocator, budget), { allocator, budget });
+    }
+  }
+  return { mixed, names: [...specs, ...mixed.keys()] };
+}
+
+/** The rows of results.json: those asked for in the order of `names`, then the earlier runs' rows of other specs. */
+export function orderedRows(names: readonly string[], rowBySpec: ReadonlyMap<string, CompareRow>): CompareRow[] {
+  return [...names.filter((s) => rowBySpec.has(s)), ...[...rowBySpec.keys()].filter((s) => !names.includes(s))].map((s) => rowBySpec.get(s)!);
+}
+
+/** The finished rows (and seconds) of an earlier run in results.json at `path`, if resuming; throws if they are another comparison's. */
+export function readPrevious(path: string, o: Pick<CompareOptions, 'resume' | 'source' | 'modelName' | 'dataset' | 'seed' | 'quick'>): { rows: CompareRow[]; seconds: number } {
   if (!o.resume || !existsSync(path)) return { rows: [], seconds: 0 };
   let prev: CompareResults;
   try {
@@ -309,18 +336,7 @@ function readPrevious(path: string, o: CompareOptions): { rows: CompareRow[]; se
 export function runCompare(o: CompareOptions): CompareResults {
   const log = o.log ?? (() => {});
   const started = performance.now();
-  const specs = o.specs.map((s) => s.trim());
-  for (const s of specs) parseSpec(s); // malformed specs are usage errors before any work
-  const dupes = specs.filter((s, i) => specs.indexOf(s) !== i);
-  if (dupes.length) throw new UsageError(`--specs lists ${dupes.join(', ')} more than once`);
-  const mixed = new Map<string, { allocator: Allocator; budget: number }>();
-  for (const allocator of o.mixed?.allocators ?? []) {
-    for (const budget of o.mixed!.budgets) {
-      if (!(budget > 0 && budget <= 1)) throw new UsageError(`--mixed: a budget is a fraction of the FP32 size, 0 < budget <= 1; got ${budget}`);
-      mixed.set(mixedRowName(allocator, budget), { allocator, budget });
-    }
-  }
-  const names = [...specs, ...mixed.keys()];
+  const { mixed, names } = compareRows(o.specs, o.mixed);
   const ds = o.dataset, st = o.settings;
   checkClasses(o.source, ds);
   const test = subsetSplit(ds.test, st.testSamples, o.seed + 1);
@@ -349,13 +365,16 @@ export function runCompare(o: CompareOptions): CompareResults {
   const histLayer = o.histLayer ?? defaultHistogramLayer(info);
   if (o.sensitivity) parseSpec(singleLayerSpec(info[0].name, o.sensitivity)); // a bad datatype is a usage error before any work
   const path = join(o.outDir, 'results.json');
-  const { rows: previous, seconds: previousSeconds } = readPrevious(path, o);
+  const earlier = readPrevious(path, o);
+  const finished = new Set(o.finished?.map((r) => r.spec));
+  const previous = [...earlier.rows.filter((r) => !finished.has(r.spec)), ...(o.finished ?? [])];
+  const previousSeconds = earlier.seconds;
   const results: CompareResults = { model: o.modelName, weights_sha256: weightsDigest(o.source.model), dataset: ds.name, command: o.command, seed: o.seed, seconds: 0, machine: machineInfo(), rows: [] };
   // Rows by spec: the earlier run's finished rows are on disk from the first write on, in the order of `specs`
   // (rows of specs not asked for this time are kept after them), and each new row replaces its entry.
   const rowBySpec = new Map(previous.map((r) => [r.spec, r]));
   const write = () => {
-    results.rows = [...names.filter((s) => rowBySpec.has(s)), ...[...rowBySpec.keys()].filter((s) => !names.includes(s))].map((s) => rowBySpec.get(s)!);
+    results.rows = orderedRows(names, rowBySpec);
     // A resumed comparison's time includes the earlier runs'.
     results.seconds = +(previousSeconds + (performance.now() - started) / 1000).toFixed(1);
     writeFileAtomic(path, JSON.stringify(results, null, 2) + '\n');
@@ -404,7 +423,7 @@ export function runCompare(o: CompareOptions): CompareResults {
   names.forEach((spec, i) => {
     const done = previous.find((r) => r.spec === spec);
     if (done) {
-      log(`[${i + 1}/${names.length}] ${spec}: done in an earlier run (${(100 * done.accuracy!).toFixed(2)}%), skipped`);
+      log(`[${i + 1}/${names.length}] ${spec}: ${done.error ? 'failed in a job' : `done ${finished.has(spec) ? 'in a job' : 'in an earlier run'} (${(100 * done.accuracy!).toFixed(2)}%)`}, skipped`);
       return;
     }
     const t0 = performance.now();
