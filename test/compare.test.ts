@@ -12,7 +12,7 @@ import { init, shutdown } from '../src/index.js';
 import { saveModel } from '../src/zoo/index.js';
 import { encodeIdx } from '../src/formats/idx.js';
 import type { Dataset, Split } from '../src/data/index.js';
-import { runCompare, compareSettings, describeSpec, qatEpochs, type CompareResults } from '../src/quant/compare.js';
+import { runCompare, compareSettings, describeSpec, modelFileNames, qatEpochs, type CompareResults } from '../src/quant/compare.js';
 import { runtimeLatency, compareHtml, compareTable } from '../src/cli/compare.js';
 import { opEnergy, opArea, macCost, modelCost, parameterBytes, accumulatorBits, fitExponent } from '../src/quant/cost.js';
 import { parseSpec } from '../src/quant/spec.js';
@@ -165,6 +165,17 @@ describe('compare', () => {
   });
 });
 
+describe('model files of the rows', () => {
+  it('are named after the spec, safe for a shell, and unique', () => {
+    const f = modelFileNames(['int8:per-channel', 'w=int4,a=int8', 'a=int8;conv1=fp32', 'a=int8;conv1:fp32', 'fixed:16.8:stochastic', '..']);
+    assert.deepEqual([...f.values()], [
+      'models/int8-per-channel.lowbit', 'models/w=int4,a=int8.lowbit', 'models/a=int8-conv1=fp32.lowbit', 'models/a=int8-conv1-fp32.lowbit',
+      'models/fixed-16.8-stochastic.lowbit', 'models/row.lowbit',
+    ]);
+    assert.deepEqual([...modelFileNames(['a;b', 'a:b', 'a-b']).values()], ['models/a-b.lowbit', 'models/a-b-2.lowbit', 'models/a-b-3.lowbit']);
+  });
+});
+
 describe('QAT epochs per row', () => {
   const lenetLayers = [
     { name: 'conv1', kind: 'conv', macs: 117600, fanIn: 25 }, { name: 'conv2', kind: 'conv', macs: 240000, fanIn: 150 },
@@ -284,13 +295,14 @@ describe('lowbit quantize and lowbit compare', () => {
 
   it('compare --quick writes results.json and report.html and prints the table', () => {
     const dir = join(tmp, 'cli-run');
-    const r = lowbit('compare', '--model', model, '--dataset', ds, '--specs', 'fp32,int8', '--specs', 'w=twn,a=int8', '--quick', '--out', dir);
+    const r = lowbit('compare', '--model', model, '--dataset', ds, '--specs', 'fp32,int8', '--specs', 'w=twn,a=int8', '--quick', '--no-models', '--out', dir);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /w=twn,a=int8/);
     const res = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as CompareResults;
     assert.deepEqual(res.rows.map((x) => x.spec), ['fp32', 'int8', 'w=twn,a=int8']);
     assert.ok(existsSync(join(dir, 'report.html')));
     assert.match(res.command, /--quick/);
+    assert.ok(!existsSync(join(dir, 'models')) && res.rows.every((x) => x.model_file === undefined), '--no-models keeps no model');
   });
 
   it('compare --jobs 2 makes the rows of one process, and --resume skips them', () => {
@@ -311,6 +323,15 @@ describe('lowbit quantize and lowbit compare', () => {
     assert.match(b.command, /--jobs 2/);
     assert.ok(existsSync(join(two, 'report.html')));
     assert.ok(!existsSync(join(two, 'jobs')), 'the jobs\' folders are removed once their rows are in results.json');
+    // each row's model is kept, and it is the model the row measured
+    assert.deepEqual(b.rows.map((x) => x.model_file), ['models/int8.lowbit', 'models/int4.lowbit', 'models/w=twn,a=int8.lowbit', 'models/auto-greedy-0.25.lowbit']);
+    for (const [dir, res] of [[one, a], [two, b]] as const) {
+      for (const row of res.rows) {
+        const e = lowbit('eval', '--model', join(dir, row.model_file!), '--dataset', ds, '--json');
+        assert.equal(e.code, 0, e.err);
+        assert.equal(JSON.parse(e.out).accuracy, row.accuracy, row.spec);
+      }
+    }
     r = lowbit('compare', ...args, '--jobs', '2', '--threads', '2', '--out', two, '--resume');
     assert.equal(r.code, 0, r.err);
     assert.doesNotMatch(r.err, /processes at a time/);

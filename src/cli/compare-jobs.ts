@@ -6,13 +6,13 @@
 // FP32 row, the sensitivity analysis and the report are then made by the parent, as without --jobs.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Dataset } from '../data/index.js';
 import { writeFileAtomic } from '../formats/atomic.js';
-import { machineInfo, orderedRows, readPrevious, weightsDigest, type CompareResults, type CompareRow } from '../quant/compare.js';
+import { machineInfo, modelFileNames, orderedRows, readPrevious, weightsDigest, type CompareResults, type CompareRow } from '../quant/compare.js';
 import type { Allocator } from '../quant/mixed-precision.js';
 import type { ModelSource } from '../quant/quantized.js';
 import type { CompareCliOptions } from './compare.js';
@@ -48,6 +48,7 @@ function childArguments(row: string, dir: string, o: RowJobsOptions, threads: nu
   if (c.method) args.push('--method', c.method);
   if (c.firstLast) args.push('--first-last', c.firstLast);
   if (c.histLayer) args.push('--hist-layer', c.histLayer);
+  if (c.models === false) args.push('--no-models');
   if (process.argv.includes('--no-relaxed-simd')) args.unshift('--no-relaxed-simd');
   return args;
 }
@@ -76,6 +77,7 @@ export async function runRowJobs(o: RowJobsOptions): Promise<CompareRow[]> {
   if (!queue.length) return [];
 
   const rowBySpec = new Map(earlier.rows.map((r) => [r.spec, r]));
+  const modelFiles = modelFileNames(o.names);
   const made: CompareRow[] = [];
   const results: CompareResults = {
     model: c.model, weights_sha256: weightsDigest(o.source.model), dataset: o.dataset.name, command: o.command, seed: c.seed, seconds: 0, machine: machineInfo(), rows: [],
@@ -131,6 +133,13 @@ export async function runRowJobs(o: RowJobsOptions): Promise<CompareRow[]> {
           }
           let r = childRow(dir, row);
           if (r) {
+            if (r.model_file) {
+              // the child's models/<file> under the name the whole comparison gives it
+              const file = modelFiles.get(row)!;
+              mkdirSync(join(c.out, 'models'), { recursive: true });
+              renameSync(join(dir, r.model_file), join(c.out, file));
+              r = { ...r, model_file: file };
+            }
             rmSync(dir, { recursive: true, force: true });
           } else {
             // Its directory stays: --resume continues the row from its last checkpoint.

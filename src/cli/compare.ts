@@ -69,6 +69,8 @@ export interface CompareCliOptions {
   mixedAllocator?: 'greedy' | 'lin' | 'both';
   /** Each layer alone in this datatype (--sensitivity int4). */
   sensitivity?: string;
+  /** Keep each row's quantized model in DIR/models/ (default; --no-models: false). */
+  models?: boolean;
   /** Rows made by this many child processes at once (--jobs). */
   jobs?: number;
   /** Kernel threads in all (split between the jobs). */
@@ -116,7 +118,7 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
       // after the jobs, their rows are in results.json
       resume: o.resume || finished !== undefined, finished,
       command, settings, normalize: pre ? { mean: pre.mean, std: pre.std } : ds.stats, log,
-      progress: !!process.stderr.isTTY, histLayer: o.histLayer, sensitivity: o.sensitivity, mixed,
+      progress: !!process.stderr.isTTY, histLayer: o.histLayer, sensitivity: o.sensitivity, mixed, saveModels: o.models !== false,
       latency: runtimeLatency(source),
       onWrite: (r, l) => {
         layers = l;

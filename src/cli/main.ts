@@ -223,6 +223,7 @@ export function buildProgram(): Command {
     .option('--mixed-allocator <name>', 'greedy (default), lin (Lin et al. 2016) or both', choice('--mixed-allocator', ['greedy', 'lin', 'both']))
     .option('--sensitivity <datatype>', 'also quantize each layer alone to this datatype (int4; w=int4: weights only), the others fp32; a chart in the report')
     .option('--threads <n>', 'kernel threads (with --jobs: in all, split between the jobs)', positiveInt('--threads'), 2)
+    .option('--no-models', 'do not keep each row\'s quantized model in DIR/models/<spec>.lowbit')
     .option('--jobs <n>', 'rows made by n processes at once, each on threads/n kernel threads: faster for small models on several cores (its rows\' latencies are measured while the other jobs run)', positiveInt('--jobs'), 1)
     .action(async (o) => {
       const { runCompareCli } = await import('./compare.js');

@@ -5,7 +5,8 @@
 //
 // Rows are independent: a row that fails is recorded with its error and the others go on. After every row
 // DIR/results.json (and the report, written by the caller's onWrite) are replaced atomically, so an
-// interrupted run leaves the finished rows on disk, and `resume` skips them.
+// interrupted run leaves the finished rows on disk, and `resume` skips them. With saveModels, each row's quantized
+// model is kept in DIR/models/ (row.model_file), for `lowbit eval`, `inspect` or `export` without redoing it.
 
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
@@ -28,6 +29,7 @@ import { quantizePostTraining } from './ptq.js';
 import { fineTuneAugment, qatCheckpoints, quantizeAwareTraining } from './qat.js';
 import { disposeQuantized, checkInputShape, type ModelSource, type QuantizedModel } from './quantized.js';
 import { parseSpec, type LayerScheme } from './spec.js';
+import { saveQuantizedModel } from './load.js';
 import type { CalibrationMethod } from './observers.js';
 import { TwnQuantizer, TtqQuantizer } from './ternary.js';
 import { defaultHistogramLayer, layerSqnr, weightHistogram, type LayerSqnr, type WeightHistogram } from './weight-stats.js';
@@ -64,6 +66,8 @@ export interface CompareRow {
   mixed?: MixedRowInfo;
   /** Its QAT continued from a checkpoint of an interrupted run (seconds then count the last run only). */
   resumed?: boolean;
+  /** The quantized model the row measured, relative to the output folder (models/<spec>.lowbit), when saved. */
+  model_file?: string;
 }
 
 export interface MixedRowInfo {
@@ -258,6 +262,8 @@ export interface CompareOptions {
   sensitivity?: string;
   /** Rows made elsewhere (by `--jobs` child processes), failed ones included: taken as they are, not rerun. */
   finished?: readonly CompareRow[];
+  /** Save each row's quantized model in outDir/models/ (modelFileNames) for `lowbit eval`, `inspect`, `export`. */
+  saveModels?: boolean;
 }
 
 const LOWBIT_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -305,6 +311,23 @@ export function compareRows(specList: readonly string[], m: CompareOptions['mixe
   return { mixed, names: [...specs, ...mixed.keys()] };
 }
 
+/**
+ * The file of each row's quantized model, relative to the output folder: the spec with the characters a shell or a
+ * file system would trip on replaced (int8:per-channel -> models/int8-per-channel.lowbit), made unique.
+ */
+export function modelFileNames(names: readonly string[]): Map<string, string> {
+  const files = new Map<string, string>();
+  const taken = new Set<string>();
+  for (const name of names) {
+    const stem = name.replace(/[^A-Za-z0-9._=,+-]+/g, '-').replace(/^[-.]+/, '') || 'row';
+    let file = `models/${stem}.lowbit`;
+    for (let k = 2; taken.has(file); k++) file = `models/${stem}-${k}.lowbit`;
+    taken.add(file);
+    files.set(name, file);
+  }
+  return files;
+}
+
 /** The rows of results.json: those asked for in the order of `names`, then the earlier runs' rows of other specs. */
 export function orderedRows(names: readonly string[], rowBySpec: ReadonlyMap<string, CompareRow>): CompareRow[] {
   return [...names.filter((s) => rowBySpec.has(s)), ...[...rowBySpec.keys()].filter((s) => !names.includes(s))].map((s) => rowBySpec.get(s)!);
@@ -337,6 +360,7 @@ export function runCompare(o: CompareOptions): CompareResults {
   const log = o.log ?? (() => {});
   const started = performance.now();
   const { mixed, names } = compareRows(o.specs, o.mixed);
+  const modelFiles = modelFileNames(names);
   const ds = o.dataset, st = o.settings;
   checkClasses(o.source, ds);
   const test = subsetSplit(ds.test, st.testSamples, o.seed + 1);
@@ -441,6 +465,8 @@ export function runCompare(o: CompareOptions): CompareResults {
         const parsed = desc.spec;
         log(`[${i + 1}/${names.length}] ${spec}: ${desc.how}${desc.note ? ` (${desc.note})` : ''}`);
         resumed = desc.how !== 'PTQ' && !!o.resume && qatCheckpoints(rowCheckpoint(o.outDir, spec)).some((f) => existsSync(f));
+        const modelPath = join(o.outDir, modelFiles.get(spec)!);
+        removeWithTemporaries(modelPath); // an earlier run's model of this row is not this row's
         if (desc.how !== 'PTQ') mkdirSync(join(o.outDir, 'checkpoints'), { recursive: true });
         q = desc.how === 'PTQ'
           ? quantizePostTraining(o.source, { spec: parsed, calibration: calibration(), method: st.method, seed: o.seed, firstLast: st.firstLast, log })
@@ -463,6 +489,13 @@ export function runCompare(o: CompareOptions): CompareResults {
         if (histogram) row.histogram = histogram;
         if (desc.mixed) row.mixed = desc.mixed;
         if (resumed) row.resumed = true; // its seconds are those of the last run only
+        if (o.saveModels) {
+          mkdirSync(join(o.outDir, 'models'), { recursive: true });
+          saveQuantizedModel(modelPath, q, {
+            quantizedBy: { command: o.command, dataset: ds.name, seconds: row.seconds, testAccuracy: r.accuracy, floatTestAccuracy: fp.accuracy, testSamples: r.samples },
+          });
+          row.model_file = modelFiles.get(spec);
+        }
         log(`[${i + 1}/${names.length}] ${spec}: ${(100 * r.accuracy).toFixed(2)}% (${row.delta! >= 0 ? '+' : ''}${(100 * row.delta!).toFixed(2)}), ${row.seconds} s`);
       } catch (e) {
         // One technique failing must not lose the others: record why and go on.
