@@ -3,7 +3,7 @@
 // the float model on real images (src/quant/sensitivity.ts); with --sensitivity <datatype>, each layer alone in
 // that datatype (the others float) and the accuracy it costs.
 
-import Table from 'cli-table3';
+import { textTable } from './table.js';
 import { loadDataset, batches, type Dataset } from '../data/index.js';
 import { checkModelArgument } from './model-arg.js';
 import { UsageError } from '../errors.js';
@@ -40,14 +40,14 @@ export interface AnalyzeResult {
 const db = (v: number | null) => (v === null ? '-' : v.toFixed(1));
 
 export function diffTable(d: ModelDiff): string {
-  const t = new Table({ head: ['layer', 'kind', 'weights', 'datatypes', 'W SQNR dB', 'A SQNR dB', 'out SQNR dB', 'out rel L2'], style: { head: [], border: [] } });
+  const t = textTable(['layer', 'kind', 'weights', 'datatypes', 'W SQNR dB', 'A SQNR dB', 'out SQNR dB', 'out rel L2']);
   for (const l of d.layers) t.push([l.layer, l.kind, l.params, l.scheme, db(l.weight_sqnr_db), db(l.activation_sqnr_db), db(l.output_sqnr_db), l.output_rel_l2.toFixed(4)]);
   return `${t.toString()}\nlogits: SQNR ${db(d.logits_sqnr_db)} dB; same top-1 class as the float model on ${(100 * d.top1_agreement).toFixed(2)}% of ${d.samples} images\n` +
     'W/A SQNR: the datatype alone (weights; the layer\'s input in the quantized model); out: the layer\'s output against the float model\'s, every error up to it included';
 }
 
 export function sensitivityTable(s: SensitivityResult): string {
-  const t = new Table({ head: ['layer', 'spec', 'top-1 %', 'vs FP32'], style: { head: [], border: [] } });
+  const t = textTable(['layer', 'spec', 'top-1 %', 'vs FP32']);
   for (const l of s.layers) t.push([l.layer, l.spec, (100 * l.accuracy).toFixed(2), `${l.delta >= 0 ? '+' : ''}${(100 * l.delta).toFixed(2)}`]);
   return `each layer alone in ${s.datatype} (the others fp32, PTQ), ${s.samples} test images; FP32 ${(100 * s.float_accuracy).toFixed(2)}%\n${t.toString()}`;
 }

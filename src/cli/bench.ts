@@ -2,7 +2,7 @@
 // timed in the same process on the same shapes, as rows {name, impl, threads, ms, gops}, with the ratios
 // the engine's targets are stated in.
 
-import Table from 'cli-table3';
+import { textTable } from './table.js';
 import { benchLowbitKernels } from '../../bench/kernels.js';
 import { KERNEL_CASES, measurePeers, type BenchRow } from '../../bench/peers.js';
 import { writeFileAtomic } from '../formats/atomic.js';
@@ -73,13 +73,13 @@ export async function runBenchKernels(opts: BenchOptions, log: (s: string) => vo
   const order = KERNEL_CASES.map((c) => c.name);
   rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name) || a.impl.localeCompare(b.impl) || a.threads - b.threads);
 
-  const table = new Table({ head: ['name', 'impl', 'threads', 'ms (median)', 'GOP/s', 'note'] });
+  const table = textTable(['name', 'impl', 'threads', 'ms (median)', 'GOP/s', 'note']);
   for (const r of rows) {
     table.push([r.name, r.impl, r.threads, Number.isFinite(r.ms) ? r.ms.toFixed(3) : '-', Number.isFinite(r.gops) ? r.gops.toFixed(1) : '-', r.note ?? '']);
   }
   log(table.toString());
   if (opts.peers) {
-    const t = new Table({ head: ['target', 'measured', 'goal', ''] });
+    const t = textTable(['target', 'measured', 'goal', '']);
     for (const r of targetRatios(rows)) {
       t.push([r.target, Number.isFinite(r.ratio) ? r.ratio.toFixed(2) : '-', `>= ${r.goal}`, Number.isFinite(r.ratio) ? (r.ratio >= r.goal ? 'met' : 'missed') : 'n/a']);
     }
@@ -142,20 +142,20 @@ export async function runBenchRuntime(opts: BenchRuntimeOptions, log: (s: string
   const rows = medianOfRounds(measured);
   const order = ['conv3x3-64-56', 'lenet5', 'resnet20', 'resnet18'];
   rows.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name) || a.dtype.localeCompare(b.dtype) || a.impl.localeCompare(b.impl) || a.threads - b.threads);
-  const table = new Table({ head: ['name', 'impl', 'dtype', 'threads', 'ms (median)', 'GOP/s', 'note'] });
+  const table = textTable(['name', 'impl', 'dtype', 'threads', 'ms (median)', 'GOP/s', 'note']);
   for (const r of rows) table.push([r.name, r.impl, r.dtype, r.threads, Number.isFinite(r.ms) ? r.ms.toFixed(3) : '-', Number.isFinite(r.gops) ? r.gops.toFixed(1) : '-', (r.note ?? '').slice(0, 90)]);
   log(table.toString());
   const memory: MemoryRow[] = [];
   if (!opts.only?.length || opts.only.includes('resnet18') || opts.only.includes('memory')) {
     log('memory: ResNet-18 written as a packed file, loaded, one inference (peak WASM bytes in use + JS heap kept)');
     for (const d of ['fp32', 'int8', 'binary'] as const) memory.push(measureRuntimeMemory('resnet18', d));
-    const mt = new Table({ head: ['model', 'dtype', 'file MB', 'peak WASM MB', 'heap MB'] });
+    const mt = textTable(['model', 'dtype', 'file MB', 'peak WASM MB', 'heap MB']);
     for (const m of memory) mt.push([m.name, m.dtype, (m.fileBytes / 1e6).toFixed(2), (m.wasmPeakBytes / 1e6).toFixed(2), (m.heapBytes / 1e6).toFixed(2)]);
     log(mt.toString());
   }
   const targets = opts.peers ? runtimeTargetRatios(rows, memory) : [];
   if (targets.length) {
-    const t = new Table({ head: ['target (1 thread, same run)', 'measured speedup', 'goal', ''] });
+    const t = textTable(['target (1 thread, same run)', 'measured speedup', 'goal', '']);
     for (const r of targets) t.push([r.target, Number.isFinite(r.ratio) ? r.ratio.toFixed(2) : '-', `>= ${r.goal}`, Number.isFinite(r.ratio) ? (r.ratio >= r.goal ? 'met' : 'missed') : 'n/a']);
     log(t.toString());
   }
@@ -258,17 +258,17 @@ export async function runBenchTrain(opts: BenchTrainOptions, log: (s: string) =>
       const t = Math.max(...opts.threads);
       const p = profileLowbitTrain(m, t, { warmup: Math.max(1, plan.warmup), warmupSeconds: plan.warmupSeconds, runs: Math.max(2, Math.min(plan.runs, 5)) });
       profiles[`${TRAIN_MODELS[m].name} ${t}T`] = p.rows;
-      const pt = new Table({ head: [`${TRAIN_MODELS[m].name} lowbit ${t}T: kernel`, 'calls/step', 'ms/step', 'share'] });
+      const pt = textTable([`${TRAIN_MODELS[m].name} lowbit ${t}T: kernel`, 'calls/step', 'ms/step', 'share']);
       for (const r of p.rows) pt.push([r.kernel, r.calls ? r.calls.toFixed(0) : '', r.msPerStep.toFixed(2), `${(100 * r.share).toFixed(1)}%`]);
       log(`profile (every kernel call timed; ${p.msPerStep.toFixed(1)} ms/step with timing overhead):\n${pt.toString()}`);
     }
   }
-  const table = new Table({ head: ['name', 'impl', 'threads', 'batch', 'images/s', 'ms/step (median)', 'steps', 'note'] });
+  const table = textTable(['name', 'impl', 'threads', 'batch', 'images/s', 'ms/step (median)', 'steps', 'note']);
   for (const r of rows) table.push([r.name, r.impl, r.threads, r.batch, r.images_per_s.toFixed(1), r.ms.toFixed(2), r.steps, r.note ?? '']);
   log(table.toString());
   const targets = trainTargetRatios(rows);
   if (targets.length) {
-    const t = new Table({ head: ['target (images/s ratio, same run)', 'measured', 'goal', ''] });
+    const t = textTable(['target (images/s ratio, same run)', 'measured', 'goal', '']);
     for (const r of targets) t.push([r.target, r.ratio.toFixed(2), `>= ${r.goal}`, r.ratio >= r.goal ? 'met' : 'missed']);
     log(t.toString());
   }

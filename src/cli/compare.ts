@@ -3,7 +3,7 @@
 // every row).
 
 import { join } from 'node:path';
-import Table from 'cli-table3';
+import { textTable } from './table.js';
 import { loadDataset } from '../data/index.js';
 import { checkModelArgument } from './model-arg.js';
 import { UsageError } from '../errors.js';
@@ -80,7 +80,7 @@ export interface CompareCliOptions {
 /** The table printed on stdout. */
 export function compareTable(results: CompareResults, layers: readonly LayerInfo[], firstLast: FirstLastPolicy = 'auto'): string {
   const desc = describeRows(results.rows, layers, firstLast);
-  const table = new Table({ head: [...HEAD, 'note'], style: { head: [], border: [] } });
+  const table = textTable([...HEAD, 'note']);
   for (const r of results.rows) {
     const d = desc.get(r.spec);
     table.push([...cells(r, d), r.error ? `FAILED: ${r.error}` : d?.note ?? '']);

@@ -1,7 +1,7 @@
 // `lowbit export` (a quantized model as a packed runtime file, or a float/quantized model as ONNX), `lowbit inspect` (which kernel
 // runs each layer, and why) and evaluation of packed files for `lowbit eval`.
 
-import Table from 'cli-table3';
+import { textTable } from './table.js';
 import { existsSync } from 'node:fs';
 import { LowbitError, UsageError } from '../errors.js';
 import { loadAnyModel, loadQuantizedModel, isQuantizedModelFile } from '../quant/load.js';
@@ -56,7 +56,7 @@ export function planOf(path: string): { plan: Plan; metadata: Record<string, unk
 }
 
 export function summaryTable(rows: PlanLayerSummary[]): string {
-  const t = new Table({ head: ['layer', 'kind', 'weights', 'inputs', 'stored bits', 'bits in memory', 'kernel', 'writes', 'fused', 'why'] });
+  const t = textTable(['layer', 'kind', 'weights', 'inputs', 'stored bits', 'bits in memory', 'kernel', 'writes', 'fused', 'why']);
   for (const r of rows) t.push([r.name, r.kind, r.weights, r.activations, r.weightBits, r.memoryBits, r.family, r.output, r.fused.join('+'), r.reason]);
   return t.toString();
 }
