@@ -321,7 +321,7 @@ describe('lowbit quantize and lowbit compare', () => {
     assert.deepEqual(same(b), same(a));
     assert.deepEqual(b.rows.map((x) => x.spec), ['int8', 'int4', 'w=twn,a=int8', 'auto:greedy:0.25']);
     assert.match(b.command, /--jobs 2/);
-    assert.ok(existsSync(join(two, 'report.html')));
+    assert.match(readFileSync(join(two, 'report.html'), 'utf8'), /<a href="models\/int4.lowbit"[^>]*>int4<\/a>/, 'the report links each row to its model');
     assert.ok(!existsSync(join(two, 'jobs')), 'the jobs\' folders are removed once their rows are in results.json');
     // each row's model is kept, and it is the model the row measured
     assert.deepEqual(b.rows.map((x) => x.model_file), ['models/int8.lowbit', 'models/int4.lowbit', 'models/w=twn,a=int8.lowbit', 'models/auto-greedy-0.25.lowbit']);

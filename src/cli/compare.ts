@@ -126,6 +126,9 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
       },
     });
     print(compareTable(results, layers, settings.firstLast));
+    const saved = results.rows.find((r) => r.model_file);
+    log(`wrote ${join(o.out, 'results.json')} and ${reportPath}` +
+      (saved ? `; each row's quantized model is in ${join(o.out, 'models')} (lowbit eval --model ${join(o.out, saved.model_file!)} --dataset ${o.dataset})` : ''));
     return results;
   } finally {
     source.model.dispose();

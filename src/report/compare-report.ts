@@ -102,7 +102,8 @@ export function compareHtml(results: CompareResults, layers?: readonly LayerInfo
   const m = (results.machine ?? {}) as Record<string, unknown>;
   const rows = results.rows.map((r) => {
     const d = desc.get(r.spec);
-    const tds = cells(r, d).map((c, i) => `<td${i >= 2 ? ' class="num"' : ''}>${esc(c)}</td>`).join('');
+    // the spec links to the row's quantized model, saved beside the report
+    const tds = cells(r, d).map((c, i) => `<td${i >= 2 ? ' class="num"' : ''}>${i === 0 && r.model_file ? `<a href="${esc(encodeURI(r.model_file))}" title="the quantized model">${esc(c)}</a>` : esc(c)}</td>`).join('');
     const note = r.error ? `<td class="error">failed: ${esc(r.error)}</td>` : `<td>${esc(d?.note ?? '')}</td>`;
     return `<tr${r.error ? ' class="failed"' : ''}>${tds}${note}</tr>`;
   }).join('\n');
