@@ -17,7 +17,10 @@ import {
 } from '../src/quant/mixed-precision.js';
 import { layerDiff, layerSensitivity, weightNoiseTable, singleLayerSpec } from '../src/quant/sensitivity.js';
 import { quantizePostTraining } from '../src/quant/ptq.js';
-import { disposeQuantized, type ModelSource } from '../src/quant/quantized.js';
+import { cloneModel, disposeQuantized, type ModelSource } from '../src/quant/quantized.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { tidy } from '../src/tensor/engine.js';
+import * as ops from '../src/autograd/index.js';
 import { costInputs, costOf, runCompare, compareSettings } from '../src/quant/compare.js';
 import { traceModel } from '../src/quant/graph.js';
 import { evaluate } from '../src/train/trainer.js';
@@ -188,6 +191,26 @@ describe('size model and automatic allocation on a trained LeNet-5', () => {
       assert.throws(() => allocateMixedPrecision(src, calibration, { budget: 1.5, allocator }), UsageError);
     });
   }
+
+  it('budgets share one measurement of the same weights; other weights are measured again', () => {
+    const lines: string[] = [];
+    const log = (l: string) => lines.push(l);
+    allocateMixedPrecision(src, calibration, { budget: 0.1, allocator: 'lin', samples: 32 });
+    const a = allocateMixedPrecision(src, calibration, { budget: 0.18, allocator: 'greedy', samples: 32, log });
+    assert.deepEqual(a, results.get('greedy:0.18'), 'same allocation');
+    assert.match(lines[0], /measured for the previous budget is reused/);
+    const other: ModelSource = { ...src, model: cloneModel(src) };
+    try {
+      const w = other.model.parameters()[0];
+      tidy(() => { w.assign(ops.mul(w, Tensor.scalar(-0.5))); });
+      const b = allocateMixedPrecision(other, calibration, { budget: 0.18, allocator: 'greedy', samples: 32, log });
+      assert.match(lines[2], /measuring the output noise of each layer's weights at 2, 3, 4, 5, 6, 7, 8 bits on 32 images/);
+      assert.notDeepEqual(b.layers.map((l) => l.noise), a.layers.map((l) => l.noise));
+    } finally {
+      other.model.dispose();
+    }
+    assert.deepEqual(allocateMixedPrecision(src, calibration, { budget: 0.18, allocator: 'greedy', samples: 32 }), a);
+  });
 
   it('the spec file round-trips: written with comments, read back as the same spec', () => {
     const a = results.get('greedy:0.18')!;
