@@ -29,12 +29,17 @@ const test = () => batches(ds.test, { batchSize: 500, normalize });
 const fp = evaluate(source.model, test());
 console.error(`fp32 ${(100 * fp.accuracy).toFixed(2)}%`);
 const rows = [];
+let fp32Bytes = 0;
 function run(kind, spec, extra = {}) {
   const q = quantizePostTraining(source, { spec, calibration: calibration(), seed, firstLast: 'quantize' });
   try {
     const acc = evaluate(q.model, test()).accuracy;
     const cost = costOf(source, q.info, q);
-    const row = { kind, spec, accuracy: acc, bytes: cost.bytes, fraction: +(cost.bytes / cost.fp32Bytes).toFixed(5), ...extra };
+    fp32Bytes ||= costOf(source, q.info, null).bytes;
+    // The fraction of the float model's size, as the allocators' budgets are (the quantized model's own fp32Bytes
+    // lacks the folded batch norms), rounded down so that a budget at a uniform row's fraction never exceeds its bytes.
+    const fraction = Math.floor((cost.bytes / fp32Bytes) * 1e6) / 1e6;
+    const row = { kind, spec, accuracy: acc, bytes: cost.bytes, fraction, ...extra };
     rows.push(row);
     console.error(`${kind.padEnd(8)} ${String(extra.budget ?? '').padEnd(8)} ${(100 * acc).toFixed(2)}%  ${cost.bytes} B  ${spec}`);
     return row;
