@@ -6,13 +6,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { init } from '../src/index.js';
-import { defaultMnistDir } from '../src/data/index.js';
-import { encodeIdx, parseIdx } from '../src/formats/idx.js';
+import { writeTinyMnist } from './tiny-mnist.js';
 import { decodeModelFile } from '../src/formats/lowbit.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -30,14 +29,7 @@ function lcg(seed: number): () => number {
 before(async () => {
   await init({ backend: 'ref' });
   // A small MNIST: 384 training and 128 test digits, as IDX files (a dataset path lowbit reads like MNIST).
-  mkdirSync(data, { recursive: true });
-  const dir = defaultMnistDir();
-  for (const [prefix, n] of [['train', 384], ['t10k', 128]] as const) {
-    const images = parseIdx(readFileSync(join(dir, `${prefix}-images-idx3-ubyte`)));
-    const labels = parseIdx(readFileSync(join(dir, `${prefix}-labels-idx1-ubyte`)));
-    writeFileSync(join(data, `${prefix}-images-idx3-ubyte`), encodeIdx({ dtype: 'u8', dims: [n, 28, 28], data: images.data.subarray(0, n * 784) }));
-    writeFileSync(join(data, `${prefix}-labels-idx1-ubyte`), encodeIdx({ dtype: 'u8', dims: [n], data: labels.data.subarray(0, n) }));
-  }
+  writeTinyMnist(data, 384, 128);
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 

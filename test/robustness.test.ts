@@ -5,14 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { engine, init, Tensor } from '../src/index.js';
 import { LowbitError } from '../src/errors.js';
-import { defaultMnistDir } from '../src/data/index.js';
-import { encodeIdx, parseIdx } from '../src/formats/idx.js';
+import { writeTinyMnist } from './tiny-mnist.js';
 import { decodeModelFile, encodeModelFile } from '../src/formats/lowbit.js';
 import { exportOnnx } from '../src/formats/onnx/export.js';
 import { importOnnx } from '../src/formats/onnx/import.js';
@@ -28,13 +27,7 @@ const env = { ...process.env, LOWBIT_CACHE: join(root, 'cache') };
 
 before(async () => {
   await init({ backend: 'ref' });
-  mkdirSync(data, { recursive: true });
-  for (const [prefix, n] of [['train', 64], ['t10k', 64]] as const) {
-    const images = parseIdx(readFileSync(join(defaultMnistDir(), `${prefix}-images-idx3-ubyte`)));
-    const labels = parseIdx(readFileSync(join(defaultMnistDir(), `${prefix}-labels-idx1-ubyte`)));
-    writeFileSync(join(data, `${prefix}-images-idx3-ubyte`), encodeIdx({ dtype: 'u8', dims: [n, 28, 28], data: images.data.subarray(0, n * 784) }));
-    writeFileSync(join(data, `${prefix}-labels-idx1-ubyte`), encodeIdx({ dtype: 'u8', dims: [n], data: labels.data.subarray(0, n) }));
-  }
+  writeTinyMnist(data, 64, 64);
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 

@@ -100,6 +100,7 @@ export function buildProgram(): Command {
     // digits would be flipped and cropped): the recipe decides (on for color images, off for gray).
     .option('--augment', 'random crop/flip (default: on for color images, off for gray)')
     .option('--no-augment', 'no random crop/flip')
+    .option('--init <file|zoo:name>', 'start from this trained model of the same architecture (a warm restart or fine-tuning) instead of random weights')
     .option('--resume', 'continue from <out>.ckpt if it exists')
     .option('--threads <n>', 'kernel threads', positiveInt('--threads'), 2)
     .action(async (o) => {

@@ -8,7 +8,8 @@ import { loadDataset, batches, CIFAR_AUGMENT, type Dataset } from '../data/index
 import { LowbitError, UsageError } from '../errors.js';
 import { getBackend } from '../tensor/backend.js';
 import { evaluate, train, type TrainConfig, type TrainData } from '../train/trainer.js';
-import { buildModel, saveModel, zooEntry, type ModelConfig } from '../zoo/index.js';
+import { buildModel, loadModel, saveModel, zooEntry, type ModelConfig } from '../zoo/index.js';
+import { weightsDigest } from '../quant/compare.js';
 import type { Module } from '../nn/index.js';
 import { loadAnyModel } from '../quant/load.js';
 import { disposeQuantized, type QuantizedModel } from '../quant/quantized.js';
@@ -29,6 +30,8 @@ export interface TrainCliOptions {
   augment?: boolean;
   resume?: boolean;
   width?: number;
+  /** Start from this model's weights (a .lowbit file or zoo:<name> of the same architecture) instead of a random init. */
+  init?: string;
 }
 
 /** Recipes by input kind: what the papers use, shortened to what 2 cores can run. */
@@ -66,11 +69,23 @@ export async function runTrain(o: TrainCliOptions, argv: string[], log: (s: stri
   const augment = o.augment ?? d.augment;
   const modelConfig: Partial<ModelConfig> = { inChannels: ds.train.channels, inputSize: ds.train.height, classes: ds.classes.length };
   if (ds.train.height !== ds.train.width) throw new LowbitError(`${o.dataset}: images are ${ds.train.height}x${ds.train.width}; the zoo models take square inputs`);
+  const start = o.init ? initialWeights(o.init, entry.name) : undefined;
+  if (start?.config.width !== undefined) modelConfig.width = start.config.width;
   if (o.width) modelConfig.width = o.width;
   const out = o.out ?? `${entry.name}-${ds.name}.lowbit`;
   const checkpoint = `${out}.ckpt`;
-  if (o.resume && !existsSync(checkpoint)) log(`no checkpoint at ${checkpoint}; starting from scratch`);
+  if (o.resume && !existsSync(checkpoint)) log(`no checkpoint at ${checkpoint}; starting from ${o.init ?? 'scratch'}`);
   const { model, config: fullConfig } = buildModel(entry.name, modelConfig, o.seed);
+  if (start) {
+    try {
+      model.loadStateDict(start.model.stateDict());
+    } catch (e) {
+      model.dispose();
+      throw new LowbitError(`--init ${o.init}: ${(e as Error).message.replace(/^lowbit: /, '')} (is it trained for another dataset or width?)`);
+    } finally {
+      start.model.dispose();
+    }
+  }
   log(`training ${entry.name} (${model.parameterCount().toLocaleString('en-US')} parameters) on ${ds.name}: ${ds.train.count} train / ${ds.test.count} test images, ` +
     `${config.epochs} epochs, ${config.optimizer} lr ${config.lr}, batch ${config.batchSize}, seed ${o.seed}, ${getBackend().name} kernels x${getBackend().threads} threads`);
   const started = Date.now();
@@ -85,7 +100,7 @@ export async function runTrain(o: TrainCliOptions, argv: string[], log: (s: stri
     dataset: ds.name,
     classes: ds.classes,
     preprocess: { scale: 1 / 255, mean: ds.stats.mean, std: ds.stats.std },
-    training: { ...config, augment, command: `lowbit ${argv.join(' ')}`, history },
+    training: { ...config, augment, command: `lowbit ${argv.join(' ')}`, history, ...(start ? { init: start.provenance } : {}) },
     testAccuracy: final.accuracy,
     testSamples: final.samples,
     wallSeconds: (Date.now() - started) / 1000,
@@ -94,6 +109,22 @@ export async function runTrain(o: TrainCliOptions, argv: string[], log: (s: stri
   rmSync(checkpoint, { force: true });
   log(`test accuracy ${(100 * final.accuracy).toFixed(2)}% on ${final.samples} images; saved ${out}`);
   model.dispose();
+}
+
+/**
+ * The model --init starts from (a warm restart, or fine-tuning on other data of the same shape), and what the new
+ * model's metadata records of it: where it came from, its weights' digest and how it was trained.
+ */
+function initialWeights(spec: string, architecture: string): { model: Module; config: ModelConfig; provenance: Record<string, unknown> } {
+  if (!existsSync(spec)) checkModelArgument(spec);
+  const loaded = loadModel(spec);
+  if (loaded.name !== architecture) {
+    loaded.model.dispose();
+    throw new LowbitError(`--init ${spec} is a ${loaded.name} model; --model says ${architecture}`);
+  }
+  const m = loaded.metadata;
+  const provenance = { model: spec, weights_sha256: weightsDigest(loaded.model), dataset: m.dataset, testAccuracy: m.testAccuracy, wallSeconds: m.wallSeconds, training: m.training };
+  return { model: loaded.model, config: loaded.config, provenance };
 }
 
 export interface EvalResult {
