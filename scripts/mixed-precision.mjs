@@ -110,7 +110,7 @@ for (const allocator of ['greedy', 'lin']) {
 const seconds = earlierSeconds + (Date.now() - started) / 1000;
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'mixed-precision.json'), JSON.stringify({
-  command: `node scripts/mixed-precision.mjs ${process.argv.slice(2).join(' ')}`, model, dataset: ds.name, seed, seconds, float_accuracy: fp.accuracy, test_samples: fp.samples, targets, rows,
+  command: `node scripts/mixed-precision.mjs ${process.argv.slice(2).join(' ')}`, model, weights_sha256: digest, dataset: ds.name, seed, seconds, float_accuracy: fp.accuracy, test_samples: fp.samples, targets, rows,
 }, null, 2) + '\n');
 rmSync(partialPath, { force: true });
 console.log(JSON.stringify(targets, null, 2));
