@@ -36,7 +36,7 @@ export interface PlaygroundModelInfo {
 
 export const PLAYGROUND_MODELS: readonly PlaygroundModelInfo[] = [
   { id: 'lenet5-mnist', title: 'LeNet-5 on MNIST', dataset: 'mnist', input: 'draw', train: 'lowbit train --model lenet5 --dataset mnist --epochs 15 --seed 1 --out models/lenet5-mnist.lowbit', fineTuneImages: 20000 },
-  { id: 'resnet20-cifar10', title: 'ResNet-20 on CIFAR-10', dataset: 'cifar10', input: 'pick', train: 'lowbit train --model resnet20 --dataset cifar10 --epochs 40 --seed 1 --out models/resnet20-cifar10.lowbit', fineTuneImages: 10000 },
+  { id: 'resnet20-cifar10', title: 'ResNet-20 on CIFAR-10', dataset: 'cifar10', input: 'pick', train: 'scripts/train-zoo.sh (ResNet-20: lowbit train --model resnet20 --dataset cifar10 --epochs 40 --seed 1, then a 30-epoch warm restart from it with --init)', fineTuneImages: 10000 },
 ];
 
 export interface Variant {
