@@ -372,6 +372,7 @@ export function runCompare(o: CompareOptions): CompareResults {
   const trainData: TrainData = {
     trainCount: train.count,
     trainBatches: (epoch) => splitBatches(train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, augment, normalize: o.normalize }),
+    // per-epoch progress checks only (the log says how many images): the row's accuracy is the full test split's
     testBatches: () => splitBatches(subsetSplit(test, Math.min(test.count, 1000), o.seed + 4), { batchSize: 500, normalize: o.normalize }),
   };
   const probe = calibration().next().value!;

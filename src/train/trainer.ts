@@ -239,7 +239,7 @@ export function train(model: Module, config: TrainConfig, data: TrainData, opts:
       testAccuracy: test.accuracy, lr, seconds, imagesPerSecond: seen / seconds,
     };
     history.push(stats);
-    log(`epoch ${stats.epoch}/${config.epochs}: loss ${stats.loss.toFixed(4)}, train acc ${(100 * stats.trainAccuracy).toFixed(2)}%, test acc ${(100 * stats.testAccuracy).toFixed(2)}%, ${stats.imagesPerSecond.toFixed(0)} img/s, ${seconds.toFixed(1)} s`);
+    log(`epoch ${stats.epoch}/${config.epochs}: loss ${stats.loss.toFixed(4)}, train acc ${(100 * stats.trainAccuracy).toFixed(2)}%, test acc ${(100 * stats.testAccuracy).toFixed(2)}% (${test.samples} images), ${stats.imagesPerSecond.toFixed(0)} img/s, ${seconds.toFixed(1)} s`);
     if (opts.checkpointPath) saveCheckpoint(opts.checkpointPath, model, opt, rng, epoch + 1, config, history, opts);
   }
   // The optimizer's state (momentum, Adam's moments) lives in kept tensors: free it, or every call leaks it.
