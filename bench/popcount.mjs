@@ -1,6 +1,6 @@
 // Popcount throughput in WebAssembly here: scalar i64.popcnt against SIMD i8x16.popcnt, on 32 KB of words (L1).
 // The XNOR-popcount convolution (assembly/binary.ts) is bound by it: docs/results/bench/README.md.
-//   node bench/popcount.mjs        (compiles bench/popcount/popcount.ts with the project's AssemblyScript)
+//   node bench/popcount.mjs        (compiles assembly/bench/popcount.ts with the project's AssemblyScript)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
@@ -11,7 +11,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'lowbit-popcount-'));
 const wasmPath = join(dir, 'popcount.wasm');
 try {
-  execFileSync(join(root, 'node_modules/.bin/asc'), [join(root, 'bench/popcount/popcount.ts'), '-O3', '--enable', 'simd', '--runtime', 'stub', '--initialMemory', '2', '-o', wasmPath], { stdio: 'inherit' });
+  execFileSync(join(root, 'node_modules/.bin/asc'), [join(root, 'assembly/bench/popcount.ts'), '-O3', '--enable', 'simd', '--runtime', 'stub', '--initialMemory', '2', '-o', wasmPath], { stdio: 'inherit' });
   const { instance } = await WebAssembly.instantiate(readFileSync(wasmPath), { env: { abort() { throw new Error('abort'); } } });
   const m = instance.exports;
   const words = 4096, base = 1024, reps = 2000;
