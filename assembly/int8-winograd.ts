@@ -28,20 +28,25 @@
 
 import { argI, argP } from './layout';
 import { inputTransform4, storeRow8 } from './winograd';
+import { inputTransform6, transformBlock6, outputTransform6 } from './int8-winograd4';
 import { i8Tile4x8, widenPairs, epilogueRun, I_WBITS, I_INC, I_OUTC, I_OUTH, I_OUTW, I_HP, I_WQ, I_XQ, I_W, I_Y, I_WR, I_WS } from './int8';
 
-/** Bytes between the xi planes of V and M beyond their contents (keeps the 16 planes off one cache set). */
+/** Bytes between the xi planes of V and M beyond their contents (keeps the planes off one cache set). */
 const XI_PAD: usize = 64;
 
+// The helpers and the units below serve both tile sizes: m = 2 (this file's F(2x2, 3x3)) and m = 4
+// (F(4x4, 3x3), whose transforms are in assembly/int8-winograd4.ts); (m + 2)^2 planes xi.
+
+/** Tile columns of an output row of width outW, rounded up to 4. */
 // @ts-ignore: decorator
-@inline function tw4(outW: i32): i32 {
-  return ((((outW + 1) >> 1) + 3) >> 2) << 2;
+@inline function tw4(outW: i32, m: i32): i32 {
+  return ((((outW + m - 1) / m) + 3) >> 2) << 2;
 }
 
 /** Bytes of one xi plane of V for bands of R tile rows (pairs input channel pairs). */
 // @ts-ignore: decorator
-@inline function vPlane(R: i32, outW: i32, pairs: i32): usize {
-  const panels = (R * tw4(outW) + 7) >> 3;
+@inline function vPlane(R: i32, outW: i32, pairs: i32, m: i32): usize {
+  const panels = (R * tw4(outW, m) + 7) >> 3;
   return (<usize>panels * <usize>pairs << 5) + XI_PAD;
 }
 /** Bytes of one xi plane of the block's transformed weights U'. */
@@ -50,11 +55,11 @@ const XI_PAD: usize = 64;
   return (<usize>pairs << 4) + XI_PAD;
 }
 /** Row stride (bytes) of M: the band's tiles rounded up to whole panels of 8. */
-// (The scratch a unit uses, 16 * vPlane + 16 * (4 * mRow + XI_PAD) + 4 * 2R * outW * 4 + 16 * uPlane bytes,
-// is mirrored in src/kernels/wasm/int8.ts winogradScratchBytes.)
+// (The scratch a unit uses, X * vPlane + X * (4 * mRow + XI_PAD) + 4 * mR * outW * 4 + X * uPlane + 36 * 16
+// bytes with X = (m + 2)^2, is mirrored in src/kernels/wasm/int8.ts winogradScratchBytes.)
 // @ts-ignore: decorator
-@inline function mRow(R: i32, outW: i32): usize {
-  return <usize>(((R * tw4(outW) + 7) >> 3) << 5);
+@inline function mRow(R: i32, outW: i32, m: i32): usize {
+  return <usize>(((R * tw4(outW, m) + 7) >> 3) << 5);
 }
 
 // ---- weights ------------------------------------------------------------------------------------------------
@@ -127,18 +132,19 @@ const XI_PAD: usize = 64;
 
 // ---- units ----------------------------------------------------------------------------------------------
 
-/** Units [i0, i1) (unit = band * S + share) of the Winograd convolution. */
-export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize): void {
+/** Units [i0, i1) (unit = band * S + share) of the Winograd convolution F(m x m, 3x3), m = 2 or 4. */
+export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize, m: i32): void {
   const inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC), outH = argI(ctrl, I_OUTH), outW = argI(ctrl, I_OUTW);
   const Hp = argI(ctrl, I_HP), Wq = argI(ctrl, I_WQ), R = argI(ctrl, I_WR), S = argI(ctrl, I_WS);
   const xq = argP(ctrl, I_XQ), U = argP(ctrl, I_W), y = argP(ctrl, I_Y);
   const pairs = (inC + 1) >> 1, blocks = (outC + 3) >> 2;
-  const TH = (outH + 1) >> 1, TW4 = tw4(outW);
+  const X = (m + 2) * (m + 2);
+  const TH = (outH + m - 1) / m, TW4 = tw4(outW, m);
   const bandsPerImage = (TH + R - 1) / R;
-  const vXi = vPlane(R, outW, pairs), ldm = mRow(R, outW), mXi = (ldm << 2) + XI_PAD;
-  const oPlane = (<usize>(2 * R) * <usize>outW) << 2; // bytes of O per output channel
+  const vXi = vPlane(R, outW, pairs, m), ldm = mRow(R, outW, m), mXi = (ldm << 2) + XI_PAD;
+  const oPlane = (<usize>(m * R) * <usize>outW) << 2; // bytes of O per output channel
   const uXi = uPlane(pairs);
-  const V = scratch, M = V + 16 * vXi, O = M + 16 * mXi, Ub = O + 4 * oPlane;
+  const V = scratch, M = V + <usize>X * vXi, O = M + <usize>X * mXi, Ub = O + 4 * oPlane, tmp = Ub + <usize>X * uXi;
   const bits = argI(ctrl, I_WBITS);
   const blockB = <usize>pairs * 9 * <usize>bits; // bytes of one block of packed weights
   const planeB = (<usize>Hp * <usize>Wq) << 2;
@@ -150,43 +156,52 @@ export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize):
     const rowsT = min(R, TH - ty0), nt = rowsT * TW4;
     const panels = (nt + 7) >> 3;
     // 1. input transform of the band's tiles
-    // (pairs inner: the 16 rows of V written per group of tiles are consecutive 32-byte chunks)
+    // (pairs inner: the X rows of V written per group of tiles are consecutive 32-byte chunks)
     for (let ty = 0; ty < rowsT; ty++) {
-      const row = xq + <usize>(b * pairs) * planeB + <usize>(2 * (ty0 + ty)) * rowB;
+      const row = xq + <usize>(b * pairs) * planeB + <usize>(m * (ty0 + ty)) * rowB;
       for (let tx = 0; tx < TW4; tx += 4) {
         const q = ty * TW4 + tx;
-        const src = row + (<usize>(2 * tx) << 2);
+        const src = row + (<usize>(m * tx) << 2);
         const dst = V + ((<usize>(q >> 3) * <usize>pairs) << 5) + (<usize>(q & 7) << 2);
-        for (let j = 0; j < pairs; j++) inputTransform4<i16>(src + <usize>j * planeB, rowB, dst + (<usize>j << 5), vXi);
+        if (m == 4) for (let j = 0; j < pairs; j++) inputTransform6(src + <usize>j * planeB, rowB, dst + (<usize>j << 5), vXi, tmp);
+        else for (let j = 0; j < pairs; j++) inputTransform4<i16>(src + <usize>j * planeB, rowB, dst + (<usize>j << 5), vXi);
       }
     }
-    // 2. per block of 4 output channels: 16 GEMMs, output transform, epilogue
+    // 2. per block of 4 output channels: X GEMMs, output transform, epilogue
     const blk0 = (share * blocks) / S, blk1 = ((share + 1) * blocks) / S;
-    const rowsOut = min(2 * rowsT, outH - 2 * ty0);
+    const rowsOut = min(m * rowsT, outH - m * ty0);
     for (let blk = blk0; blk < blk1; blk++) {
       const pa = U + <usize>blk * blockB; // a constant width per call site: the inlined widening has no branches
-      if (bits == 8) transformBlock(pa, pairs, 8, Ub, uXi);
-      else if (bits == 4) transformBlock(pa, pairs, 4, Ub, uXi);
-      else transformBlock(pa, pairs, 2, Ub, uXi);
-      for (let xi = 0; xi < 16; xi++) {
-        const pa = Ub + <usize>xi * uXi;
+      if (m == 4) {
+        if (bits == 8) transformBlock6(pa, pairs, 8, Ub, uXi);
+        else if (bits == 4) transformBlock6(pa, pairs, 4, Ub, uXi);
+        else transformBlock6(pa, pairs, 2, Ub, uXi);
+      } else {
+        if (bits == 8) transformBlock(pa, pairs, 8, Ub, uXi);
+        else if (bits == 4) transformBlock(pa, pairs, 4, Ub, uXi);
+        else transformBlock(pa, pairs, 2, Ub, uXi);
+      }
+      for (let xi = 0; xi < X; xi++) {
+        const pu = Ub + <usize>xi * uXi;
         const vx = V + <usize>xi * vXi, mx = M + <usize>xi * mXi;
-        for (let p = 0; p < panels; p++) i8Tile4x8(pairs, vx + ((<usize>p * <usize>pairs) << 5), pa, mx + (<usize>p << 5), ldm);
+        for (let p = 0; p < panels; p++) i8Tile4x8(pairs, vx + ((<usize>p * <usize>pairs) << 5), pu, mx + (<usize>p << 5), ldm);
       }
       const rows = min(4, outC - blk * 4);
       for (let i = 0; i < rows; i++) {
         const mi = M + <usize>i * ldm, oi = O + <usize>i * oPlane;
         for (let ty = 0; ty < rowsT; ty++) {
-          const oy = 2 * ty;
+          const oy = m * ty;
           const orow = oi + ((<usize>oy * <usize>outW) << 2);
           for (let tx = 0; tx < TW4; tx += 4) {
-            const ox = 2 * tx;
+            const ox = m * tx;
             if (ox >= outW) break;
-            outputTransform4(mi + (<usize>(ty * TW4 + tx) << 2), mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy);
+            const at = mi + (<usize>(ty * TW4 + tx) << 2);
+            if (m == 4) outputTransform6(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy, tmp);
+            else outputTransform4(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy);
           }
         }
         const oc = blk * 4 + i;
-        epilogueRun(ctrl, oi, 4, rowsOut * outW, oc, y, <usize>(b * outC + oc) * P + <usize>(2 * ty0) * <usize>outW, 1);
+        epilogueRun(ctrl, oi, 4, rowsOut * outW, oc, y, <usize>(b * outC + oc) * P + <usize>(m * ty0) * <usize>outW, 1);
       }
     }
   }

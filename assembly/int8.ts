@@ -22,8 +22,9 @@
 // most FEW_PIXELS pixels (a linear layer at batch 1) put 8 output channels in the lanes instead (i8Pixel8).
 // The epilogue is applied to each finished tile (scalar; 64-bit products for the requantization).
 // Speed: the 4 x 8 tile runs near the dot/add issue limit of one core (~10 multiply-adds per cycle);
-// 3x3 stride-1 convolutions (groups 1, >= 8 channels) take an exact integer Winograd F(2x2, 3x3) instead,
-// 2.25x fewer multiplies with the same tile (assembly/int8-winograd.ts), which transforms the same packed i8
+// 3x3 stride-1 convolutions (groups 1, >= 8 channels) take an exact integer Winograd instead: F(4x4, 3x3) up
+// to 112 input channels, 4x fewer multiplies (assembly/int8-winograd4.ts), else F(2x2, 3x3), 2.25x fewer
+// (assembly/int8-winograd.ts), both with the same tile; they transform the same packed i8
 // weights on the fly (so weights cost 1 byte each in memory on every path). Contiguous runs of the epilogue
 // are vectorized (epilogueVector), bit for bit the scalar arithmetic.
 
@@ -36,6 +37,8 @@ import { winogradConvInt8 } from './int8-winograd';
 export const J_I8_PACK = 40, J_I8_PREP = 41, J_I8_CONV = 42, J_I8_REQUANT = 43, J_I8_SUM = 44, J_I8_MAXPOOL = 45, J_I8_ADD = 46;
 // Winograd F(2x2, 3x3) (assembly/int8-winograd.ts)
 export const J_I8_WINO = 48;
+// Winograd F(4x4, 3x3) (assembly/int8-winograd4.ts)
+export const J_I8_WINO4 = 49;
 
 // Tile: output channels x output pixels.
 export const I8_MR: i32 = 4;
@@ -630,7 +633,12 @@ export function int8Job(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
     }
     case J_I8_WINO: {
       const items = argI(ctrl, I_WUNITS);
-      winogradConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t));
+      winogradConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t), 2);
+      break;
+    }
+    case J_I8_WINO4: {
+      const items = argI(ctrl, I_WUNITS);
+      winogradConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t), 4);
       break;
     }
     default:

@@ -1,7 +1,8 @@
 // The int8 kernels: the reference against independent definitions (the f32 convolution, worked values of
 // the fixed-point requantization), then the WebAssembly kernels against the reference bit for bit, on random
 // codes and shapes (odd channel counts, batches, stride, asymmetric padding, dilation, groups, depthwise,
-// 1x1, linear, the integer Winograd path with tiles over the edges and at its overflow bounds), u8 and i8
+// 1x1, linear, the integer Winograd paths F(4x4) and F(2x2) with tiles over the edges and at their overflow
+// bounds), u8 and i8
 // inputs, every epilogue, at 1 and 2 threads. Outputs are compared as raw bytes,
 // including 64 guard bytes after them (nothing may be written past the end).
 
@@ -9,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineMemory, type Ptr } from '../src/kernels/memory.js';
 import { createRefKernels } from '../src/kernels/ref/index.js';
-import { int8WinogradApplies } from '../src/kernels/ref/int8.js';
+import { int8Winograd4Applies, int8WinogradApplies } from '../src/kernels/ref/int8.js';
 import { int8ConvPaths } from '../src/kernels/wasm/int8.js';
 import type { ConvGeometry, IntEpilogue, Kernels, PoolGeometry, WeightBits } from '../src/kernels/types.js';
 import { createWasmKernels, type WasmKernels } from '../src/kernels/wasm/index.js';
@@ -267,7 +268,8 @@ describe('int8 wasm == ref', () => {
     // big enough to be split into units over both threads
     ['3x3 32 -> 24, 24x24, 2 images', conv(2, 32, 24, 24, 24, 3, { pad: 1 })],
     ['1x1 64 -> 40, 28x28', conv(1, 64, 28, 28, 40, 1)],
-    // exact integer Winograd F(2x2, 3x3): 3x3, stride 1, >= 8 channels; 2 x 2 tiles hanging over the edges
+    // exact integer Winograd, F(4x4, 3x3) up to 112 input channels: 3x3, stride 1, >= 8 channels; tiles
+    // hanging over the edges
     ['Winograd 8 -> 8, 7x9, pad 1', conv(1, 8, 7, 9, 8, 3, { pad: 1 })],
     ['Winograd 13 -> 13, 13x13, pad 0, two images', conv(2, 13, 13, 13, 13, 3)],
     ['Winograd 8 -> 13, 9x7, pad 1, three images', conv(3, 8, 9, 7, 13, 3, { pad: 1 })],
@@ -276,6 +278,10 @@ describe('int8 wasm == ref', () => {
     ['Winograd 9 -> 70, 2x3 output', conv(2, 9, 4, 5, 70, 3)],
     ['Winograd 16 -> 24, 22x22, 2 images (channels shared out over the threads)', conv(2, 16, 22, 22, 24, 3, { pad: 1 })],
     ['Winograd 64 -> 8, 32x30 (two bands of tile rows)', conv(1, 64, 32, 30, 8, 3, { pad: 1 })],
+    ['Winograd 8 -> 8, 5x18 (one tile row, the last group of 4 tiles partly outside)', conv(1, 8, 5, 18, 8, 3, { pad: [0, 1, 1, 0] })],
+    // F(2x2, 3x3) above 112 input channels
+    ['Winograd F(2x2) 113 -> 9, 7x9, pad 1', conv(1, 113, 7, 9, 9, 3, { pad: 1 })],
+    ['Winograd F(2x2) 130 -> 12, 6x5, two images, asymmetric padding', conv(2, 130, 6, 5, 12, 3, { pad: [1, 0, 2, 1] })],
     ['3x3 stride 1, 8 -> 8, 1-pixel-high output (direct)', conv(2, 8, 3, 9, 8, 3)],
   ];
   for (const [index, [name, g]] of cases.entries()) {
@@ -308,9 +314,10 @@ describe('int8 wasm == ref', () => {
     });
   }
 
-  it('convInt8 Winograd at the overflow bounds (extreme codes, 1827 and 1828 input channels)', () => {
-    // |x - xZero| = 255 everywhere, weights -128 or +-127: the largest accumulators (4 * acc must fit an i32
-    // up to 1827 input channels; the transformed products' channel sums wrap in i32 on the way, harmlessly)
+  it('convInt8 Winograd at the overflow bounds (extreme codes; F(4x4) to 112 input channels, F(2x2) to 1827)', () => {
+    // |x - xZero| = 255 everywhere, weights -128 or +-127: the largest accumulators (F(2x2): 4 * acc must fit an
+    // i32 up to 1827 input channels; F(4x4): acc is recovered from 576 * acc modulo 2^32 while |acc| < 2^25, up
+    // to 112 channels; the transformed products' channel sums wrap in i32 on the way, harmlessly)
     // [name, input channels, code type, x (NaN: -128 or 127 at random), xZero, weights, largest accumulator]
     const cases: [string, number, CodeType, number, number, () => number, boolean][] = [
       ['u8 0 - 255, w -128', 1827, 'u8', 0, 255, () => -128, true],
@@ -319,6 +326,11 @@ describe('int8 wasm == ref', () => {
       ['i8 127 - (-128), w -128 or 127', 1827, 'i8', 127, -128, () => (rand() < 0.5 ? -128 : 127), false],
       ['u8 0 - 255, w -128, 1828 channels (direct)', 1828, 'u8', 0, 255, () => -128, true],
       ['i8 mixed +-255, w +-127, 64 channels', 64, 'i8', NaN, 0, () => (rand() < 0.5 ? -127 : 127), false],
+      ['F(4x4): u8 0 - 255, w -128, 112 channels', 112, 'u8', 0, 255, () => -128, true],
+      ['F(4x4): i8 -128 - 127, w -128, 112 channels', 112, 'i8', -128, 127, () => -128, true],
+      ['F(4x4): i8 127 - (-128), w -128, 112 channels (the most negative accumulators)', 112, 'i8', 127, -128, () => -128, false],
+      ['F(4x4): u8 255 - 0, w +-127, 112 channels', 112, 'u8', 255, 0, () => (rand() < 0.5 ? -127 : 127), false],
+      ['F(2x2): u8 0 - 255, w -128, 113 channels', 113, 'u8', 0, 255, () => -128, true],
     ];
     for (const [name, inC, xType, xv, xZero, wv, largest] of cases) {
       const g = conv(2, inC, 4, 5, 9, 3, { pad: [0, 1, 1, 0] });
@@ -360,7 +372,7 @@ describe('int8 wasm == ref', () => {
     const count = g.n * g.outC * g.outH * g.outW;
     const paths = { ...int8ConvPaths };
     const acc = compareBackends(count * 4, (k, y) => k.convInt8(g, x.p, 'u8', 3, wp, { kind: 'int32' }, y), 'int32');
-    assert.deepStrictEqual(int8ConvPaths, { winograd: paths.winograd, direct: paths.direct + THREADS.length }, 'the direct kernel ran');
+    assert.deepStrictEqual(int8ConvPaths, { ...paths, direct: paths.direct + THREADS.length }, 'the direct kernel ran');
     // one accumulator by hand from the original weights: output channel 5, pixel (1, 700)
     let a = 0;
     for (let c = 0; c < g.inC; c++)
@@ -369,15 +381,18 @@ describe('int8 wasm == ref', () => {
     for (const p of [w.p, wp, x.p]) mem.free(p);
   });
 
-  it('convInt8 takes the Winograd path where it applies, the direct one elsewhere', () => {
-    const cases: [ConvGeometry, boolean][] = [
-      [conv(1, 16, 9, 9, 8, 3, { pad: 1 }), true],
-      [conv(1, 16, 9, 9, 8, 3, { pad: 1, stride: 2 }), false],
-      [conv(1, 7, 9, 9, 8, 3, { pad: 1 }), false], // fewer than 8 input channels
-      [conv(1, 16, 3, 3, 8, 3, { pad: 0 }), false], // a 1 x 1 output
+  it('convInt8 takes the Winograd paths where they apply (F(4x4) up to 112 input channels), the direct one elsewhere', () => {
+    const cases: [ConvGeometry, keyof typeof int8ConvPaths][] = [
+      [conv(1, 16, 9, 9, 8, 3, { pad: 1 }), 'winograd4'],
+      [conv(1, 112, 9, 9, 8, 3, { pad: 1 }), 'winograd4'],
+      [conv(1, 113, 9, 9, 8, 3, { pad: 1 }), 'winograd'],
+      [conv(1, 16, 9, 9, 8, 3, { pad: 1, stride: 2 }), 'direct'],
+      [conv(1, 7, 9, 9, 8, 3, { pad: 1 }), 'direct'], // fewer than 8 input channels
+      [conv(1, 16, 3, 3, 8, 3, { pad: 0 }), 'direct'], // a 1 x 1 output
     ];
-    for (const [g, winograd] of cases) {
-      assert.equal(int8WinogradApplies(g), winograd);
+    for (const [g, path] of cases) {
+      assert.equal(int8WinogradApplies(g), path !== 'direct');
+      assert.equal(int8Winograd4Applies(g), path === 'winograd4');
       const w = codesBuffer(g.outC * g.inC * 9, 'i8');
       const wp = alloc(wasm.int8PackedWeightBytes(g));
       wasm.int8PackWeights(g, w.p, wp);
@@ -385,7 +400,7 @@ describe('int8 wasm == ref', () => {
       const y = alloc(g.n * g.outC * g.outH * g.outW * 4);
       const before = { ...int8ConvPaths };
       wasm.convInt8(g, x.p, 'u8', 77, wp, { kind: 'int32' }, y);
-      assert.deepStrictEqual(int8ConvPaths, winograd ? { ...before, winograd: before.winograd + 1 } : { ...before, direct: before.direct + 1 });
+      assert.deepStrictEqual(int8ConvPaths, { ...before, [path]: before[path] + 1 });
       for (const p of [w.p, wp, x.p, y]) mem.free(p);
     }
   });

@@ -12,8 +12,9 @@
 // Why: the kernel widens (x - xZero) to i16 and multiplies pairs of channels with i32x4.dot_i16x8_s
 // (8 exact multiply-adds per instruction), so it needs both factors as adjacent pairs; the 4 channels of a
 // block's pair tap (b bytes) widen to one i16x8 vector. Weights stay b bits each in memory.
-// Where the WebAssembly kernel runs the exact integer Winograd F(2x2, 3x3) (int8WinogradApplies), it
-// transforms these same weights per block as it goes (assembly/int8-winograd.ts).
+// Where the WebAssembly kernel runs an exact integer Winograd, F(4x4, 3x3) or F(2x2, 3x3) (int8Winograd4Applies,
+// int8WinogradApplies), it transforms these same weights per block as it goes (assembly/int8-winograd4.ts,
+// int8-winograd.ts).
 
 import type { EngineMemory, Ptr } from '../memory.js';
 import type { ConvGeometry, IntEpilogue, IntKernels, PoolGeometry, WeightBits } from '../types.js';
@@ -33,6 +34,17 @@ export const INT8_WINOGRAD_MAX_IN_CHANNELS = 1827;
 export function int8WinogradApplies(g: ConvGeometry): boolean {
   return g.kH === 3 && g.kW === 3 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.dilationW === 1 &&
     g.groups === 1 && g.inC >= 8 && g.outC >= 8 && g.inC <= INT8_WINOGRAD_MAX_IN_CHANNELS && g.outH >= 2 && g.outW >= 2;
+}
+
+/**
+ * Most input channels of the Winograd F(4x4, 3x3) path: the kernel computes 576 * acc modulo 2^32 and recovers
+ * acc exactly while |acc| <= inC * 9 * 255 * 128 < 2^25 (assembly/int8-winograd4.ts).
+ */
+export const INT8_WINOGRAD4_MAX_IN_CHANNELS = 112;
+
+/** Where the Winograd path applies, the WebAssembly kernel takes F(4x4, 3x3) rather than F(2x2, 3x3). */
+export function int8Winograd4Applies(g: ConvGeometry): boolean {
+  return int8WinogradApplies(g) && g.inC <= INT8_WINOGRAD4_MAX_IN_CHANNELS;
 }
 
 /** Sizes of the packed weight layout (see the header). */

@@ -10,7 +10,7 @@ export const enum Job {
   FlipWeights = 21, Col2im = 22, WgradPrep = 23, Wgrad = 24, DepthwiseForward = 25, DepthwiseWgrad = 26,
   DepthwiseBackwardInput = 27, RandomUniform = 28, WinogradPrep = 29, Winograd = 30, WinogradWgradTransform = 31, WinogradWgradGemm = 32, WinogradWgradOutput = 33, ConvPanels = 34, Sgd = 35, ConvPixels = 36, Winograd4Prep = 37, Winograd4 = 38,
   // int8 kernels, assembly/int8.ts
-  Int8PackWeights = 40, Int8Prep = 41, Int8Conv = 42, Int8Requantize = 43, Int8SumPlanes = 44, Int8MaxPool = 45, Int8Add = 46, Int8Winograd = 48,
+  Int8PackWeights = 40, Int8Prep = 41, Int8Conv = 42, Int8Requantize = 43, Int8SumPlanes = 44, Int8MaxPool = 45, Int8Add = 46, Int8Winograd = 48, Int8Winograd4 = 49,
   // binary (XNOR-popcount) kernels, assembly/binary.ts
   BinarizePack = 50, BinaryPackWeights = 51, ConvBinary = 52,
   // batch-norm training kernels, assembly/norm.ts

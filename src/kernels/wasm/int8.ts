@@ -2,9 +2,10 @@
 // argument slots, buffer sizes and the split of each job into units for the threads.
 //   convInt8:  Int8Prep (the zero-point-shifted, padded, channel-paired i16 input; pair-tap offsets) then
 //              Int8Conv (tiles of 8 output pixels, every output channel, the epilogue fused), or, where
-//              ref/int8.ts int8WinogradApplies, Int8Prep then Int8Winograd (exact integer F(2x2, 3x3),
-//              assembly/int8-winograd.ts: bands of tile rows, weights transformed per band, the epilogue
-//              fused; the direct kernel if a band of one tile row exceeds the scratch). The 'bits'
+//              ref/int8.ts int8WinogradApplies, Int8Prep then Int8Winograd4 (exact integer F(4x4, 3x3) up to
+//              112 input channels, assembly/int8-winograd4.ts) or Int8Winograd (F(2x2, 3x3),
+//              assembly/int8-winograd.ts): bands of tile rows, weights transformed per band, the epilogue
+//              fused; the next path if a band of one tile row exceeds the scratch. The 'bits'
 //              epilogue runs as int32 accumulators followed by requantize.
 //   the rest:  one job each, split over planes or elements.
 
@@ -12,7 +13,7 @@ import type { EngineMemory, Ptr } from '../memory.js';
 import type { ConvGeometry, IntEpilogue, PoolGeometry, WeightBits } from '../types.js';
 import { Job } from './abi.js';
 import type { WasmBackend } from './backend.js';
-import { checkAddArgs, checkConvGeometry, checkWeightBits, checkZero, int8Layout, type Int8Kernels } from '../ref/int8.js';
+import { checkAddArgs, checkConvGeometry, checkWeightBits, checkZero, int8Layout, int8Winograd4Applies, type Int8Kernels } from '../ref/int8.js';
 
 export type { Int8Kernels };
 
@@ -29,15 +30,19 @@ const KIND = { requant: 0, float: 1, int32: 2, bits: 3 } as const;
 /** Bytes of transformed input (V, 16 x tiles x pairs x 4) a Winograd band aims at (L2-resident). */
 const WINOGRAD_V_BYTES = 1 << 18;
 
-/** Thread scratch of a Winograd unit (assembly/int8-winograd.ts: V, M, the band's accumulators O, U'). */
-function winogradScratchBytes(R: number, outW: number, pairs: number): number {
-  const TW4 = Math.ceil(Math.ceil(outW / 2) / 4) * 4;
+/**
+ * Thread scratch of a unit of the Winograd F(m x m, 3x3) (assembly/int8-winograd.ts: V, M, the band's
+ * accumulators O, U' for X = (m + 2)^2 planes, and 36 vectors of F(4x4)'s transforms).
+ */
+function winogradScratchBytes(R: number, outW: number, pairs: number, m: 2 | 4): number {
+  const X = (m + 2) * (m + 2);
+  const TW4 = Math.ceil(Math.ceil(outW / m) / 4) * 4;
   const panels = Math.ceil((R * TW4) / 8);
-  return 16 * (panels * pairs * 32 + 64) + 16 * (4 * panels * 32 + 64) + 8 * R * outW * 4 + 16 * (pairs * 16 + 64);
+  return X * (panels * pairs * 32 + 64) + X * (4 * panels * 32 + 64) + 4 * m * R * outW * 4 + X * (pairs * 16 + 64) + 36 * 16;
 }
 
-/** How many int8 convolutions took each path (tests check that the Winograd path really runs). */
-export const int8ConvPaths = { winograd: 0, direct: 0 };
+/** How many int8 convolutions took each path (tests check that the Winograd paths really run). */
+export const int8ConvPaths = { winograd4: 0, winograd: 0, direct: 0 };
 
 /** Bit pattern of a number rounded to f32 (the float clamp travels through the i32 array). */
 function f32Bits(v: number): number {
@@ -111,7 +116,11 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       return;
     }
     if (bits !== 8 && bits !== 4 && bits !== 2) throw new RangeError(`lowbit: convInt8: weight bits must be 8, 4 or 2, got ${bits}`);
-    if (layout.winograd && winograd(g, x, xType, xZero, w, ep, y, bits)) {
+    if (layout.winograd && int8Winograd4Applies(g) && winograd(g, x, xType, xZero, w, ep, y, bits, 4)) {
+      int8ConvPaths.winograd4++;
+      return;
+    }
+    if (layout.winograd && winograd(g, x, xType, xZero, w, ep, y, bits, 2)) {
       int8ConvPaths.winograd++;
       return;
     }
@@ -150,23 +159,25 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
   }
 
   /**
-   * convInt8 by the exact integer Winograd F(2x2, 3x3) with the transformed weights at u; false (nothing
-   * done) when a band of one tile row does not fit the thread scratch.
+   * convInt8 by the exact integer Winograd F(m x m, 3x3), m = 2 or 4, with the packed weights at u (transformed
+   * as it goes); false (nothing done) when a band of one tile row does not fit the thread scratch.
    */
-  function winograd(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, u: Ptr, ep: IntEpilogue, y: Ptr, bits: WeightBits): boolean {
+  function winograd(g: ConvGeometry, x: Ptr, xType: 'u8' | 'i8', xZero: number, u: Ptr, ep: IntEpilogue, y: Ptr, bits: WeightBits, m: 2 | 4): boolean {
     const pairs = Math.ceil(g.inC / 2), blocks = Math.ceil(g.outC / 4);
-    const TH = Math.ceil(g.outH / 2), TW4 = Math.ceil(Math.ceil(g.outW / 2) / 4) * 4;
+    const TH = Math.ceil(g.outH / m), TW4 = Math.ceil(Math.ceil(g.outW / m) / 4) * 4;
+    const xi = (m + 2) * (m + 2); // transformed planes
     // bands of R tile rows: V about WINOGRAD_V_BYTES, the rows shared out evenly
-    let R = Math.max(1, Math.min(TH, Math.floor(WINOGRAD_V_BYTES / (64 * pairs * TW4))));
+    let R = Math.max(1, Math.min(TH, Math.floor(WINOGRAD_V_BYTES / (4 * xi * pairs * TW4))));
     R = Math.ceil(TH / Math.ceil(TH / R));
-    while (R > 1 && winogradScratchBytes(R, g.outW, pairs) > scratchBytes) R--;
-    if (winogradScratchBytes(R, g.outW, pairs) > scratchBytes) return false;
+    while (R > 1 && winogradScratchBytes(R, g.outW, pairs, m) > scratchBytes) R--;
+    if (winogradScratchBytes(R, g.outW, pairs, m) > scratchBytes) return false;
     const bands = g.n * Math.ceil(TH / R);
     // with threads: enough units to share out evenly, splitting the output channels if the bands are few
     let S = 1;
     if (be.nt > 1) while (bands * S < 4 * be.nt && 2 * S <= blocks) S *= 2;
     const p = padded(g);
-    const Hp = Math.max(p.Hp, 2 * TH + 2), Wq = Math.max(p.Wq, 2 * TW4 + 2);
+    // whole (m + 2) x (m + 2) windows; F(4x4) reads 5 vectors (20 columns) per 4 tiles
+    const Hp = Math.max(p.Hp, m * TH + 2), Wq = Math.max(p.Wq, m * TW4 + m);
     const planes = g.n * pairs;
     const xq = mem.alloc(planes * Hp * Wq * 4);
     try {
@@ -184,8 +195,8 @@ export function createWasmInt8Kernels(be: WasmBackend, mem: EngineMemory): Int8K
       be.setArg(28, bits);
       be.ints(epilogueInts(ep));
       be.run(Job.Int8Prep, Math.min(planes, be.units(planes * Hp * Wq, GRAIN_ELEMENTS)));
-      const macs = g.n * TH * TW4 * 16 * pairs * 2 * blocks * 4;
-      be.run(Job.Int8Winograd, Math.min(bands * S, be.units(macs, GRAIN_MACS)));
+      const macs = g.n * TH * TW4 * xi * pairs * 2 * blocks * 4;
+      be.run(m === 4 ? Job.Int8Winograd4 : Job.Int8Winograd, Math.min(bands * S, be.units(macs, GRAIN_MACS)));
     } finally {
       mem.free(xq);
     }
