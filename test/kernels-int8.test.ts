@@ -278,7 +278,11 @@ describe('int8 wasm == ref', () => {
     ['Winograd 9 -> 70, 2x3 output', conv(2, 9, 4, 5, 70, 3)],
     ['Winograd 16 -> 24, 22x22, 2 images (channels shared out over the threads)', conv(2, 16, 22, 22, 24, 3, { pad: 1 })],
     ['Winograd 64 -> 8, 32x30 (two bands of tile rows)', conv(1, 64, 32, 30, 8, 3, { pad: 1 })],
-    ['Winograd 8 -> 8, 5x18 (one tile row, the last group of 4 tiles partly outside)', conv(1, 8, 5, 18, 8, 3, { pad: [0, 1, 1, 0] })],
+    // F(4x4, 3x3) from 16 columns of output on
+    ['Winograd F(4x4) 8 -> 8, 5x18 (one tile row, the last group of 4 tiles partly outside)', conv(1, 8, 5, 18, 8, 3, { pad: [0, 1, 1, 0] })],
+    ['Winograd F(4x4) 8 -> 13, 9x17, pad 1, three images', conv(3, 8, 9, 17, 13, 3, { pad: 1 })],
+    ['Winograd F(4x4) 13 -> 8, 8x19, asymmetric padding, two images', conv(2, 13, 8, 19, 8, 3, { pad: [1, 0, 2, 1] })],
+    ['Winograd F(4x4) 64 -> 64, 13x21, pad 1', conv(1, 64, 13, 21, 64, 3, { pad: 1 })],
     // F(2x2, 3x3) above 112 input channels
     ['Winograd F(2x2) 113 -> 9, 7x9, pad 1', conv(1, 113, 7, 9, 9, 3, { pad: 1 })],
     ['Winograd F(2x2) 130 -> 12, 6x5, two images, asymmetric padding', conv(2, 130, 6, 5, 12, 3, { pad: [1, 0, 2, 1] })],
@@ -333,7 +337,7 @@ describe('int8 wasm == ref', () => {
       ['F(2x2): u8 0 - 255, w -128, 113 channels', 113, 'u8', 0, 255, () => -128, true],
     ];
     for (const [name, inC, xType, xv, xZero, wv, largest] of cases) {
-      const g = conv(2, inC, 4, 5, 9, 3, { pad: [0, 1, 1, 0] });
+      const g = conv(2, inC, 4, 18, 9, 3, { pad: [0, 1, 1, 0] }); // 17 columns: F(4x4) up to 112 channels
       const w = alloc(g.outC * inC * 9);
       for (let i = 0; i < g.outC * inC * 9; i++) mem.i8[w + i] = wv();
       const x = alloc(g.n * inC * g.inH * g.inW);
@@ -345,7 +349,10 @@ describe('int8 wasm == ref', () => {
       const wp = alloc(nb);
       mem.u8.set(packed.subarray(0, nb), wp);
       const P = g.outH * g.outW, count = g.n * g.outC * P;
+      const paths = { ...int8ConvPaths };
       const acc = compareBackends(count * 4, (k, y) => k.convInt8(g, x, xType, mixedZero, wp, { kind: 'int32' }, y), `${name}: int32`);
+      const path = inC <= 112 ? 'winograd4' : inC <= 1827 ? 'winograd' : 'direct';
+      assert.equal(int8ConvPaths[path], paths[path] + THREADS.length, `${name}: the ${path} path ran`);
       if (largest) {
         // output (0, 1), whose 3 x 3 window lies inside: 9 * inC * 255 * 128 (> 2^29 for 1828 channels)
         assert.equal(new DataView(acc.buffer, acc.byteOffset).getInt32(4, true), 9 * inC * 255 * 128, `${name}: largest accumulator`);
@@ -383,9 +390,10 @@ describe('int8 wasm == ref', () => {
 
   it('convInt8 takes the Winograd paths where they apply (F(4x4) up to 112 input channels), the direct one elsewhere', () => {
     const cases: [ConvGeometry, keyof typeof int8ConvPaths][] = [
-      [conv(1, 16, 9, 9, 8, 3, { pad: 1 }), 'winograd4'],
-      [conv(1, 112, 9, 9, 8, 3, { pad: 1 }), 'winograd4'],
-      [conv(1, 113, 9, 9, 8, 3, { pad: 1 }), 'winograd'],
+      [conv(1, 16, 9, 16, 8, 3, { pad: 1 }), 'winograd4'],
+      [conv(1, 112, 9, 16, 8, 3, { pad: 1 }), 'winograd4'],
+      [conv(1, 113, 9, 16, 8, 3, { pad: 1 }), 'winograd'],
+      [conv(1, 16, 9, 15, 8, 3, { pad: 1 }), 'winograd'], // narrower than 16
       [conv(1, 16, 9, 9, 8, 3, { pad: 1, stride: 2 }), 'direct'],
       [conv(1, 7, 9, 9, 8, 3, { pad: 1 }), 'direct'], // fewer than 8 input channels
       [conv(1, 16, 3, 3, 8, 3, { pad: 0 }), 'direct'], // a 1 x 1 output
