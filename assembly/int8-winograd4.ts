@@ -12,8 +12,8 @@
 //   M' = sum over the input channels of U' . V (pmaddwd pairs, exact; the sums may wrap in i32)
 //   Y  = (A^T F) M' (F A) with F = diag(24 / s) = diag(6, 4, 4, 1, 1, 24): Y = 576 acc in the integers,
 //        where acc is the direct accumulator, so also modulo 2^32 whatever wrapped on the way.
-// 576 = 2^6 * 9: Y >> 6 is 9 acc modulo 2^26, times 9^-1 (mod 2^32) acc modulo 2^26, and sign-extending 26
-// bits gives acc exactly when |acc| < 2^25, which |acc| <= inC * 9 * 255 * 128 guarantees for inC <= 114.
+// 576 = 2^6 * 9: Y times 9^-1 (mod 2^32) is 64 acc modulo 2^32, which is 64 acc itself when |acc| < 2^25 (as
+// |acc| <= inC * 9 * 255 * 128 guarantees for inC <= 114); an arithmetic shift right by 6 then gives acc.
 // The epilogue then runs on the same int32 accumulators as the direct kernel: bit-identical results.
 //
 // Layouts (u32 words holding the i16 pair of channels 2j, 2j+1), as F(2x2, 3x3) with 36 planes:
@@ -116,10 +116,10 @@ const INV9: i32 = 954437177;
   v128.store(p + 3 * step, i32x4.add(i32x4.add(b, i32x4.shl(d, 3)), i32x4.add(i32x4.shl(m5, 4), i32x4.shl(m5, 3))));
 }
 
-/** acc from 576 acc modulo 2^32 (see the header). */
+/** acc from y = 576 acc modulo 2^32: y 9^-1 = 64 acc modulo 2^32, which is exact in an i32 while |acc| < 2^25. */
 // @ts-ignore: decorator
 @inline function recover(y: v128): v128 {
-  return i32x4.shr_s(i32x4.shl(i32x4.mul(i32x4.shr_s(y, 6), i32x4.splat(INV9)), 6), 6);
+  return i32x4.shr_s(i32x4.mul(y, i32x4.splat(INV9)), 6);
 }
 
 /**

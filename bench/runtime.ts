@@ -103,7 +103,7 @@ function convLayerCases(): { dtype: RuntimeDtype; run: () => void; how: string; 
   const ones = t(Tensor.from(new Array(64).fill(1), [64])), zeros = t(Tensor.zeros([64]));
   const bitsEp: IntEpilogue = { kind: 'bits', scale: ones.ptr, offset: zeros.ptr };
   return [
-    { dtype: 'fp32', how: 'f32 conv2d (Winograd F(2x2,3x3))', run: () => k.conv2d(g, xf.ptr, wf.ptr, 0, yf.ptr), dispose: () => {} },
+    { dtype: 'fp32', how: 'f32 conv2d (Winograd F(4x4,3x3), fused multiply-add where relaxed SIMD is on)', run: () => k.conv2d(g, xf.ptr, wf.ptr, 0, yf.ptr), dispose: () => {} },
     intCase('int8', -127, 127, 'convInt8: u8 codes in, u8 codes out (fixed-point requantization, ReLU fused)'),
     intCase('int4', -8, 7, 'convInt8 with 4-bit weight codes (unpacked to i16 per block as it runs)'),
     intCase('ternary', -1, 1, 'convInt8 with ternary weight codes (unpacked to i16 per block as it runs)'),
