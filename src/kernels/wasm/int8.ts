@@ -27,7 +27,7 @@ const PANEL_AT = 1024;
 
 const KIND = { requant: 0, float: 1, int32: 2, bits: 3 } as const;
 
-/** Bytes of transformed input (V, 16 x tiles x pairs x 4) a Winograd band aims at (L2-resident). */
+/** Bytes of transformed input (V, (m + 2)^2 x tiles x pairs x 4) a Winograd band aims at (L2-resident). */
 const WINOGRAD_V_BYTES = 1 << 18;
 
 /**
