@@ -315,6 +315,9 @@ describe('lowbit quantize and lowbit compare', () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /4 rows in 2 processes at a time, 1 kernel thread each/);
     assert.match(r.err, /^\[int4\] .*int4: QAT/m);
+    // results.json and the report follow the rows as the jobs finish them
+    assert.match(r.err, /^\[[^\]]+\] done: 1 of 4 rows in results.json and report.html$/m);
+    assert.match(r.err, /^\[[^\]]+\] done: 4 of 4 rows in results.json and report.html$/m);
     const a = JSON.parse(readFileSync(join(one, 'results.json'), 'utf8')) as CompareResults;
     const b = JSON.parse(readFileSync(join(two, 'results.json'), 'utf8')) as CompareResults;
     const same = (x: CompareResults) => x.rows.map((row) => ({ spec: row.spec, accuracy: row.accuracy, bytes: row.bytes, bops: row.bops, layers: row.layers, mixed: row.mixed, error: row.error }));

@@ -31,6 +31,8 @@ export interface RowJobsOptions {
   /** Kernel threads in all: each child gets threads / jobs (at least 1). */
   threads: number;
   log: (line: string) => void;
+  /** Called after each finished row is merged into DIR/results.json (the CLI rewrites DIR/report.html). */
+  onWrite?: (results: CompareResults) => void;
 }
 
 /** The arguments of the child `lowbit compare` that makes one row in `dir`. */
@@ -87,6 +89,7 @@ export async function runRowJobs(o: RowJobsOptions): Promise<CompareRow[]> {
     results.rows = orderedRows(o.names, rowBySpec);
     results.seconds = +(earlier.seconds + (performance.now() - started) / 1000).toFixed(1);
     writeFileAtomic(path, JSON.stringify(results, null, 2) + '\n');
+    o.onWrite?.(results);
   };
 
   const jobs = Math.min(o.jobs, queue.length);
@@ -154,6 +157,7 @@ export async function runRowJobs(o: RowJobsOptions): Promise<CompareRow[]> {
           rowBySpec.set(row, r);
           made.push(r);
           write();
+          o.log(`[${row}] ${r.error ? 'failed' : 'done'}: ${results.rows.length} of ${o.names.length} rows in results.json${o.onWrite ? ' and report.html' : ''}`);
           launch();
         });
       };

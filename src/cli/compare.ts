@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../formats/atomic.js';
 import { loadModel } from '../zoo/index.js';
 import { isQuantizedModelFile } from '../quant/load.js';
 import { HOROWITZ_CITATION } from '../quant/cost.js';
-import { DEFAULT_SPECS, compareRows, compareSettings, runCompare, type CompareResults, type CompareRow } from '../quant/compare.js';
+import { DEFAULT_SPECS, calibrationBatches, compareRows, compareSettings, runCompare, traceLayers, type CompareResults, type CompareRow } from '../quant/compare.js';
 import { runRowJobs } from './compare-jobs.js';
 import type { CalibrationMethod } from '../quant/observers.js';
 import type { FirstLastPolicy } from '../quant/conventions.js';
@@ -108,16 +108,22 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
     const command = `lowbit ${argv.join(' ')}`;
     const mixed = o.mixed ? { budgets: o.mixed, allocators: o.mixedAllocator === 'both' ? ['greedy', 'lin'] as const : [o.mixedAllocator ?? 'greedy'] as const } : undefined;
     let finished: CompareRow[] | undefined;
+    const normalize = pre ? { mean: pre.mean, std: pre.std } : ds.stats;
     if ((o.jobs ?? 1) > 1) {
       const rows = compareRows(specs, mixed);
-      finished = await runRowJobs({ cli: o, source, dataset: ds, names: rows.names, mixed: rows.mixed, command, jobs: o.jobs!, threads: o.threads ?? 1, log });
+      // the report follows the rows as the jobs finish them, as it does in one process
+      const jobLayers = traceLayers(source, calibrationBatches(ds, settings, o.seed, normalize), ds.name);
+      finished = await runRowJobs({
+        cli: o, source, dataset: ds, names: rows.names, mixed: rows.mixed, command, jobs: o.jobs!, threads: o.threads ?? 1, log,
+        onWrite: (r) => writeFileAtomic(reportPath, compareHtml(r, jobLayers, settings.firstLast)),
+      });
     }
     let layers: readonly LayerInfo[] = [];
     const results = runCompare({
       source, modelName: o.model, dataset: ds, specs, quick: !!o.quick, seed: o.seed, outDir: o.out,
       // after the jobs, their rows are in results.json
       resume: o.resume || finished !== undefined, finished,
-      command, settings, normalize: pre ? { mean: pre.mean, std: pre.std } : ds.stats, log,
+      command, settings, normalize, log,
       progress: !!process.stderr.isTTY, histLayer: o.histLayer, sensitivity: o.sensitivity, mixed, saveModels: o.models !== false,
       latency: runtimeLatency(source),
       onWrite: (r, l) => {

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BatchNorm, type Module } from '../nn/index.js';
-import { batches as splitBatches, type Dataset, type Split, type ChannelStats } from '../data/index.js';
+import { batches as splitBatches, type Batch, type Dataset, type Split, type ChannelStats } from '../data/index.js';
 import { LowbitError, UsageError } from '../errors.js';
 import { removeWithTemporaries, writeFileAtomic } from '../formats/atomic.js';
 import { Random } from '../tensor/random.js';
@@ -355,6 +355,24 @@ export function readPrevious(path: string, o: Pick<CompareOptions, 'resume' | 's
   return { rows: (prev.rows ?? []).filter((r) => !r.error && r.accuracy !== null), seconds: typeof prev.seconds === 'number' ? prev.seconds : 0 };
 }
 
+/** The conv/linear layers of the model, traced on the first of `batches` (whose shape must be the model's input). */
+export function traceLayers(source: ModelSource, batches: Iterator<Batch>, datasetName: string): LayerInfo[] {
+  const probe = batches.next().value!;
+  try {
+    checkInputShape(source, probe.x, `dataset ${datasetName}`);
+    return traceModel(source.model, probe.x).layers;
+  } finally {
+    probe.x.dispose();
+    probe.y.dispose();
+  }
+}
+
+/** The comparison's calibration images (a subset of the training split) in batches of up to 256. */
+export function calibrationBatches(ds: Dataset, settings: CompareSettings, seed: number, normalize: ChannelStats): Generator<Batch> {
+  const calibSplit = subsetSplit(ds.train, settings.calibSamples, seed + 3);
+  return splitBatches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize });
+}
+
 /** Run the comparison; returns the results (also in outDir/results.json). */
 export function runCompare(o: CompareOptions): CompareResults {
   const log = o.log ?? (() => {});
@@ -365,9 +383,8 @@ export function runCompare(o: CompareOptions): CompareResults {
   checkClasses(o.source, ds);
   const test = subsetSplit(ds.test, st.testSamples, o.seed + 1);
   const train = subsetSplit(ds.train, st.trainSamples, o.seed + 2);
-  const calibSplit = subsetSplit(ds.train, st.calibSamples, o.seed + 3);
   const testBatches = () => splitBatches(test, { batchSize: 500, normalize: o.normalize });
-  const calibration = () => splitBatches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize: o.normalize });
+  const calibration = () => calibrationBatches(ds, st, o.seed, o.normalize);
   const augment = fineTuneAugment(o.source, ds.train.channels);
   const trainData: TrainData = {
     trainCount: train.count,
@@ -375,15 +392,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     // per-epoch progress checks only (the log says how many images): the row's accuracy is the full test split's
     testBatches: () => splitBatches(subsetSplit(test, Math.min(test.count, 1000), o.seed + 4), { batchSize: 500, normalize: o.normalize }),
   };
-  const probe = calibration().next().value!;
-  let info: LayerInfo[];
-  try {
-    checkInputShape(o.source, probe.x, `dataset ${ds.name}`);
-    info = traceModel(o.source.model, probe.x).layers;
-  } finally {
-    probe.x.dispose();
-    probe.y.dispose();
-  }
+  const info = traceLayers(o.source, calibration(), ds.name);
   if (o.histLayer !== undefined && !info.some((l) => l.name === o.histLayer)) {
     throw new UsageError(`--hist-layer ${o.histLayer} is not a conv or linear layer of the model (layers: ${info.map((l) => l.name).join(', ')})`);
   }
