@@ -31,6 +31,9 @@ import { inputTransform4, storeRow8 } from './winograd';
 import { inputTransform6, transformBlock6, outputTransform6 } from './int8-winograd4';
 import { i8Tile4x8, widenPairs, epilogueRun, I_WBITS, I_INC, I_OUTC, I_OUTH, I_OUTW, I_HP, I_WQ, I_XQ, I_W, I_Y, I_WR, I_WS } from './int8';
 
+/** Input-channel pairs per chunk of F(4x4, 3x3): 112 channels, within its exact range (int8-winograd4.ts). */
+const WINOGRAD4_CHUNK_PAIRS: i32 = 56;
+
 /** Bytes between the xi planes of V and M beyond their contents (keeps the planes off one cache set). */
 const XI_PAD: usize = 64;
 
@@ -181,25 +184,33 @@ export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize, 
         else if (bits == 4) transformBlock(pa, pairs, 4, Ub, uXi);
         else transformBlock(pa, pairs, 2, Ub, uXi);
       }
-      for (let xi = 0; xi < X; xi++) {
-        const pu = Ub + <usize>xi * uXi;
-        const vx = V + <usize>xi * vXi, mx = M + <usize>xi * mXi;
-        for (let p = 0; p < panels; p++) i8Tile4x8(pairs, vx + ((<usize>p * <usize>pairs) << 5), pu, mx + (<usize>p << 5), ldm);
-      }
       const rows = min(4, outC - blk * 4);
-      for (let i = 0; i < rows; i++) {
-        const mi = M + <usize>i * ldm, oi = O + <usize>i * oPlane;
-        for (let ty = 0; ty < rowsT; ty++) {
-          const oy = m * ty;
-          const orow = oi + ((<usize>oy * <usize>outW) << 2);
-          for (let tx = 0; tx < TW4; tx += 4) {
-            const ox = m * tx;
-            if (ox >= outW) break;
-            const at = mi + (<usize>(ty * TW4 + tx) << 2);
-            if (m == 4) outputTransform6(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy, tmp);
-            else outputTransform4(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy);
+      // F(4x4): chunks of input channels, each exact on its own, summed in O (see int8-winograd4.ts)
+      const chunk = m == 4 ? WINOGRAD4_CHUNK_PAIRS : pairs;
+      for (let c0 = 0; c0 < pairs; c0 += chunk) {
+        const kc = min(chunk, pairs - c0);
+        for (let xi = 0; xi < X; xi++) {
+          const pu = Ub + <usize>xi * uXi + (<usize>c0 << 4);
+          const vx = V + <usize>xi * vXi + (<usize>c0 << 5), mx = M + <usize>xi * mXi;
+          for (let p = 0; p < panels; p++) i8Tile4x8(kc, vx + ((<usize>p * <usize>pairs) << 5), pu, mx + (<usize>p << 5), ldm);
+        }
+        for (let i = 0; i < rows; i++) {
+          const mi = M + <usize>i * ldm, oi = O + <usize>i * oPlane;
+          for (let ty = 0; ty < rowsT; ty++) {
+            const oy = m * ty;
+            const orow = oi + ((<usize>oy * <usize>outW) << 2);
+            for (let tx = 0; tx < TW4; tx += 4) {
+              const ox = m * tx;
+              if (ox >= outW) break;
+              const at = mi + (<usize>(ty * TW4 + tx) << 2);
+              if (m == 4) outputTransform6(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy, tmp, c0 > 0);
+              else outputTransform4(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy);
+            }
           }
         }
+      }
+      for (let i = 0; i < rows; i++) {
+        const oi = O + <usize>i * oPlane;
         const oc = blk * 4 + i;
         epilogueRun(ctrl, oi, 4, rowsOut * outW, oc, y, <usize>(b * outC + oc) * P + <usize>(m * ty0) * <usize>outW, 1);
       }

@@ -1,5 +1,5 @@
-// Exact integer Winograd F(4x4, 3x3) for convInt8 where the input channels are few enough (<= 112; see
-// src/kernels/ref/int8.ts int8Winograd4Applies): 36 multiplies per 4 x 4 output tile and input channel, against
+// Exact integer Winograd F(4x4, 3x3) for convInt8 (see src/kernels/ref/int8.ts int8Winograd4Applies), over the
+// input channels in chunks of at most 112: 36 multiplies per 4 x 4 output tile and input channel, against
 // 64 for F(2x2, 3x3) and 144 direct. This file has its transforms; the bands, layouts, GEMMs and epilogue are
 // F(2x2, 3x3)'s (assembly/int8-winograd.ts winogradConvInt8 with m = 4).
 // Points 0, +-1, +-2, infinity (Lavin & Gray 2016):
@@ -14,7 +14,8 @@
 //        where acc is the direct accumulator, so also modulo 2^32 whatever wrapped on the way.
 // 576 = 2^6 * 9: Y times 9^-1 (mod 2^32) is 64 acc modulo 2^32, which is 64 acc itself when |acc| < 2^25 (as
 // |acc| <= inC * 9 * 255 * 128 guarantees for inC <= 114); an arithmetic shift right by 6 then gives acc.
-// The epilogue then runs on the same int32 accumulators as the direct kernel: bit-identical results.
+// Wider layers sum the accumulators of chunks of 112 input channels (exact in i32 as for F(2x2): |acc| < 2^31 up
+// to 1827 channels; the JS side uses F(4x4) up to 128, where it is faster). The epilogue then runs on the same int32 accumulators as the direct kernel: bit-identical.
 //
 // Layouts (u32 words holding the i16 pair of channels 2j, 2j+1), as F(2x2, 3x3) with 36 planes:
 //   U'  one block of 4 output channels (transformBlock6), thread scratch: [xi][pair j][4]
@@ -122,13 +123,21 @@ const INV9: i32 = 954437177;
   return i32x4.shr_s(i32x4.mul(y, i32x4.splat(INV9)), 6);
 }
 
+/** The first `cols` (<= 8) i32 lanes of a, b to p, or (add) added to those at p. */
+// @ts-ignore: decorator
+@inline function putRow8(p: usize, a: v128, b: v128, cols: i32, add: bool): void {
+  // lanes past cols may read the next row or scratch; they are never stored
+  if (add) storeRow8(p, i32x4.add(a, v128.load(p)), i32x4.add(b, v128.load(p, 16)), cols);
+  else storeRow8(p, a, b, cols);
+}
+
 /**
  * The exact accumulators of 4 horizontally adjacent tiles of one output channel (m at mp + xi * mXi, lanes =
- * the tiles): the 4 x 16 outputs at o (row stride rowB), clipped to `cols` columns and `rows` rows.
- * tmp: 24 vectors between the two passes.
+ * the tiles): the 4 x 16 outputs at o (row stride rowB), clipped to `cols` columns and `rows` rows; with add,
+ * added to those there (the sums of the input-channel chunks). tmp: 28 vectors between the two passes.
  */
 // @ts-ignore: decorator
-@inline export function outputTransform6(mp: usize, mXi: usize, o: usize, rowB: usize, cols: i32, rows: i32, tmp: usize): void {
+@inline export function outputTransform6(mp: usize, mXi: usize, o: usize, rowB: usize, cols: i32, rows: i32, tmp: usize, add: bool): void {
   // t = (A^T F) m: for each column j of m, tmp[k][j]
   for (let j = 0; j < 6; j++) {
     const q = mp + <usize>j * mXi, s = <usize>6 * mXi;
@@ -143,7 +152,7 @@ const INV9: i32 = 954437177;
     const a = v128.shuffle<u32>(y0, y1, 0, 4, 1, 5), b = v128.shuffle<u32>(y2, y3, 0, 4, 1, 5);
     const c = v128.shuffle<u32>(y0, y1, 2, 6, 3, 7), e = v128.shuffle<u32>(y2, y3, 2, 6, 3, 7);
     const p = o + <usize>k * rowB;
-    storeRow8(p, v128.shuffle<u64>(a, b, 0, 2), v128.shuffle<u64>(a, b, 1, 3), cols);
-    if (cols > 8) storeRow8(p + 32, v128.shuffle<u64>(c, e, 0, 2), v128.shuffle<u64>(c, e, 1, 3), cols - 8);
+    putRow8(p, v128.shuffle<u64>(a, b, 0, 2), v128.shuffle<u64>(a, b, 1, 3), cols, add);
+    if (cols > 8) putRow8(p + 32, v128.shuffle<u64>(c, e, 0, 2), v128.shuffle<u64>(c, e, 1, 3), cols - 8, add);
   }
 }

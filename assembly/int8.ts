@@ -23,7 +23,7 @@
 // The epilogue is applied to each finished tile (scalar; 64-bit products for the requantization).
 // Speed: the 4 x 8 tile runs near the dot/add issue limit of one core (~10 multiply-adds per cycle);
 // 3x3 stride-1 convolutions (groups 1, >= 8 channels) take an exact integer Winograd instead: F(4x4, 3x3) up
-// to 112 input channels, 4x fewer multiplies (assembly/int8-winograd4.ts), else F(2x2, 3x3), 2.25x fewer
+// to 128 input channels, 4x fewer multiplies (assembly/int8-winograd4.ts), else F(2x2, 3x3), 2.25x fewer
 // (assembly/int8-winograd.ts), both with the same tile; they transform the same packed i8
 // weights on the fly (so weights cost 1 byte each in memory on every path). Contiguous runs of the epilogue
 // are vectorized (epilogueVector), bit for bit the scalar arithmetic.

@@ -268,8 +268,8 @@ describe('int8 wasm == ref', () => {
     // big enough to be split into units over both threads
     ['3x3 32 -> 24, 24x24, 2 images', conv(2, 32, 24, 24, 24, 3, { pad: 1 })],
     ['1x1 64 -> 40, 28x28', conv(1, 64, 28, 28, 40, 1)],
-    // exact integer Winograd, F(4x4, 3x3) up to 112 input channels: 3x3, stride 1, >= 8 channels; tiles
-    // hanging over the edges
+    // exact integer Winograd: 3x3, stride 1, >= 8 channels; tiles hanging over the edges. F(2x2, 3x3) below 16
+    // output columns
     ['Winograd 8 -> 8, 7x9, pad 1', conv(1, 8, 7, 9, 8, 3, { pad: 1 })],
     ['Winograd 13 -> 13, 13x13, pad 0, two images', conv(2, 13, 13, 13, 13, 3)],
     ['Winograd 8 -> 13, 9x7, pad 1, three images', conv(3, 8, 9, 7, 13, 3, { pad: 1 })],
@@ -283,9 +283,11 @@ describe('int8 wasm == ref', () => {
     ['Winograd F(4x4) 8 -> 13, 9x17, pad 1, three images', conv(3, 8, 9, 17, 13, 3, { pad: 1 })],
     ['Winograd F(4x4) 13 -> 8, 8x19, asymmetric padding, two images', conv(2, 13, 8, 19, 8, 3, { pad: [1, 0, 2, 1] })],
     ['Winograd F(4x4) 64 -> 64, 13x21, pad 1', conv(1, 64, 13, 21, 64, 3, { pad: 1 })],
-    // F(2x2, 3x3) above 112 input channels
     ['Winograd F(2x2) 113 -> 9, 7x9, pad 1', conv(1, 113, 7, 9, 9, 3, { pad: 1 })],
-    ['Winograd F(2x2) 130 -> 12, 6x5, two images, asymmetric padding', conv(2, 130, 6, 5, 12, 3, { pad: [1, 0, 2, 1] })],
+    // F(4x4, 3x3) over more than 112 input channels: chunks of 112 summed
+    ['Winograd F(4x4) 120 -> 12, 6x17, two images, asymmetric padding (2 chunks)', conv(2, 120, 6, 17, 12, 3, { pad: [1, 0, 2, 1] })],
+    ['Winograd F(4x4) 128 -> 8, 5x20, pad 1 (2 chunks, the last of 16 channels)', conv(1, 128, 5, 20, 8, 3, { pad: 1 })],
+    ['Winograd F(2x2) 129 -> 8, 5x20, pad 1 (above 128 channels)', conv(1, 129, 5, 20, 8, 3, { pad: 1 })],
     ['3x3 stride 1, 8 -> 8, 1-pixel-high output (direct)', conv(2, 8, 3, 9, 8, 3)],
   ];
   for (const [index, [name, g]] of cases.entries()) {
@@ -318,26 +320,30 @@ describe('int8 wasm == ref', () => {
     });
   }
 
-  it('convInt8 Winograd at the overflow bounds (extreme codes; F(4x4) to 112 input channels, F(2x2) to 1827)', () => {
+  it('convInt8 Winograd at the overflow bounds (extreme codes; F(4x4) to 128 input channels, F(2x2) to 1827)', () => {
     // |x - xZero| = 255 everywhere, weights -128 or +-127: the largest accumulators (F(2x2): 4 * acc must fit an
-    // i32 up to 1827 input channels; F(4x4): acc is recovered from 576 * acc modulo 2^32 while |acc| < 2^25, up
-    // to 112 channels; the transformed products' channel sums wrap in i32 on the way, harmlessly)
-    // [name, input channels, code type, x (NaN: -128 or 127 at random), xZero, weights, largest accumulator]
-    const cases: [string, number, CodeType, number, number, () => number, boolean][] = [
-      ['u8 0 - 255, w -128', 1827, 'u8', 0, 255, () => -128, true],
-      ['i8 -128 - 127, w -128', 1827, 'i8', -128, 127, () => -128, true],
-      ['u8 255 - 0, w +-127', 1827, 'u8', 255, 0, () => (rand() < 0.5 ? -127 : 127), false],
-      ['i8 127 - (-128), w -128 or 127', 1827, 'i8', 127, -128, () => (rand() < 0.5 ? -128 : 127), false],
-      ['u8 0 - 255, w -128, 1828 channels (direct)', 1828, 'u8', 0, 255, () => -128, true],
-      ['i8 mixed +-255, w +-127, 64 channels', 64, 'i8', NaN, 0, () => (rand() < 0.5 ? -127 : 127), false],
-      ['F(4x4): u8 0 - 255, w -128, 112 channels', 112, 'u8', 0, 255, () => -128, true],
-      ['F(4x4): i8 -128 - 127, w -128, 112 channels', 112, 'i8', -128, 127, () => -128, true],
-      ['F(4x4): i8 127 - (-128), w -128, 112 channels (the most negative accumulators)', 112, 'i8', 127, -128, () => -128, false],
-      ['F(4x4): u8 255 - 0, w +-127, 112 channels', 112, 'u8', 255, 0, () => (rand() < 0.5 ? -127 : 127), false],
-      ['F(2x2): u8 0 - 255, w -128, 113 channels', 113, 'u8', 0, 255, () => -128, true],
+    // i32 up to 1827 input channels; F(4x4), up to 128 channels: each chunk's acc is recovered from 576 * acc
+    // modulo 2^32 while |acc| < 2^25, 112 channels, and the chunks are summed; the transformed products' channel
+    // sums wrap in i32 on the way, harmlessly). 17 output columns take F(4x4), 4 take F(2x2).
+    // [name, input channels, code type, x (NaN: -128 or 127 at random), xZero, weights, largest accumulator, width]
+    const cases: [string, number, CodeType, number, number, () => number, boolean, number][] = [
+      ['F(2x2): u8 0 - 255, w -128', 1827, 'u8', 0, 255, () => -128, true, 5],
+      ['F(2x2): i8 -128 - 127, w -128', 1827, 'i8', -128, 127, () => -128, true, 5],
+      ['F(2x2): u8 255 - 0, w +-127', 1827, 'u8', 255, 0, () => (rand() < 0.5 ? -127 : 127), false, 5],
+      ['F(2x2): i8 127 - (-128), w -128 or 127', 1827, 'i8', 127, -128, () => (rand() < 0.5 ? -128 : 127), false, 5],
+      ['u8 0 - 255, w -128, 1828 channels (direct)', 1828, 'u8', 0, 255, () => -128, true, 18],
+      ['F(2x2): i8 mixed +-255, w +-127, 64 channels', 64, 'i8', NaN, 0, () => (rand() < 0.5 ? -127 : 127), false, 5],
+      ['F(4x4): u8 0 - 255, w -128, 112 channels (one chunk)', 112, 'u8', 0, 255, () => -128, true, 18],
+      ['F(4x4): i8 -128 - 127, w -128, 112 channels', 112, 'i8', -128, 127, () => -128, true, 18],
+      ['F(4x4): i8 127 - (-128), w -128, 112 channels (the most negative accumulators)', 112, 'i8', 127, -128, () => -128, false, 18],
+      ['F(4x4): u8 255 - 0, w +-127, 112 channels', 112, 'u8', 255, 0, () => (rand() < 0.5 ? -127 : 127), false, 18],
+      ['F(4x4): u8 0 - 255, w -128, 128 channels (2 chunks)', 128, 'u8', 0, 255, () => -128, true, 18],
+      ['F(4x4): i8 127 - (-128), w -128, 128 channels', 128, 'i8', 127, -128, () => -128, false, 18],
+      ['F(4x4): i8 mixed +-255, w +-127, 113 channels', 113, 'i8', NaN, 0, () => (rand() < 0.5 ? -127 : 127), false, 18],
+      ['F(2x2): u8 0 - 255, w -128, 129 channels, 17 columns', 129, 'u8', 0, 255, () => -128, true, 18],
     ];
-    for (const [name, inC, xType, xv, xZero, wv, largest] of cases) {
-      const g = conv(2, inC, 4, 18, 9, 3, { pad: [0, 1, 1, 0] }); // 17 columns: F(4x4) up to 112 channels
+    for (const [name, inC, xType, xv, xZero, wv, largest, width] of cases) {
+      const g = conv(2, inC, 4, width, 9, 3, { pad: [0, 1, 1, 0] }); // width - 1 output columns
       const w = alloc(g.outC * inC * 9);
       for (let i = 0; i < g.outC * inC * 9; i++) mem.i8[w + i] = wv();
       const x = alloc(g.n * inC * g.inH * g.inW);
@@ -351,7 +357,7 @@ describe('int8 wasm == ref', () => {
       const P = g.outH * g.outW, count = g.n * g.outC * P;
       const paths = { ...int8ConvPaths };
       const acc = compareBackends(count * 4, (k, y) => k.convInt8(g, x, xType, mixedZero, wp, { kind: 'int32' }, y), `${name}: int32`);
-      const path = inC <= 112 ? 'winograd4' : inC <= 1827 ? 'winograd' : 'direct';
+      const path = inC > 1827 ? 'direct' : g.outW >= 16 && inC <= 128 ? 'winograd4' : 'winograd';
       assert.equal(int8ConvPaths[path], paths[path] + THREADS.length, `${name}: the ${path} path ran`);
       if (largest) {
         // output (0, 1), whose 3 x 3 window lies inside: 9 * inC * 255 * 128 (> 2^29 for 1828 channels)
@@ -388,11 +394,12 @@ describe('int8 wasm == ref', () => {
     for (const p of [w.p, wp, x.p]) mem.free(p);
   });
 
-  it('convInt8 takes the Winograd paths where they apply (F(4x4) up to 112 input channels), the direct one elsewhere', () => {
+  it('convInt8 takes the Winograd paths where they apply (F(4x4) to 128 input channels, from 16 output columns on), the direct one elsewhere', () => {
     const cases: [ConvGeometry, keyof typeof int8ConvPaths][] = [
       [conv(1, 16, 9, 16, 8, 3, { pad: 1 }), 'winograd4'],
-      [conv(1, 112, 9, 16, 8, 3, { pad: 1 }), 'winograd4'],
-      [conv(1, 113, 9, 16, 8, 3, { pad: 1 }), 'winograd'],
+      [conv(1, 128, 9, 16, 8, 3, { pad: 1 }), 'winograd4'],
+      [conv(1, 129, 9, 16, 8, 3, { pad: 1 }), 'winograd'],
+      [conv(1, 1828, 3, 16, 8, 3, { pad: 1 }), 'direct'], // more input channels than the Winograd paths take
       [conv(1, 16, 9, 15, 8, 3, { pad: 1 }), 'winograd'], // narrower than 16
       [conv(1, 16, 9, 9, 8, 3, { pad: 1, stride: 2 }), 'direct'],
       [conv(1, 7, 9, 9, 8, 3, { pad: 1 }), 'direct'], // fewer than 8 input channels

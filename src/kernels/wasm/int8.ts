@@ -2,8 +2,8 @@
 // argument slots, buffer sizes and the split of each job into units for the threads.
 //   convInt8:  Int8Prep (the zero-point-shifted, padded, channel-paired i16 input; pair-tap offsets) then
 //              Int8Conv (tiles of 8 output pixels, every output channel, the epilogue fused), or, where
-//              ref/int8.ts int8WinogradApplies, Int8Prep then Int8Winograd4 (exact integer F(4x4, 3x3) up to
-//              112 input channels, assembly/int8-winograd4.ts) or Int8Winograd (F(2x2, 3x3),
+//              ref/int8.ts int8WinogradApplies, Int8Prep then Int8Winograd4 (exact integer F(4x4, 3x3) up to 128
+//              input channels from 16 output columns on, assembly/int8-winograd4.ts) or Int8Winograd (F(2x2, 3x3),
 //              assembly/int8-winograd.ts): bands of tile rows, weights transformed per band, the epilogue
 //              fused; the next path if a band of one tile row exceeds the scratch. The 'bits'
 //              epilogue runs as int32 accumulators followed by requantize.
