@@ -135,8 +135,22 @@ const XI_PAD: usize = 64;
 
 // ---- units ----------------------------------------------------------------------------------------------
 
-/** Units [i0, i1) (unit = band * S + share) of the Winograd convolution F(m x m, 3x3), m = 2 or 4. */
-export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize, m: i32): void {
+/** Units [i0, i1) (unit = band * S + share) of the Winograd convolution F(2x2, 3x3). */
+export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize): void {
+  winogradUnits(ctrl, i0, i1, scratch, 2);
+}
+
+/** Units [i0, i1) of the Winograd convolution F(4x4, 3x3). */
+export function winograd4ConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize): void {
+  winogradUnits(ctrl, i0, i1, scratch, 4);
+}
+
+/**
+ * Units [i0, i1) (unit = band * S + share) of the Winograd convolution F(m x m, 3x3), m = 2 or 4: inlined into
+ * one function per m, so that each is compiled without the other's branches.
+ */
+// @ts-ignore: decorator
+@inline function winogradUnits(ctrl: usize, i0: i32, i1: i32, scratch: usize, m: i32): void {
   const inC = argI(ctrl, I_INC), outC = argI(ctrl, I_OUTC), outH = argI(ctrl, I_OUTH), outW = argI(ctrl, I_OUTW);
   const Hp = argI(ctrl, I_HP), Wq = argI(ctrl, I_WQ), R = argI(ctrl, I_WR), S = argI(ctrl, I_WS);
   const xq = argP(ctrl, I_XQ), U = argP(ctrl, I_W), y = argP(ctrl, I_Y);
@@ -203,16 +217,18 @@ export function winogradConvInt8(ctrl: usize, i0: i32, i1: i32, scratch: usize, 
               const ox = m * tx;
               if (ox >= outW) break;
               const at = mi + (<usize>(ty * TW4 + tx) << 2);
-              if (m == 4) outputTransform6(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy, tmp, c0 > 0);
+              // (add as a constant per call site: the first chunk's transform has no loads of O)
+              if (m == 4 && c0 == 0) outputTransform6(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy, tmp, false);
+              else if (m == 4) outputTransform6(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy, tmp, true);
               else outputTransform4(at, mXi, orow + (<usize>ox << 2), <usize>outW << 2, outW - ox, rowsOut - oy);
             }
           }
+          // after the last chunk, the channel's epilogue while its accumulators are in L1
+          if (c0 + kc == pairs) {
+            const oc = blk * 4 + i;
+            epilogueRun(ctrl, oi, 4, rowsOut * outW, oc, y, <usize>(b * outC + oc) * P + <usize>(m * ty0) * <usize>outW, 1);
+          }
         }
-      }
-      for (let i = 0; i < rows; i++) {
-        const oi = O + <usize>i * oPlane;
-        const oc = blk * 4 + i;
-        epilogueRun(ctrl, oi, 4, rowsOut * outW, oc, y, <usize>(b * outC + oc) * P + <usize>(m * ty0) * <usize>outW, 1);
       }
     }
   }

@@ -31,7 +31,7 @@
 import { firstTap, endTap, phaseStart, phaseEnd } from './window';
 import { ARR, argI, argP, scratchOf, shareStart } from './layout';
 import { GEMM_SCRATCH } from './gemm';
-import { winogradConvInt8 } from './int8-winograd';
+import { winogradConvInt8, winograd4ConvInt8 } from './int8-winograd';
 
 // Job ids 40-49 (mirrored in src/kernels/wasm/abi.ts).
 export const J_I8_PACK = 40, J_I8_PREP = 41, J_I8_CONV = 42, J_I8_REQUANT = 43, J_I8_SUM = 44, J_I8_MAXPOOL = 45, J_I8_ADD = 46;
@@ -633,12 +633,12 @@ export function int8Job(job: i32, ctrl: usize, t: i32, u: i32, U: i32): void {
     }
     case J_I8_WINO: {
       const items = argI(ctrl, I_WUNITS);
-      winogradConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t), 2);
+      winogradConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t));
       break;
     }
     case J_I8_WINO4: {
       const items = argI(ctrl, I_WUNITS);
-      winogradConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t), 4);
+      winograd4ConvInt8(ctrl, lo(items, u, U), hi(items, u, U), scratchOf(ctrl, t));
       break;
     }
     default:
