@@ -367,10 +367,22 @@ export function traceLayers(source: ModelSource, batches: Iterator<Batch>, datas
   }
 }
 
-/** The comparison's calibration images (a subset of the training split) in batches of up to 256. */
-export function calibrationBatches(ds: Dataset, settings: CompareSettings, seed: number, normalize: ChannelStats): Generator<Batch> {
-  const calibSplit = subsetSplit(ds.train, settings.calibSamples, seed + 3);
-  return splitBatches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize });
+/** The comparison's calibration images: a subset of the training split. */
+export function calibrationSplit(ds: Dataset, settings: CompareSettings, seed: number): Split {
+  return subsetSplit(ds.train, settings.calibSamples, seed + 3);
+}
+
+/** Calibration images in batches of up to 256. */
+export function calibrationBatches(split: Split, normalize: ChannelStats): Generator<Batch> {
+  return splitBatches(split, { batchSize: Math.min(256, split.count), normalize });
+}
+
+/**
+ * The images of the per-epoch QAT progress checks: 1,000 of the comparison's test images (a progress signal only;
+ * a row's accuracy is measured on all of them, and these are not a sample of the same difficulty).
+ */
+export function epochCheckSplit(test: Split, seed: number): Split {
+  return subsetSplit(test, Math.min(test.count, 1000), seed + 4);
 }
 
 /** Run the comparison; returns the results (also in outDir/results.json). */
@@ -384,13 +396,15 @@ export function runCompare(o: CompareOptions): CompareResults {
   const test = subsetSplit(ds.test, st.testSamples, o.seed + 1);
   const train = subsetSplit(ds.train, st.trainSamples, o.seed + 2);
   const testBatches = () => splitBatches(test, { batchSize: 500, normalize: o.normalize });
-  const calibration = () => calibrationBatches(ds, st, o.seed, o.normalize);
+  const calibSplit = calibrationSplit(ds, st, o.seed);
+  const calibration = () => calibrationBatches(calibSplit, o.normalize);
+  const checks = epochCheckSplit(test, o.seed);
   const augment = fineTuneAugment(o.source, ds.train.channels);
   const trainData: TrainData = {
     trainCount: train.count,
     trainBatches: (epoch) => splitBatches(train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, augment, normalize: o.normalize }),
     // per-epoch progress checks only (the log says how many images): the row's accuracy is the full test split's
-    testBatches: () => splitBatches(subsetSplit(test, Math.min(test.count, 1000), o.seed + 4), { batchSize: 500, normalize: o.normalize }),
+    testBatches: () => splitBatches(checks, { batchSize: 500, normalize: o.normalize }),
   };
   const info = traceLayers(o.source, calibration(), ds.name);
   if (o.histLayer !== undefined && !info.some((l) => l.name === o.histLayer)) {
