@@ -108,14 +108,15 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
     const command = `lowbit ${argv.join(' ')}`;
     const mixed = o.mixed ? { budgets: o.mixed, allocators: o.mixedAllocator === 'both' ? ['greedy', 'lin'] as const : [o.mixedAllocator ?? 'greedy'] as const } : undefined;
     let finished: CompareRow[] | undefined;
+    let traced: LayerInfo[] | undefined;
     const normalize = pre ? { mean: pre.mean, std: pre.std } : ds.stats;
     if ((o.jobs ?? 1) > 1) {
       const rows = compareRows(specs, mixed);
       // the report follows the rows as the jobs finish them, as it does in one process
-      const jobLayers = traceLayers(source, calibrationBatches(calibrationSplit(ds, settings, o.seed), normalize), ds.name);
+      traced = traceLayers(source, calibrationBatches(calibrationSplit(ds, settings, o.seed), normalize), ds.name);
       finished = await runRowJobs({
         cli: o, source, dataset: ds, names: rows.names, mixed: rows.mixed, command, jobs: o.jobs!, threads: o.threads ?? 1, log,
-        onWrite: (r) => writeFileAtomic(reportPath, compareHtml(r, jobLayers, settings.firstLast)),
+        onWrite: (r) => writeFileAtomic(reportPath, compareHtml(r, traced, settings.firstLast)),
       });
     }
     let layers: readonly LayerInfo[] = [];
@@ -124,7 +125,7 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
       // after the jobs, their rows are in results.json
       resume: o.resume || finished !== undefined, finished,
       command, settings, normalize, log,
-      progress: !!process.stderr.isTTY, histLayer: o.histLayer, sensitivity: o.sensitivity, mixed, saveModels: o.models !== false,
+      progress: !!process.stderr.isTTY, histLayer: o.histLayer, layers: traced, sensitivity: o.sensitivity, mixed, saveModels: o.models !== false,
       latency: runtimeLatency(source),
       onWrite: (r, l) => {
         layers = l;

@@ -250,6 +250,8 @@ export interface CompareOptions {
   latency?: LatencyProbe;
   /** The layer whose weight histogram each row records (default: the conv layer with the most weights). */
   histLayer?: string;
+  /** The model's layers if the caller traced them already (traceLayers on the calibration images). */
+  layers?: LayerInfo[];
   /** Called after every row with the results so far (write the report there). */
   onWrite?: (results: CompareResults, layers: readonly LayerInfo[]) => void;
   /**
@@ -406,7 +408,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     // per-epoch progress checks only (the log says how many images): the row's accuracy is the full test split's
     testBatches: () => splitBatches(checks, { batchSize: 500, normalize: o.normalize }),
   };
-  const info = traceLayers(o.source, calibration(), ds.name);
+  const info = o.layers ?? traceLayers(o.source, calibration(), ds.name);
   if (o.histLayer !== undefined && !info.some((l) => l.name === o.histLayer)) {
     throw new UsageError(`--hist-layer ${o.histLayer} is not a conv or linear layer of the model (layers: ${info.map((l) => l.name).join(', ')})`);
   }
