@@ -350,6 +350,13 @@ describe('lowbit quantize and lowbit compare', () => {
     r = lowbit('quantize', '--model', model, '--spec', 'int99', '--calib', ds, '--out', join(tmp, 'z.lowbit'));
     assert.equal(r.code, 2);
     assert.match(r.err, /int99.*Valid forms/);
+    // with --jobs, a wrong --hist-layer is refused before any job starts
+    const histOut = join(tmp, 'hist-jobs');
+    r = lowbit('compare', '--model', model, '--dataset', ds, '--specs', 'int8,int4', '--quick', '--jobs', '2', '--hist-layer', 'nope', '--out', histOut);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /--hist-layer nope is not a conv or linear layer/);
+    assert.doesNotMatch(r.err, /processes at a time/);
+    assert.ok(!existsSync(join(histOut, 'results.json')), 'no results.json');
     const small = join(tmp, 'small');
     // a dataset of another image size
     const tiny = (s: Split): Split => ({ ...s, height: 14, width: 14, images: s.images.slice(0, s.count * 196) });

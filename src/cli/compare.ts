@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../formats/atomic.js';
 import { loadModel } from '../zoo/index.js';
 import { isQuantizedModelFile } from '../quant/load.js';
 import { HOROWITZ_CITATION } from '../quant/cost.js';
-import { DEFAULT_SPECS, calibrationBatches, calibrationSplit, compareRows, compareSettings, runCompare, traceLayers, type CompareResults, type CompareRow } from '../quant/compare.js';
+import { DEFAULT_SPECS, calibrationBatches, calibrationSplit, checkHistLayer, compareRows, compareSettings, runCompare, traceLayers, type CompareResults, type CompareRow } from '../quant/compare.js';
 import { runRowJobs } from './compare-jobs.js';
 import type { CalibrationMethod } from '../quant/observers.js';
 import type { FirstLastPolicy } from '../quant/conventions.js';
@@ -114,6 +114,7 @@ export async function runCompareCli(o: CompareCliOptions, argv: string[], log: (
       const rows = compareRows(specs, mixed);
       // the report follows the rows as the jobs finish them, as it does in one process
       traced = traceLayers(source, calibrationBatches(calibrationSplit(ds, settings, o.seed), normalize), ds.name);
+      checkHistLayer(traced, o.histLayer); // before hours of jobs, not after
       finished = await runRowJobs({
         cli: o, source, dataset: ds, names: rows.names, mixed: rows.mixed, command, jobs: o.jobs!, threads: o.threads ?? 1, log,
         onWrite: (r) => writeFileAtomic(reportPath, compareHtml(r, traced, settings.firstLast)),

@@ -387,6 +387,13 @@ export function epochCheckSplit(test: Split, seed: number): Split {
   return subsetSplit(test, Math.min(test.count, 1000), seed + 4);
 }
 
+/** A --hist-layer that names no conv or linear layer of the model is a usage error. */
+export function checkHistLayer(info: readonly LayerInfo[], histLayer: string | undefined): void {
+  if (histLayer !== undefined && !info.some((l) => l.name === histLayer)) {
+    throw new UsageError(`--hist-layer ${histLayer} is not a conv or linear layer of the model (layers: ${info.map((l) => l.name).join(', ')})`);
+  }
+}
+
 /** Run the comparison; returns the results (also in outDir/results.json). */
 export function runCompare(o: CompareOptions): CompareResults {
   const log = o.log ?? (() => {});
@@ -409,9 +416,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     testBatches: () => splitBatches(checks, { batchSize: 500, normalize: o.normalize }),
   };
   const info = o.layers ?? traceLayers(o.source, calibration(), ds.name);
-  if (o.histLayer !== undefined && !info.some((l) => l.name === o.histLayer)) {
-    throw new UsageError(`--hist-layer ${o.histLayer} is not a conv or linear layer of the model (layers: ${info.map((l) => l.name).join(', ')})`);
-  }
+  checkHistLayer(info, o.histLayer);
   const histLayer = o.histLayer ?? defaultHistogramLayer(info);
   if (o.sensitivity) parseSpec(singleLayerSpec(info[0].name, o.sensitivity)); // a bad datatype is a usage error before any work
   const path = join(o.outDir, 'results.json');
