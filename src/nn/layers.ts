@@ -3,6 +3,7 @@
 
 import * as ops from '../autograd/index.js';
 import type { Random } from '../tensor/random.js';
+import { tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 
@@ -31,8 +32,13 @@ type LayerOp = (x: Tensor, w: Tensor, b: Tensor | null) => Tensor;
 
 function withHooks(q: LayerQuantHooks | null, x: Tensor, w: Tensor, b: Tensor | null, op: LayerOp): Tensor {
   if (!q) return op(x, w, b);
-  const y = q.codes?.(x, (xc, wc) => op(xc, wc, null)) ?? op(q.input ? q.input(x) : x, q.weight ? q.weight(w) : w, b);
-  return q.output ? q.output(y, x) : y;
+  const run = () => {
+    const y = q.codes?.(x, (xc, wc) => op(xc, wc, null)) ?? op(q.input ? q.input(x) : x, q.weight ? q.weight(w) : w, b);
+    return q.output ? q.output(y, x) : y;
+  };
+  // Without a tape nothing needs the fake quantizers' temporaries after the layer: free them here, not at the
+  // end of the caller's scope (XNOR's input scales of 500-image evaluation batches filled 4 GiB before).
+  return ops.isGradEnabled() ? run() : tidy(run);
 }
 
 export class Linear extends Module {
