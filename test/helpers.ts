@@ -1,7 +1,7 @@
 // Test helpers: a seeded generator, random tensors and a finite-difference gradient check.
 
 import assert from 'node:assert/strict';
-import { Tensor, tidy, backward, noGrad, mul, sum } from '../src/index.js';
+import { Tensor, tidy, backward, noGrad, mul, sum, engine } from '../src/index.js';
 import { rng } from './rng.js';
 
 export { rng };
@@ -77,4 +77,15 @@ export function gradcheck(
       t.requiresGrad = false;
     });
   });
+}
+
+/**
+ * A model's outputs for x and the engine memory its forward pass peaked at, with or without a tape (with one,
+ * every intermediate is kept for backward: the most a forward pass can hold).
+ */
+export function forwardPeak(model: { forward(x: Tensor): Tensor }, x: Tensor, tape: boolean): { out: Float32Array; peak: number } {
+  const before = engine.memory.bytesInUse;
+  engine.memory.resetPeak();
+  const out = tidy(() => (tape ? model.forward(x) : noGrad(() => model.forward(x))).toFloat32Array());
+  return { out, peak: engine.memory.peakBytesInUse - before };
 }

@@ -11,6 +11,7 @@ import { Tensor } from '../src/index.js';
 import { ZOO, buildModel, saveModel, loadModel } from '../src/zoo/index.js';
 import { encodeModelFile, decodeModelFile } from '../src/formats/lowbit.js';
 import { LowbitError } from '../src/errors.js';
+import { forwardPeak } from './helpers.js';
 
 describe('zoo', () => {
   const expected: Record<string, [number[], number]> = {
@@ -39,6 +40,19 @@ describe('zoo', () => {
     assert.equal(model.namedParameters().filter(([name]) => name.endsWith('weight') && !name.includes('bn')).length >= 20, true);
     model.dispose();
   });
+  for (const name of ['resnet20', 'mobilenet-mini']) {
+    it(`${name} without a tape frees each activation after its last use: same outputs, a fraction of the memory`, () => {
+      const { model } = buildModel(name, {}, 1);
+      model.eval();
+      const x = lb.tidy(() => lb.keep(Tensor.from(Float32Array.from({ length: 8 * 3 * 32 * 32 }, (_, i) => Math.sin(i)), [8, 3, 32, 32])));
+      const kept = forwardPeak(model, x, true), freed = forwardPeak(model, x, false);
+      assert.deepEqual(freed.out, kept.out);
+      // measured: ResNet-20 0.19 of the taped pass, MobileNet-mini 0.36; 1.0 when everything was kept to the end
+      assert.ok(freed.peak < 0.5 * kept.peak, `${freed.peak} B without a tape vs ${kept.peak} B with one`);
+      x.dispose();
+      model.dispose();
+    });
+  }
   it('unknown names list the zoo', () => {
     assert.throws(() => buildModel('alexnet'), (e: Error) => e instanceof LowbitError && /the zoo has: mlp, lenet5/.test(e.message));
   });

@@ -10,6 +10,7 @@ import type { Random } from '../tensor/random.js';
 import { Tensor, formatShape, shapeSize, type DType } from '../tensor/tensor.js';
 import { BatchNorm, Conv2d, Linear } from './layers.js';
 import { Module } from './module.js';
+import { tidy } from '../tensor/engine.js';
 
 /** One op: reads named values, writes named values. `attrs` are JSON. Empty input names are absent optional inputs. */
 export interface GraphOp {
@@ -419,10 +420,35 @@ export class GraphModule extends Module {
       if (!t) throw new RangeError(`lowbit: graph value ${name} is read before it is computed`);
       return t;
     };
-    for (const op of this.desc.ops) {
-      const out = this.runOp(op, op.inputs.map(get));
-      op.outputs.forEach((name, i) => { if (name && out[i]) values.set(name, out[i]); });
+    if (ops.isGradEnabled()) {
+      for (const op of this.desc.ops) {
+        const out = this.runOp(op, op.inputs.map(get));
+        op.outputs.forEach((name, i) => { if (name && out[i]) values.set(name, out[i]); });
+      }
+      return this.desc.outputs.map((n) => get(n)!);
     }
+    // Without a tape a value is freed after its last reader (with the op's temporaries), so the pass holds the
+    // live activations only. The graph's inputs, constants and outputs stay; a tensor known by two names (an
+    // op that passes its input through) is freed when neither is read any more.
+    const lastRead = new Map<string, number>();
+    this.desc.ops.forEach((op, i) => op.inputs.forEach((name) => { if (name) lastRead.set(name, i); }));
+    const kept = new Set<Tensor>([...this.constantByValue.values(), ...inputs]);
+    const outputs = new Set(this.desc.outputs);
+    this.desc.ops.forEach((op, i) => {
+      const out = tidy(() => this.runOp(op, op.inputs.map(get)));
+      op.outputs.forEach((name, j) => { if (name && out[j]) values.set(name, out[j]); });
+      const dead = new Set<Tensor>();
+      for (const name of new Set([...op.inputs, ...op.outputs])) {
+        const t = values.get(name);
+        // an output nobody reads (an op's second output) is dead at once
+        if (t && !outputs.has(name) && (lastRead.get(name) ?? -1) <= i) {
+          values.delete(name);
+          dead.add(t);
+        }
+      }
+      const live = new Set(values.values());
+      for (const t of dead) if (!kept.has(t) && !live.has(t)) t.dispose();
+    });
     return this.desc.outputs.map((n) => get(n)!);
   }
 

@@ -1,3 +1,3 @@
-export { Module } from './module.js';
+export { Module, chainStep } from './module.js';
 export * from './layers.js';
 export * from './graph-module.js';

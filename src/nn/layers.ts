@@ -5,7 +5,7 @@ import * as ops from '../autograd/index.js';
 import type { Random } from '../tensor/random.js';
 import { tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
-import { Module } from './module.js';
+import { Module, chainStep } from './module.js';
 
 function kaimingUniform(rng: Random, shape: number[], fanIn: number): Tensor {
   const bound = 1 / Math.sqrt(fanIn); // gain sqrt(2/(1+5)) * sqrt(3/fanIn)
@@ -170,7 +170,7 @@ export class Sequential extends Module {
   }
   forward(x: Tensor): Tensor {
     let h = x;
-    for (const m of this.layers) h = m.forward(h);
+    for (const m of this.layers) h = chainStep(h, x, (v) => m.forward(v));
     return h;
   }
   describe(): string {

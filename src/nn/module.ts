@@ -2,8 +2,22 @@
 // spirit of torch.nn. Every parameter and buffer has a dotted name ("features.0.weight") that the state
 // dict, the model file and per-layer quantization specs use.
 
-import { keep } from '../tensor/engine.js';
+import { isGradEnabled } from '../autograd/graph.js';
+import { keep, tidy } from '../tensor/engine.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
+
+/**
+ * One step h -> next(h) of a chain of layers. Without a tape (evaluation, calibration) nothing needs h once
+ * next(h) is made: it and the step's temporaries are freed now rather than at the end of the caller's scope,
+ * so a forward pass holds about one layer's activations instead of the whole network's (ResNet-20 on
+ * 500 images: 1.34 GiB before). `input`, the caller's tensor, is never freed.
+ */
+export function chainStep(h: Tensor, input: Tensor, next: (h: Tensor) => Tensor): Tensor {
+  if (isGradEnabled()) return next(h);
+  const out = tidy(() => next(h));
+  if (h !== input && out !== h) h.dispose();
+  return out;
+}
 
 export abstract class Module {
   training = true;

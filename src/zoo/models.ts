@@ -2,7 +2,7 @@
 // file's header), then its weights are loaded; a file never holds code.
 
 import {
-  BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential,
+  BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, chainStep,
 } from '../nn/index.js';
 import * as ops from '../autograd/index.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -115,11 +115,11 @@ class ResNet extends Module {
   }
   forward(x: Tensor) {
     const children = new Map(this.namedChildren());
-    let h = ops.relu(children.get('bn1')!.forward(children.get('conv1')!.forward(x)));
+    let h = chainStep(x, x, (v) => ops.relu(children.get('bn1')!.forward(children.get('conv1')!.forward(v))));
     for (const [name, m] of children) {
-      if (name === 'maxpool' || name.startsWith('layer')) h = m.forward(h);
+      if (name === 'maxpool' || name.startsWith('layer')) h = chainStep(h, x, (v) => m.forward(v));
     }
-    return children.get('fc')!.forward(ops.flatten(ops.globalAvgPool2d(h)));
+    return chainStep(h, x, (v) => children.get('fc')!.forward(ops.flatten(ops.globalAvgPool2d(v))));
   }
   describe() {
     return 'ResNet';
