@@ -13,7 +13,7 @@ import { LowbitError } from '../src/errors.js';
 import { decodeImage, decodeImageToCHW } from '../src/formats/image.js';
 import {
   loadDataset, loadCachedDataset, parseDatasetSpec, readArchiveEntries, readDatasetCache, decodeImageFiles, listImageFolder,
-  channelStats, normalizationTable, STANDARD_STATS, batches, batchCount, epochOrder, batchTransforms, augmentImage,
+  channelStats, normalizationTable, STANDARD_STATS, batches, batchCount, evaluationBatchSize, epochOrder, batchTransforms, augmentImage,
   defaultCifar10Source, FASHION_MNIST_CLASSES, type Dataset, type Split, type ProgressEvent,
 } from '../src/data/index.js';
 import { rng } from './helpers.js';
@@ -359,6 +359,15 @@ describe('normalization, augmentation, batching', () => {
     const plain = collect(split, { batchSize: 50, dropLast: true });
     assert.equal(plain.x.length, 2);
     assert.ok(Math.abs(plain.x[1][7] - split.images[50 * 144 + 7] / 255) < 1e-7);
+  });
+
+  it('evaluation batches: 500 images up to CIFAR-10\'s size, fewer for larger images, at least 1', () => {
+    const size = (channels: number, height: number, width = height) => evaluationBatchSize({ channels, height, width });
+    assert.equal(size(1, 28), 500);
+    assert.equal(size(3, 32), 500);
+    assert.equal(size(3, 64), 125);
+    assert.equal(size(3, 224), 10);
+    assert.equal(size(3, 4000, 3000), 1);
   });
 
   it('the shuffled order depends only on (seed, epoch)', () => {

@@ -4,7 +4,7 @@
 // that datatype (the others float) and the accuracy it costs.
 
 import { textTable } from './table.js';
-import { loadDataset, batches, type Dataset } from '../data/index.js';
+import { loadDataset, batches, evaluationBatchSize, type Dataset } from '../data/index.js';
 import { checkModelArgument } from './model-arg.js';
 import { UsageError } from '../errors.js';
 import { loadModel } from '../zoo/index.js';
@@ -73,7 +73,7 @@ export async function runAnalyze(o: AnalyzeCliOptions, log: (s: string) => void)
     const calibSplit = subsetSplit(ds.train, o.calibSamples, o.seed + 3);
     const calibration = () => batches(calibSplit, { batchSize: Math.min(256, calibSplit.count), normalize });
     const testSplit = subsetSplit(ds.test, o.testSamples, o.seed + 1);
-    const test = () => batches(testSplit, { batchSize: 500, normalize });
+    const test = () => batches(testSplit, { batchSize: evaluationBatchSize(testSplit), normalize });
     if (!q) q = quantizePostTraining(source!, { spec: specText, calibration: calibration(), method: o.method ?? 'minmax', seed: o.seed, log });
     const diff = layerDiff(q, batches(subsetSplit(ds.test, o.samples, o.seed + 6), { batchSize: Math.min(128, o.samples), normalize }));
     const result: AnalyzeResult = { model: o.model, dataset: ds.name, spec: q.effective.text, diff };

@@ -3,7 +3,7 @@
 // `--spec auto --budget F` first chooses one weight bit width per layer under a size budget (mixed-precision.ts)
 // and writes the chosen spec next to the output (<out>.spec), to edit and reuse with --spec <file>.spec.
 
-import { loadDataset, batches, type Dataset } from '../data/index.js';
+import { loadDataset, batches, evaluationBatchSize, type Dataset } from '../data/index.js';
 import { checkModelArgument } from './model-arg.js';
 import { LowbitError, UsageError } from '../errors.js';
 import { evaluate } from '../train/trainer.js';
@@ -119,7 +119,7 @@ export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s
         data: {
           trainCount: ds.train.count,
           trainBatches: (epoch) => batches(ds.train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, augment, normalize }),
-          testBatches: () => batches(subsetSplit(ds.test, 1000, o.seed + 4), { batchSize: 500, normalize }),
+          testBatches: () => batches(subsetSplit(ds.test, 1000, o.seed + 4), { batchSize: evaluationBatchSize(ds.test), normalize }),
         },
       });
     } else {
@@ -130,7 +130,7 @@ export async function runQuantize(o: QuantizeCliOptions, argv: string[], log: (s
     let accuracy: number | null = null, floatAccuracy: number | null = null;
     if (o.eval) {
       if (ds.test.count === 0) throw new LowbitError(`${dataName} has no test split to evaluate on; pass --no-eval`);
-      const test = () => batches(ds.test, { batchSize: 500, normalize });
+      const test = () => batches(ds.test, { batchSize: evaluationBatchSize(ds.test), normalize });
       floatAccuracy = evaluate(source.model, test()).accuracy;
       accuracy = evaluate(q.model, test()).accuracy;
       log(`test accuracy: ${(100 * accuracy).toFixed(2)}% quantized, ${(100 * floatAccuracy).toFixed(2)}% float (${ds.test.count} images of ${ds.name})`);

@@ -9,7 +9,7 @@ import { exportOnnx, type OnnxFormat } from '../formats/onnx/export.js';
 import { writeFileAtomic } from '../formats/atomic.js';
 import { disposeQuantized } from '../quant/quantized.js';
 import { compileQuantized, exportPacked, isRuntimeFile, loadRuntimePlan, type Plan, type PlanLayerSummary } from '../runtime/index.js';
-import { loadDataset, batches } from '../data/index.js';
+import { loadDataset, batches, evaluationBatchSize } from '../data/index.js';
 
 function needFile(path: string): void {
   if (!existsSync(path)) throw new LowbitError(`no such file: ${path}; give a .lowbit file written by \`lowbit quantize\` or \`lowbit export\``);
@@ -86,7 +86,7 @@ export async function evalPacked(path: string, dataset: string): Promise<{ accur
     const pre = metadata.preprocess as { mean: number[]; std: number[] } | undefined;
     let correct = 0, samples = 0;
     const t0 = performance.now();
-    for (const b of batches(ds.test, { batchSize: 500, normalize: pre ?? ds.stats })) {
+    for (const b of batches(ds.test, { batchSize: evaluationBatchSize(ds.test), normalize: pre ?? ds.stats })) {
       const y = plan.run(b.x);
       const v = y.toFloat32Array(), labels = b.y.view(), c = y.shape[1];
       for (let i = 0; i < y.shape[0]; i++) {

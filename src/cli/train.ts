@@ -4,7 +4,7 @@
 import { checkModelArgument } from './model-arg.js';
 import { existsSync, rmSync } from 'node:fs';
 import { hostname, cpus } from 'node:os';
-import { loadDataset, batches, CIFAR_AUGMENT, type Dataset } from '../data/index.js';
+import { loadDataset, batches, evaluationBatchSize, CIFAR_AUGMENT, type Dataset } from '../data/index.js';
 import { LowbitError, UsageError } from '../errors.js';
 import { getBackend } from '../tensor/backend.js';
 import { evaluate, train, type TrainConfig, type TrainData } from '../train/trainer.js';
@@ -46,7 +46,7 @@ export function trainData(ds: Dataset, batchSize: number, seed: number, augment:
   return {
     trainCount: ds.train.count,
     trainBatches: (epoch) => batches(ds.train, { batchSize, shuffle: true, seed, epoch, augment: augment ? CIFAR_AUGMENT : undefined, normalize: ds.stats }),
-    testBatches: () => batches(ds.test, { batchSize: 500, normalize: ds.stats }),
+    testBatches: () => batches(ds.test, { batchSize: evaluationBatchSize(ds.test), normalize: ds.stats }),
   };
 }
 
@@ -95,7 +95,7 @@ export async function runTrain(o: TrainCliOptions, argv: string[], log: (s: stri
     modelInfo: { name: entry.name, config: { ...fullConfig } },
     log,
   });
-  const final = evaluate(model, batches(ds.test, { batchSize: 500, normalize: ds.stats }));
+  const final = evaluate(model, batches(ds.test, { batchSize: evaluationBatchSize(ds.test), normalize: ds.stats }));
   saveModel(out, entry.name, fullConfig, model, {
     dataset: ds.name,
     classes: ds.classes,
@@ -146,7 +146,7 @@ export async function runEval(o: { model: string; dataset: string }): Promise<Ev
     throw new LowbitError(`${o.model} takes ${config.inChannels}x${config.inputSize}x${config.inputSize} inputs, ${o.dataset} has ${ds.test.channels}x${ds.test.height}x${ds.test.width}`);
   }
   const pre = metadata.preprocess as { mean: number[]; std: number[] } | undefined;
-  const r = evaluate(model, batches(ds.test, { batchSize: 500, normalize: pre ?? ds.stats }));
+  const r = evaluate(model, batches(ds.test, { batchSize: evaluationBatchSize(ds.test), normalize: pre ?? ds.stats }));
   if (quantized) disposeQuantized(quantized);
   else model.dispose();
   return { accuracy: r.accuracy, samples: r.samples, ms_per_image: r.msPerImage };

@@ -61,6 +61,17 @@ export function epochOrder(count: number, opts: { shuffle?: boolean; seed?: numb
   return new Random(mixSeed(opts.seed ?? 0, opts.epoch ?? 0, 0x0de5)).permutation(count);
 }
 
+/** Pixels of one evaluation batch: 500 images of 32x32x3 (MNIST and CIFAR-10 evaluate 500 at a time). */
+const EVALUATION_BATCH_PIXELS = 500 * 3 * 32 * 32;
+
+/**
+ * How many images to evaluate at once: 500 up to CIFAR-10's size, fewer for larger images (224x224x3: 10) so
+ * that a forward pass's activations stay far below WebAssembly's 4 GiB.
+ */
+export function evaluationBatchSize(split: Pick<Split, 'channels' | 'height' | 'width'>): number {
+  return Math.max(1, Math.min(500, Math.floor(EVALUATION_BATCH_PIXELS / (split.channels * split.height * split.width))));
+}
+
 export function batchCount(count: number, batchSize: number, dropLast = false): number {
   return dropLast ? Math.floor(count / batchSize) : Math.ceil(count / batchSize);
 }

@@ -11,7 +11,7 @@ export { readDatasetCache, writeDatasetCache } from './cache.js';
 export { extractArchive, readArchiveEntries } from './archive.js';
 export { channelStats, normalizationTable, STANDARD_STATS } from './stats.js';
 export {
-  batches, batchCount, epochOrder, batchTransforms, transformImage, augmentImage, CIFAR_AUGMENT,
+  batches, batchCount, evaluationBatchSize, epochOrder, batchTransforms, transformImage, augmentImage, CIFAR_AUGMENT,
   type Batch, type BatchOptions, type Augment,
 } from './batches.js';
 export { mixSeed } from './seed.js';

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BatchNorm, type Module } from '../nn/index.js';
-import { batches as splitBatches, type Batch, type Dataset, type Split, type ChannelStats } from '../data/index.js';
+import { batches as splitBatches, evaluationBatchSize, type Batch, type Dataset, type Split, type ChannelStats } from '../data/index.js';
 import { LowbitError, UsageError } from '../errors.js';
 import { removeWithTemporaries, writeFileAtomic } from '../formats/atomic.js';
 import { Random } from '../tensor/random.js';
@@ -404,7 +404,7 @@ export function runCompare(o: CompareOptions): CompareResults {
   checkClasses(o.source, ds);
   const test = subsetSplit(ds.test, st.testSamples, o.seed + 1);
   const train = subsetSplit(ds.train, st.trainSamples, o.seed + 2);
-  const testBatches = () => splitBatches(test, { batchSize: 500, normalize: o.normalize });
+  const testBatches = () => splitBatches(test, { batchSize: evaluationBatchSize(test), normalize: o.normalize });
   const calibSplit = calibrationSplit(ds, st, o.seed);
   const calibration = () => calibrationBatches(calibSplit, o.normalize);
   const checks = epochCheckSplit(test, o.seed);
@@ -413,7 +413,7 @@ export function runCompare(o: CompareOptions): CompareResults {
     trainCount: train.count,
     trainBatches: (epoch) => splitBatches(train, { batchSize: 64, shuffle: true, seed: o.seed, epoch, augment, normalize: o.normalize }),
     // per-epoch progress checks only (the log says how many images): the row's accuracy is the full test split's
-    testBatches: () => splitBatches(checks, { batchSize: 500, normalize: o.normalize }),
+    testBatches: () => splitBatches(checks, { batchSize: evaluationBatchSize(checks), normalize: o.normalize }),
   };
   const info = o.layers ?? traceLayers(o.source, calibration(), ds.name);
   checkHistLayer(info, o.histLayer);

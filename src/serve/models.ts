@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { batches, cacheDir, loadDataset, type Dataset } from '../data/index.js';
+import { batches, evaluationBatchSize, cacheDir, loadDataset, type Dataset } from '../data/index.js';
 import { LowbitError } from '../errors.js';
 import { checkClasses, subsetSplit } from '../quant/compare.js';
 import { quantizePostTraining } from '../quant/ptq.js';
@@ -127,7 +127,7 @@ async function makeVariants(m: PlaygroundModelInfo, weights: string, todo: (Vari
           data: {
             trainCount: train.count,
             trainBatches: (epoch) => batches(train, { batchSize: 64, shuffle: true, seed: SEED, epoch, normalize }),
-            testBatches: () => batches(subsetSplit(ds.test, 1000, SEED + 4), { batchSize: 500, normalize }),
+            testBatches: () => batches(subsetSplit(ds.test, 1000, SEED + 4), { batchSize: evaluationBatchSize(ds.test), normalize }),
           },
         });
       } else {
