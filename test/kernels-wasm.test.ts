@@ -410,6 +410,26 @@ describe('binary with broadcasting', () => {
     }
     for (const p of [a, b, out]) mem.free(p);
   });
+  it('pow: 2 to integer exponents (the exponent-field path) bit for bit as the reference, at and past its bounds', () => {
+    // all-fast vectors, vectors mixing fast and Math.pow lanes, and the lanes that must leave the fast path
+    const exps = [-126, -125, 0, 1, 127, 126, -3, 5, -127, 128, -149, 0.5, -Infinity, Infinity, NaN, -0, 7, -7, 2.0000002, 1e9, -Infinity, 3, -Infinity, 0];
+    const base = [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, -2, 2, 2, 2, 2, 2, 2];
+    const a = buffer(base), b = buffer(exps), out = buffer(new Float32Array(exps.length));
+    const [e, got] = both([{ p: out, n: exps.length }], (k) => k.binary('pow', a, [1], b, [1], out, [exps.length]));
+    for (const [ti, r] of got.entries()) assertBitEqual(r[0], e[0], `pow t${THREADS[ti]}`);
+    // every integer exponent around the fast path, with 2 broadcast as the log-domain quantizers call it, at
+    // each of the four alignments (a vector of four in-range exponents next to each bound)
+    for (let shift = 0; shift < 4; shift++) {
+      const all = Float32Array.from({ length: 264 }, (_, i) => i - 132 + shift);
+      const two = buffer([2]), ints = buffer(all), out2 = buffer(new Float32Array(all.length));
+      const [e2, got2] = both([{ p: out2, n: all.length }], (k) => k.binary('pow', two, [0], ints, [1], out2, [all.length]));
+      for (const [ti, r] of got2.entries()) assertBitEqual(r[0], e2[0], `2^n shift ${shift} t${THREADS[ti]}`);
+      assert.equal(e2[0][132 - shift + 127], 2 ** 127);
+      assert.equal(e2[0][132 - shift - 126], 2 ** -126);
+      for (const p of [two, ints, out2]) mem.free(p);
+    }
+    for (const p of [a, b, out]) mem.free(p);
+  });
 });
 
 describe('copy', () => {
