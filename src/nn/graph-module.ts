@@ -428,26 +428,29 @@ export class GraphModule extends Module {
       return this.desc.outputs.map((n) => get(n)!);
     }
     // Without a tape a value is freed after its last reader (with the op's temporaries), so the pass holds the
-    // live activations only. The graph's inputs, constants and outputs stay; a tensor known by two names (an
-    // op that passes its input through) is freed when neither is read any more.
+    // live activations only. The graph's inputs, constants and outputs stay; a tensor known by several names (an
+    // op that passes its input through) is freed when the last of them is read.
     const lastRead = new Map<string, number>();
     this.desc.ops.forEach((op, i) => op.inputs.forEach((name) => { if (name) lastRead.set(name, i); }));
     const kept = new Set<Tensor>([...this.constantByValue.values(), ...inputs]);
     const outputs = new Set(this.desc.outputs);
+    const names = new Map<Tensor, number>(); // live names per computed tensor
     this.desc.ops.forEach((op, i) => {
       const out = tidy(() => this.runOp(op, op.inputs.map(get)));
-      op.outputs.forEach((name, j) => { if (name && out[j]) values.set(name, out[j]); });
-      const dead = new Set<Tensor>();
+      op.outputs.forEach((name, j) => {
+        if (!name || !out[j]) return;
+        values.set(name, out[j]);
+        names.set(out[j], (names.get(out[j]) ?? 0) + 1);
+      });
       for (const name of new Set([...op.inputs, ...op.outputs])) {
         const t = values.get(name);
         // an output nobody reads (an op's second output) is dead at once
-        if (t && !outputs.has(name) && (lastRead.get(name) ?? -1) <= i) {
-          values.delete(name);
-          dead.add(t);
-        }
+        if (!t || outputs.has(name) || (lastRead.get(name) ?? -1) > i) continue;
+        values.delete(name);
+        const left = (names.get(t) ?? 0) - 1;
+        names.set(t, left);
+        if (left <= 0 && !kept.has(t)) t.dispose();
       }
-      const live = new Set(values.values());
-      for (const t of dead) if (!kept.has(t) && !live.has(t)) t.dispose();
     });
     return this.desc.outputs.map((n) => get(n)!);
   }
